@@ -1,0 +1,5 @@
+"""The automation group (not yet wired)."""
+
+import dagster as dg
+
+defs = dg.Definitions()

@@ -1,0 +1,5 @@
+"""The export group (not yet wired)."""
+
+import dagster as dg
+
+defs = dg.Definitions()

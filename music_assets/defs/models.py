@@ -1,0 +1,5 @@
+"""The models group (not yet wired)."""
+
+import dagster as dg
+
+defs = dg.Definitions()

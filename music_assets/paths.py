@@ -1,0 +1,52 @@
+"""Where artifacts live. Read at call time so tests can point it elsewhere.
+
+`MUSIC_ASSETS_DATA_DIR` (default: `data/` in the checkout) is the root of every
+artifact; the sub-paths below are a contract other tools rely on (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR_ENV = "MUSIC_ASSETS_DATA_DIR"
+
+
+def data_dir() -> Path:
+    """The artifact root, absolute."""
+    return Path(os.environ.get(DATA_DIR_ENV) or REPO_ROOT / "data").resolve()
+
+
+def raw_audio_dir() -> Path:
+    return data_dir() / "raw_audio"
+
+
+def catalog_dir() -> Path:
+    return data_dir() / "catalog"
+
+
+def sources_dir() -> Path:
+    return data_dir() / "sources"
+
+
+def rudiments_dir() -> Path:
+    return data_dir() / "rudiments"
+
+
+def hf_staging_dir() -> Path:
+    return data_dir() / "hf_staging"
+
+
+def models_dir() -> Path:
+    return data_dir() / "models"
+
+
+def dagster_home() -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
+
+
+def generated_dirs() -> list[Path]:
+    """Folders under the data dir that hold outputs (never scanned as inputs)."""
+    d = data_dir()
+    return [d / n for n in ("catalog", "sources", "rudiments", "hf_staging", "models", "dagster_home")]
