@@ -1,0 +1,1 @@
+"""Pure audio code: io, analysis, preparation, synthesis, effects."""

@@ -1,0 +1,5 @@
+"""rudiment_audio (not yet wired)."""
+
+import dagster as dg
+
+defs = dg.Definitions()

@@ -1,0 +1,1 @@
+"""Tokenizer, grammar score, model, training, checkpoints, generation, export, quantization."""

@@ -1,0 +1,1 @@
+"""Hugging Face staging layout, dataset card and Hub client."""

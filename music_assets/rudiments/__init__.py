@@ -1,0 +1,1 @@
+"""Drum rudiments as data: definitions, simulated players, performances, MIDI, labels, scores."""
