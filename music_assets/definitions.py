@@ -8,15 +8,10 @@ asset).
 from __future__ import annotations
 
 import os
-import warnings
 
 import dagster as dg
 
 from music_assets.defs import automation, export, models, publish, rudiment_audio, rudiments, sources
-
-# Single-run backfill policies and blocking checks are marked beta; they are used on purpose.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 # One step process per core: heavy steps parallelize internally and cap their
 # BLAS threads, so more processes than cores only oversubscribes.
