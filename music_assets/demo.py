@@ -20,7 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from music_assets.instance import ensure_dagster_home
+from music_assets.instance import ensure_dagster_home, reap_dead_runs
 from music_assets.paths import REPO_ROOT, data_dir
 
 MODULE = "music_assets.definitions"
@@ -89,6 +89,8 @@ def run(argv: list[str] | None = None) -> int:
     dagster = str(Path(sys.executable).with_name("dagster"))
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
+        for run_id in reap_dead_runs(instance):
+            print(f"  an earlier run {run_id} was killed; marked it failed and freed its pool slots")
         for i, stage in enumerate(stages, 1):
             runs = _partition_args(stage, instance)
             if not runs:

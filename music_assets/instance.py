@@ -4,6 +4,12 @@
 `dagster.yaml` into it. `MUSIC_ASSETS_INSTANCE=<variant>` links
 `dagster.<variant>.yaml` instead (for example `postgres`), which is how the
 instance is switched to another storage in one step.
+
+`python -m music_assets.instance --reap` marks runs whose processes are gone
+(a `dagster asset materialize` killed with SIGKILL) as failed and frees the
+concurrency-pool slots they held, so the next run of a pooled step does not
+wait forever. The demo runner and a sensor do this automatically; the daemon's
+run monitoring does the same for runs it launched itself.
 """
 
 from __future__ import annotations
@@ -37,5 +43,38 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def reap_dead_runs(instance) -> list[str]:
+    """Fail in-progress runs none of whose processes is alive; free their pool slots.
+
+    Only meaningful for runs executed on this machine (the pids come from the
+    run's event log); a pid that is alive, even if reused, keeps the run as is.
+    """
+    import dagster as dg  # noqa: PLC0415 - keep `python -m music_assets.instance` light
+    import psutil  # noqa: PLC0415
+
+    reaped = []
+    in_progress = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=in_progress)):
+        events = instance.all_logs(run.run_id)
+        pids = {e.dagster_event.pid for e in events if e.dagster_event is not None and e.dagster_event.pid}
+        if not pids or any(psutil.pid_exists(pid) for pid in pids):
+            continue
+        instance.report_run_failed(run, message=f"run processes {sorted(pids)} are gone (killed); marked failed")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+    return reaped
+
+
 if __name__ == "__main__":
-    print(ensure_dagster_home())
+    import sys
+
+    home = ensure_dagster_home()
+    if "--reap" in sys.argv[1:]:
+        import dagster as dg
+
+        os.environ["DAGSTER_HOME"] = str(home)
+        with dg.DagsterInstance.get() as inst:
+            for run_id in reap_dead_runs(inst):
+                print(f"marked run {run_id} failed and freed its pool slots")
+    else:
+        print(home)

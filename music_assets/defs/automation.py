@@ -1,5 +1,77 @@
-"""The automation group (not yet wired)."""
+"""Automation that spans groups: failure alerts and clean-up of killed runs.
+
+Schedules and declarative automation conditions of the asset groups are
+declared here too, next to each other, so one file shows what runs unattended.
+"""
+
+from __future__ import annotations
 
 import dagster as dg
 
-defs = dg.Definitions()
+from music_assets.alerts import append_alert
+from music_assets.instance import reap_dead_runs
+
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def failure_record(context: dg.RunFailureSensorContext) -> dict:
+    """What an on-call engineer needs first: which run, which assets and partitions, why."""
+    run = context.dagster_run
+    tags = run.tags
+    if PARTITION_TAG in tags:
+        partition = tags[PARTITION_TAG]
+    elif RANGE_START_TAG in tags:
+        partition = f"{tags[RANGE_START_TAG]}...{tags[RANGE_END_TAG]}"
+    else:
+        partition = None
+    steps = []
+    for event in context.get_step_failure_events():
+        err = event.step_failure_data.error if event.step_failure_data else None
+        # Dagster wraps the user's exception; its innermost cause is what went wrong.
+        while err is not None and err.cause is not None:
+            err = err.cause
+        steps.append({"step": event.step_key, "error": err.message.strip() if err else event.message})
+    # Planned but not materialized = the assets this failure left stale.
+    logs = context.instance.all_logs(
+        run.run_id, of_type={dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, dg.DagsterEventType.ASSET_MATERIALIZATION}
+    )
+    planned = {e.dagster_event.asset_key for e in logs if e.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED}
+    done = {e.dagster_event.asset_key for e in logs if e.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION}
+    assets = sorted(k.to_user_string() for k in (planned - done) or planned or (run.asset_selection or []))
+    return {
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "assets": assets,
+        "partition": partition,
+        "error": context.failure_event.message,
+        "failed_steps": steps,
+        "timestamp": context.failure_event.timestamp if hasattr(context.failure_event, "timestamp") else None,
+    }
+
+
+@dg.run_failure_sensor(
+    name="run_failure_alerts",
+    description="Appends a record (run id, assets, partition, error) to <data dir>/alerts.jsonl for every failed run.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+def run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
+    record = failure_record(context)
+    path = append_alert(record)
+    context.log.info(f"alert for run {record['run_id']} appended to {path}")
+
+
+@dg.sensor(
+    name="reap_killed_runs",
+    description="Marks runs whose processes were killed as failed and frees their concurrency-pool slots.",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+)
+def reap_killed_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    reaped = reap_dead_runs(context.instance)
+    return dg.SkipReason(f"reaped {len(reaped)} killed run(s): {', '.join(reaped)}" if reaped else "no killed runs")
+
+
+defs = dg.Definitions(sensors=[run_failure_alerts, reap_killed_runs])
