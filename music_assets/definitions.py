@@ -7,15 +7,10 @@ asset).
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 from music_assets.defs import automation, export, models, publish, rudiment_audio, rudiments, sources
-
-# One step process per core: heavy steps parallelize internally and cap their
-# BLAS threads, so more processes than cores only oversubscribes.
-executor = dg.multiprocess_executor.configured({"max_concurrent": max(1, os.cpu_count() or 1)})
+from music_assets.executors import selected_executor
 
 defs = dg.Definitions.merge(
     sources.defs,
@@ -25,5 +20,5 @@ defs = dg.Definitions.merge(
     models.defs,
     export.defs,
     automation.defs,
-    dg.Definitions(executor=executor),
+    dg.Definitions(executor=selected_executor()),
 )
