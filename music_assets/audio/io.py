@@ -11,13 +11,19 @@ import soundfile as sf
 from music_assets.io import atomic_open
 
 
-def write_flac(dest: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, subtype: str = "PCM_24") -> Path:
+def write_flac(dest: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, subtype: str = "PCM_24",
+               compression_level: float | None = None, *, fsync: bool = True) -> Path:
     """Write float audio (frames,) or (frames, channels) in [-1, 1] as FLAC, atomically.
 
     Values are clipped to [-1, 1] by libsndfile's float-to-int conversion; the
-    caller is responsible for gain staging.
+    caller is responsible for gain staging. Integer arrays (int16, int32) are
+    full-scale PCM and are written exactly (a 24-bit file keeps the top 24
+    bits of int32). `compression_level` (0-1) trades size for speed; None is
+    libsndfile's default. `fsync=False`: see `music_assets.io.atomic_path`.
     """
-    audio = np.asarray(audio, dtype=np.float32)
-    with atomic_open(dest, "wb") as fh:
-        sf.write(fh, audio, int(sample_rate), format="FLAC", subtype=subtype)
+    audio = np.asarray(audio)
+    if audio.dtype not in (np.int16, np.int32):
+        audio = audio.astype(np.float32)
+    with atomic_open(dest, "wb", fsync=fsync) as fh:
+        sf.write(fh, audio, int(sample_rate), format="FLAC", subtype=subtype, compression_level=compression_level)
     return Path(dest)

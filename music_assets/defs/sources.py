@@ -1,5 +1,360 @@
-"""The sources group (not yet wired)."""
+"""The sources group: audio_catalog -> selected_sources -> prepared_sources[source_id].
+
+The computation lives in `music_assets.audio.{catalog,selection,preparation}`;
+this module wires it into assets, checks, the raw-audio sensor and the daily
+catalog schedule. Files (contract in CONTRACTS.md):
+
+    <data dir>/catalog/audio_catalog.parquet
+    <data dir>/catalog/selected_sources.parquet
+    <data dir>/sources/prepared/<source_id>.flac
+"""
+
+# No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
+import os
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
-defs = dg.Definitions()
+from music_assets import paths
+from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC
+from music_assets.defs.partitions import prepared_source_partitions
+
+GROUP = "sources"
+
+
+def catalog_file() -> Path:
+    return paths.catalog_dir() / "audio_catalog.parquet"
+
+
+def selected_file() -> Path:
+    return paths.catalog_dir() / "selected_sources.parquet"
+
+
+def prepared_dir() -> Path:
+    return paths.sources_dir() / "prepared"
+
+
+def prepared_file(source_id: str) -> Path:
+    return prepared_dir() / f"{source_id}.flac"
+
+
+def default_roots() -> list[str]:
+    return [str(paths.raw_audio_dir())]
+
+
+def _read_parquet(path: Path):
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    if not path.is_file():
+        raise dg.Failure(description=f"{path} does not exist: materialize its upstream asset first")
+    return pq.read_table(path)
+
+
+# ---------------------------------------------------------------------------
+# audio_catalog
+
+
+class CatalogConfig(dg.Config):
+    roots: list[str] | None = Field(
+        default=None, description="Folders to catalog, walked recursively. Default: <data dir>/raw_audio."
+    )
+    workers: int = Field(default=0, description="Analysis processes; 0 means one per core.")
+    incremental: bool = Field(
+        default=True, description="Reuse the previous row of every file whose size and mtime are unchanged."
+    )
+    max_error_ratio: float = Field(
+        default=0.1, description="The error_ratio check warns when more than this fraction of files are errors."
+    )
+
+
+CATALOG_CHECKS = [
+    dg.AssetCheckSpec("unique_source_id", asset="audio_catalog", blocking=True,
+                      description="Every source_id is unique, and every readable file has one."),
+    dg.AssetCheckSpec("error_ratio", asset="audio_catalog",
+                      description="The fraction of files with status error stays under max_error_ratio (warning)."),
+]
+
+
+def check_unique_source_id(path: Path) -> dg.AssetCheckResult:
+    from collections import Counter  # noqa: PLC0415
+
+    rows = _read_parquet(path).select(["source_id", "status", "rel_path"]).to_pylist()
+    counts = Counter(r["source_id"] for r in rows if r["source_id"] is not None)
+    duplicated = sorted(k for k, n in counts.items() if n > 1)
+    missing = [r["rel_path"] for r in rows if r["status"] == "ok" and r["source_id"] is None]
+    return dg.AssetCheckResult(
+        check_name="unique_source_id",
+        passed=not duplicated and not missing,
+        metadata={"rows": len(rows), "duplicated_ids": len(duplicated), "ok_rows_without_id": len(missing),
+                  "examples": ", ".join((duplicated + missing)[:10]) or "none"},
+    )
+
+
+def check_error_ratio(path: Path, max_error_ratio: float) -> dg.AssetCheckResult:
+    status = _read_parquet(path).column("status").to_pylist()
+    errors = sum(s == "error" for s in status)
+    ratio = errors / len(status) if status else 0.0
+    return dg.AssetCheckResult(
+        check_name="error_ratio",
+        passed=ratio <= max_error_ratio,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"error_ratio": round(ratio, 4), "errors": errors, "files": len(status),
+                  "max_error_ratio": max_error_ratio},
+    )
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"}, check_specs=CATALOG_CHECKS)
+def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> dg.MaterializeResult:
+    """Every audio file under the roots: format, duration, sample rate, channels, size, mtime, peak,
+    RMS, clipped and silence ratios, EBU R128 loudness, and `ok` or the reason it is unusable.
+    The checks read the written parquet back."""
+    from music_assets.audio import catalog  # noqa: PLC0415
+    from music_assets.io import write_parquet  # noqa: PLC0415
+
+    roots = config.roots or default_roots()
+    previous = catalog.load_previous(catalog_file()) if config.incremental else {}
+    try:
+        result = catalog.build_catalog(roots, previous=previous, excluded=paths.generated_dirs(),
+                                       workers=config.workers)
+    except catalog.CatalogError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    write_parquet(catalog_file(), result.table())
+    s = catalog.summary(result.rows)
+    for problem in result.stats.unreadable_folders:
+        context.log.warning(f"folder not readable, not cataloged: {problem}")
+    context.log.info(f"{s['files']} files: {result.analyzed} analysed, {result.reused} reused "
+                     f"in {result.seconds:.1f} s")
+    checks = {"unique_source_id": lambda: check_unique_source_id(catalog_file()),
+              "error_ratio": lambda: check_error_ratio(catalog_file(), config.max_error_ratio)}
+    return dg.MaterializeResult(
+        metadata={
+            "files": s["files"],
+            "ok": s["ok"],
+            "error_count": s["error"],
+            "skipped_count": s["skipped"],
+            "total_hours": round(s["total_hours"], 4),
+            "formats": dg.MetadataValue.md(catalog.formats_markdown(result.rows)),
+            "worst_files": dg.MetadataValue.md(catalog.worst_files_markdown(result.rows)),
+            "analyzed_files": result.analyzed,
+            "reused_rows": result.reused,
+            "seconds": round(result.seconds, 3),
+            "roots": dg.MetadataValue.md("\n".join(f"- `{r}`" for r in result.roots)),
+            "folders_walked": result.stats.folders,
+            "folders_not_walked": dg.MetadataValue.md(
+                "\n".join(f"- {p}" for p in result.stats.excluded + result.stats.unreadable_folders
+                          + result.stats.links_not_followed) or "none"),
+            "path": dg.MetadataValue.path(str(catalog_file())),
+        },
+        check_results=[checks[k.name]() for k in context.selected_asset_check_keys],
+    )
+
+
+# ---------------------------------------------------------------------------
+# selected_sources
+
+
+class SelectionConfig(dg.Config):
+    min_duration_sec: float = 30.0
+    max_duration_sec: float = 3600.0
+    preferred_patterns: list[str] = Field(default=["bounces", "masters", "tracks"],
+                                          description="Path words that add preferred_boost to the score.")
+    preferred_boost: float = 10.0
+    skip_patterns: list[str] = Field(default=["scratch", "test", "draft"],
+                                     description="Path words that reject a file.")
+    preferred_channels: int | None = None
+    preferred_sample_rate: int | None = None
+    max_clipped_ratio: float = 0.001
+    max_silence_ratio: float = 0.5
+
+
+def preparable_ids(selected_rows: list[dict[str, Any]]) -> list[str]:
+    """Partition keys of prepared_sources: selected sources long enough to prepare."""
+    return sorted({r["source_id"] for r in selected_rows
+                   if r["selected"] and r["source_id"] and r["duration_sec"] >= MIN_DURATION_SEC})
+
+
+def sync_prepared_partitions(instance: dg.DagsterInstance, wanted: list[str]) -> tuple[list[str], list[str]]:
+    """Make the prepared_sources partitions exactly `wanted`; returns (added, removed)."""
+    name = prepared_source_partitions.name
+    current = set(instance.get_dynamic_partitions(name))
+    added = sorted(set(wanted) - current)
+    removed = sorted(current - set(wanted))
+    if added:
+        instance.add_dynamic_partitions(name, added)
+    for key in removed:
+        instance.delete_dynamic_partition(name, key)
+    return added, removed
+
+
+@dg.asset(group_name=GROUP, deps=[audio_catalog], kinds={"parquet"})
+def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig) -> dg.MaterializeResult:
+    """Catalog rows scored by the selection rules, with the reason for every rejection; keeps the
+    prepared_sources partitions (and prepared files) in step with the selection."""
+    from music_assets.audio.catalog import markdown_table  # noqa: PLC0415
+    from music_assets.audio.selection import SelectionRules, select_sources  # noqa: PLC0415
+    from music_assets.io import write_parquet  # noqa: PLC0415
+
+    rules = SelectionRules(**config.model_dump())
+    table, failures = select_sources(_read_parquet(catalog_file()), rules)
+    write_parquet(selected_file(), table)
+    rows = table.to_pylist()
+    chosen = [r for r in rows if r["selected"]]
+    wanted = preparable_ids(rows)
+    added, removed = sync_prepared_partitions(context.instance, wanted)
+    keep = set(wanted)
+    stale = [p for p in prepared_dir().glob("*.flac") if p.stem not in keep] if prepared_dir().is_dir() else []
+    for p in stale:
+        p.unlink()
+    if removed or stale:
+        context.log.info(f"removed {len(removed)} partitions and {len(stale)} prepared files no longer selected")
+    return dg.MaterializeResult(metadata={
+        "selected": len(chosen),
+        "rejected": len(rows) - len(chosen),
+        "selected_hours": round(sum(r["duration_sec"] for r in chosen) / 3600, 4),
+        "partitions": len(wanted),
+        "partitions_added": len(added),
+        "partitions_removed": len(removed),
+        "rejections_by_rule": dg.MetadataValue.md(
+            markdown_table(("rule", "rows"), sorted(failures.items())) if failures else "none"),
+        "ranking": dg.MetadataValue.md(markdown_table(
+            ("score", "selected", "file", "duration s", "rejection"),
+            [(r["selection_score"], r["selected"], r["rel_path"], r["duration_sec"], r["rejection_reason"])
+             for r in rows[:20]])),
+        "path": dg.MetadataValue.path(str(selected_file())),
+    })
+
+
+# ---------------------------------------------------------------------------
+# prepared_sources
+
+
+PREPARED_CHECKS = [
+    dg.AssetCheckSpec(name, asset="prepared_sources", blocking=True, description=desc,
+                      partitions_def=prepared_source_partitions)
+    for name, desc in CHECK_DESCRIPTIONS.items()
+]
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[selected_sources],
+    partitions_def=prepared_source_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=PREPARED_CHECKS,
+    kinds={"flac"},
+    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+)
+def prepared_sources(context: dg.AssetExecutionContext):
+    """Each selected source at 48 kHz stereo, 30-240 s, peak -1 dBFS, 24-bit FLAC, with a 0-100
+    quality score. The four blocking checks are measured per partition from the written file."""
+    from music_assets.audio.preparation import PreparationError, check_prepared, prepare_source  # noqa: PLC0415
+    from music_assets.io import remove_partials  # noqa: PLC0415
+
+    by_id = {r["source_id"]: r for r in _read_parquet(selected_file()).to_pylist() if r["selected"]}
+    remove_partials(prepared_dir())
+    prepared, failures = [], []
+    for key in context.partition_keys:
+        row = by_id.get(key)
+        if row is None:
+            failures.append(f"{key}: not a selected source in {selected_file()} (re-materialize selected_sources)")
+            continue
+        try:
+            prepared.append((key, row, prepare_source(Path(row["root"]) / row["rel_path"], prepared_file(key))))
+        except (PreparationError, OSError) as exc:
+            failures.append(f"{key} ({row['rel_path']}): {exc}")
+    if failures:
+        raise dg.Failure(description="could not prepare:\n" + "\n".join(failures),
+                         metadata={"failed": len(failures), "prepared_before_failure": len(prepared)})
+    for key, row, p in prepared:
+        context.add_asset_metadata(partition_key=key, metadata={
+            "source": f"{row['root']}/{row['rel_path']}",
+            "quality_score": p.quality_score,
+            "quality_components": dg.MetadataValue.json({k: round(v, 3) for k, v in p.quality_components.items()}),
+            "duration_sec": round(p.output.duration_sec, 3),
+            "source_offset_sec": round(p.source_offset_sec, 3),
+            "source_format": f"{p.source_sample_rate} Hz, {p.source_channels} ch",
+            "cut_at_240s": p.cut_at_max,
+            "gain_db": round(p.gain_db, 3),
+            "loudness_lufs": round(p.output.loudness_lufs, 2) if p.output.loudness_lufs is not None else None,
+            "path": dg.MetadataValue.path(str(p.path)),
+        })
+    yield dg.MaterializeResult()
+    selected_checks = {k.name for k in context.selected_asset_check_keys}
+    for key, _row, p in prepared:
+        for outcome in check_prepared(p.path):
+            if outcome.name in selected_checks:
+                yield dg.AssetCheckEvaluation(
+                    asset_key=context.asset_key, check_name=outcome.name, passed=outcome.passed, blocking=True,
+                    partition=key, description=outcome.description, metadata=outcome.metadata,
+                )
+    # One output per check lets downstream steps wait on the gates; the results are the evaluations above.
+    for check_key in context.selected_asset_check_keys:
+        yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
+
+
+# ---------------------------------------------------------------------------
+# automation
+
+refresh_selection = dg.AssetSelection.assets(audio_catalog, selected_sources)
+
+
+@dg.sensor(
+    name="raw_audio_sensor",
+    target=refresh_selection,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Watches <data dir>/raw_audio: requests a catalog + selection run when a file is added, "
+                "changed or removed, and keeps the prepared_sources partitions to the selected files that exist.",
+)
+def raw_audio_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+    from music_assets.audio.catalog import CatalogError, fingerprint, resolve_roots, scan  # noqa: PLC0415
+
+    roots = default_roots()
+    try:
+        entries, _ = scan(roots, paths.generated_dirs())
+    except CatalogError as exc:
+        return dg.SkipReason(str(exc))
+    tree = fingerprint(entries)
+    watched = set(resolve_roots(roots))
+    present = {(e.root, e.rel_path) for e in entries}
+
+    def exists(row: dict[str, Any]) -> bool:  # sources cataloged from other roots are checked one by one
+        if row["root"] in watched:
+            return (row["root"], row["rel_path"]) in present
+        return os.path.isfile(os.path.join(row["root"], row["rel_path"]))
+
+    partition_requests: list[Any] = []
+    if selected_file().is_file():
+        rows = [r for r in _read_parquet(selected_file()).to_pylist() if r["selected"] and exists(r)]
+        wanted = set(preparable_ids(rows))
+        current = set(context.instance.get_dynamic_partitions(prepared_source_partitions.name))
+        if wanted - current:
+            partition_requests.append(prepared_source_partitions.build_add_request(sorted(wanted - current)))
+        if current - wanted:
+            partition_requests.append(prepared_source_partitions.build_delete_request(sorted(current - wanted)))
+    run_requests = []
+    if tree != context.cursor:
+        run_requests.append(dg.RunRequest(
+            run_config={"ops": {"audio_catalog": {"config": {"roots": roots}}}},
+            tags={"music_assets/trigger": "raw_audio_changed"},
+        ))
+    if not run_requests and not partition_requests:
+        return dg.SkipReason(f"no change under {', '.join(roots)} ({len(entries)} audio files)")
+    return dg.SensorResult(run_requests=run_requests, cursor=tree, dynamic_partitions_requests=partition_requests)
+
+
+daily_audio_catalog = dg.ScheduleDefinition(
+    name="daily_audio_catalog",
+    cron_schedule="0 4 * * *",
+    target=refresh_selection,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Refreshes the audio catalog and the selection every day at 04:00.",
+)
+
+defs = dg.Definitions(
+    assets=[audio_catalog, selected_sources, prepared_sources],
+    sensors=[raw_audio_sensor],
+    schedules=[daily_audio_catalog],
+)

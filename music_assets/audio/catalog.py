@@ -1,0 +1,579 @@
+"""The audio catalog: every audio file under some roots, measured, with a stable id.
+
+The walk (`scan`)
+    Each root is walked with `os.scandir`, in name order. Folders named `.git`,
+    `.venv` or `venv`, folders holding a `pyvenv.cfg` (virtual environments)
+    and the given excluded folders (the data dir's generated outputs) are not
+    entered. Symlinks are set aside and resolved after every root's real tree
+    has been walked, so a file reached both directly and through a link is
+    cataloged under its real path. A symlink is followed only when it resolves
+    inside a root (and outside the excluded folders); folders are tracked by
+    their resolved real path, so a link back to an ancestor (a loop) or to a
+    folder already walked is never entered twice. A root nested in another is
+    cataloged once, under the first.
+
+Rows
+    One row per name with an audio extension (`AUDIO_EXTENSIONS`). Besides the
+    measurements of `music_assets.audio.analysis`, `status` is `ok`, `error`
+    (the file is there but cannot be read or decoded whole) or `skipped` (the
+    walk does not analyse it: a folder or pipe with an audio name, a macOS
+    `._` metadata companion, a link that leaves the roots, loops or dangles, a
+    second name for a file already cataloged); `error` holds the reason for
+    every non-ok row.
+
+Identity
+    `source_id` is a hash of the root-relative POSIX path and `content_hash`
+    (BLAKE2b of the whole file's bytes), so it is the same on every machine and
+    whatever the absolute root. When two roots hold the same relative path
+    with the same bytes, the later row is `skipped` as a duplicate and has no
+    id.
+
+Incremental runs
+    A row from the previous catalog is reused without reading the file when
+    root, rel_path, size and mtime (ns) all match and it was produced by the
+    same `ANALYSIS_VERSION` (`analyzed` marks such rows). Rows the walk decided
+    (skipped) and files that could not be opened (a chmod fixes those without
+    touching size or mtime) are always looked at again. Files to analyse go to
+    a process pool (`analyze_many`: spawned workers, one per core, one BLAS
+    thread each); a file that crashes its worker becomes an error row.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import multiprocessing
+import os
+import stat
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing import connection as mp_connection
+from pathlib import Path
+from typing import Any
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".aif", ".aiff", ".mp3", ".ogg", ".oga", ".opus"})
+EXCLUDED_DIR_NAMES = frozenset({".git", ".venv", "venv"})
+FORMAT_BY_EXTENSION = {".aif": "aiff", ".oga": "ogg"}
+# Copies from macOS leave a "._name.wav" beside "name.wav" holding Finder metadata.
+APPLEDOUBLE_PREFIX = "._"
+# Bump when a measurement changes meaning: catalogs written by another version are not reused.
+ANALYSIS_VERSION = "1"
+# A spawned worker takes a second or more to import numpy/scipy: pool only for real work.
+POOL_MIN_FILES = 32
+POOL_MIN_BYTES = 64 << 20
+PREFETCH = 8  # paths waiting in each worker's pipe
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source_id", "string"),
+    ("root", "string"),
+    ("rel_path", "string"),
+    ("format", "string"),
+    ("status", "string"),
+    ("error", "string"),
+    ("duration_sec", "float64"),
+    ("sample_rate", "int32"),
+    ("channels", "int32"),
+    ("frames", "int64"),
+    ("subtype", "string"),
+    ("file_size_bytes", "int64"),
+    ("mtime", "timestamp"),
+    ("mtime_ns", "int64"),
+    ("peak_dbfs", "float64"),
+    ("rms_dbfs", "float64"),
+    ("clipped_ratio", "float64"),
+    ("silence_ratio", "float64"),
+    ("loudness_lufs", "float64"),
+    ("content_hash", "string"),
+    ("analyzed", "bool"),
+)
+_MEASURES = ("duration_sec", "sample_rate", "channels", "frames", "subtype", "peak_dbfs", "rms_dbfs",
+             "clipped_ratio", "silence_ratio", "loudness_lufs")
+
+
+class CatalogError(ValueError):
+    """A configuration problem (a root that does not exist); bad files never raise."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audio-named path found by the walk."""
+
+    root: str
+    rel_path: str
+    path: str
+    size: int | None = None
+    mtime_ns: int | None = None
+    status: str | None = None  # set when the walk decides: "skipped" or "error"
+    error: str | None = None
+
+
+@dataclass
+class WalkStats:
+    folders: int = 0
+    excluded: list[str] = field(default_factory=list)
+    unreadable_folders: list[str] = field(default_factory=list)
+    links_not_followed: list[str] = field(default_factory=list)
+
+
+def audio_format(name: str) -> str | None:
+    ext = os.path.splitext(name)[1].lower()
+    if ext not in AUDIO_EXTENSIONS:
+        return None
+    return FORMAT_BY_EXTENSION.get(ext, ext[1:])
+
+
+def _is_within(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+class _Walker:
+    def __init__(self, roots: Sequence[str], excluded: Iterable[str | os.PathLike[str]]):
+        self.roots = roots
+        self.excluded = [os.path.realpath(p) for p in excluded]
+        self.visited_dirs: set[str] = set()
+        self.seen_files: dict[str, str] = {}
+        self.entries: list[Entry] = []
+        self.links: list[tuple[str, str, str]] = []  # (root, rel_path, path)
+        self.stats = WalkStats()
+
+    def _excluded_dir(self, name: str, real: str) -> bool:
+        return (
+            name in EXCLUDED_DIR_NAMES
+            or any(_is_within(real, e) for e in self.excluded)
+            or os.path.exists(os.path.join(real, "pyvenv.cfg"))
+        )
+
+    def _file(self, root: str, rel: str, path: str, real: str, st: os.stat_result) -> None:
+        first = self.seen_files.get(real)
+        if first is not None:
+            self.entries.append(Entry(root, rel, path, st.st_size, st.st_mtime_ns, "skipped",
+                                      f"duplicate: another name for {first}"))
+            return
+        self.seen_files[real] = os.path.join(root, rel)
+        self.entries.append(Entry(root, rel, path, st.st_size, st.st_mtime_ns))
+
+    def walk_dir(self, root: str, rel_dir: str, real_dir: str) -> None:
+        stack = [(rel_dir, real_dir)]
+        while stack:
+            rel_dir, real_dir = stack.pop()
+            if real_dir in self.visited_dirs:
+                continue
+            self.visited_dirs.add(real_dir)
+            self.stats.folders += 1
+            try:
+                with os.scandir(real_dir) as it:
+                    items = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                self.stats.unreadable_folders.append(f"{os.path.join(root, rel_dir)} ({exc.strerror})")
+                continue
+            subdirs = []
+            for item in items:
+                rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+                fmt = audio_format(item.name)
+                if item.is_symlink():
+                    self.links.append((root, rel, item.path))
+                    continue
+                try:
+                    st = item.stat(follow_symlinks=False)
+                except OSError as exc:
+                    if fmt:
+                        self.entries.append(Entry(root, rel, item.path, status="error",
+                                                  error=f"cannot stat: {exc.strerror}"))
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    if fmt:
+                        self.entries.append(Entry(root, rel, item.path, status="skipped",
+                                                  error="is a directory, not an audio file"))
+                    if self._excluded_dir(item.name, item.path):
+                        self.stats.excluded.append(os.path.join(root, rel))
+                    else:
+                        subdirs.append((rel, item.path))
+                elif fmt:
+                    if item.name.startswith(APPLEDOUBLE_PREFIX):
+                        self.entries.append(Entry(root, rel, item.path, st.st_size, st.st_mtime_ns, "skipped",
+                                                  "macOS metadata file (AppleDouble '._' companion), not audio"))
+                    elif stat.S_ISREG(st.st_mode):
+                        self._file(root, rel, item.path, item.path, st)
+                    else:
+                        self.entries.append(Entry(root, rel, item.path, status="skipped",
+                                                  error="not a regular file (pipe, socket or device)"))
+            stack.extend(reversed(subdirs))
+
+    def follow_links(self) -> None:
+        i = 0
+        while i < len(self.links):  # following a folder link may queue further links
+            root, rel, path = self.links[i]
+            i += 1
+            audio = audio_format(rel) is not None
+            try:
+                real = os.path.realpath(path, strict=True)
+                st = os.stat(real)
+            except OSError as exc:
+                reason = "symlink loop" if exc.errno == errno.ELOOP else "broken symlink: the target does not exist"
+                self._not_followed(root, rel, path, audio, reason)
+                continue
+            target_root = next((r for r in self.roots if _is_within(real, r)), None)
+            if target_root is None:
+                self._not_followed(root, rel, path, audio, "symlink resolves outside the catalog roots")
+                continue
+            inside = Path(os.path.relpath(real, target_root)).parts
+            if any(_is_within(real, e) for e in self.excluded) or set(inside) & EXCLUDED_DIR_NAMES:
+                self._not_followed(root, rel, path, audio, "symlink resolves into an excluded folder")
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if real in self.visited_dirs:
+                    self._not_followed(root, rel, path, audio, "symlink to a folder already cataloged (alias or loop)")
+                    continue
+                if audio:
+                    self.entries.append(Entry(root, rel, path, status="skipped", error="is a directory, not an audio file"))
+                self.walk_dir(root, rel, real)
+            elif audio:
+                if stat.S_ISREG(st.st_mode):
+                    self._file(root, rel, path, real, st)
+                else:
+                    self.entries.append(Entry(root, rel, path, status="skipped",
+                                              error="not a regular file (pipe, socket or device)"))
+
+    def _not_followed(self, root: str, rel: str, path: str, audio: bool, reason: str) -> None:
+        if audio:
+            self.entries.append(Entry(root, rel, path, status="skipped", error=reason))
+        else:
+            self.stats.links_not_followed.append(f"{os.path.join(root, rel)} ({reason})")
+
+
+def resolve_roots(roots: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Real absolute paths of the roots, in order, without repeats; CatalogError if one is missing."""
+    out: list[str] = []
+    for r in roots:
+        real = os.path.realpath(os.path.expanduser(os.fspath(r)))
+        if not os.path.isdir(real):
+            raise CatalogError(f"{r}: catalog root does not exist or is not a folder")
+        if real not in out:
+            out.append(real)
+    if not out:
+        raise CatalogError("no catalog roots given")
+    return out
+
+
+def scan(roots: Iterable[str | os.PathLike[str]], excluded: Iterable[str | os.PathLike[str]] = ()) -> tuple[list[Entry], WalkStats]:
+    """Walk the roots (see the module docstring); entries sorted by (root order, rel_path)."""
+    real_roots = resolve_roots(roots)
+    walker = _Walker(real_roots, excluded)
+    for root in real_roots:
+        walker.walk_dir(root, "", root)
+    walker.follow_links()
+    order = {r: i for i, r in enumerate(real_roots)}
+    walker.entries.sort(key=lambda e: (order[e.root], e.rel_path))
+    return walker.entries, walker.stats
+
+
+def fingerprint(entries: Iterable[Entry]) -> str:
+    """A hash of what the walk saw (paths, sizes, mtimes, walk verdicts): it changes when a file does."""
+    h = hashlib.sha256()
+    for e in entries:
+        h.update(f"{e.root}\x1f{e.rel_path}\x1f{e.size}\x1f{e.mtime_ns}\x1f{e.status}\x1e".encode())
+    return h.hexdigest()
+
+
+def content_hash(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def source_id(rel_path: str, digest: str | None) -> str:
+    """Stable id of a source: its root-relative path and its bytes, nothing machine-specific."""
+    from music_assets.seeding import stable_id  # noqa: PLC0415
+
+    return stable_id("audio-source", rel_path, digest or "")
+
+
+def analyze_path(path: str) -> dict[str, Any]:
+    """Hash and measure one file; never raises: failures become status `error` with the reason."""
+    from music_assets.audio.analysis import AudioAnalysisError, analyze_file  # noqa: PLC0415
+
+    # `analyzed` marks rows a later run may reuse for an unchanged file: not
+    # filesystem errors, which a chmod fixes without touching size or mtime.
+    row: dict[str, Any] = {"content_hash": None, "status": "error", "error": None, "analyzed": True}
+    try:
+        row["content_hash"] = content_hash(path)
+        stats = analyze_file(path)
+    except AudioAnalysisError as exc:
+        row["error"] = str(exc)
+        return row
+    except PermissionError:
+        row.update(error="permission denied: the file is not readable", analyzed=False)
+        return row
+    except OSError as exc:
+        row.update(error=f"cannot read: {exc.strerror or exc}", analyzed=False)
+        return row
+    except Exception as exc:  # noqa: BLE001 - a decoder bug on one file must not fail the catalog
+        row["error"] = f"analysis failed: {type(exc).__name__}: {exc}"
+        return row
+    row.update(status="ok", duration_sec=stats.duration_sec, sample_rate=stats.sample_rate,
+               channels=stats.channels, frames=stats.frames, subtype=stats.subtype,
+               peak_dbfs=stats.peak_dbfs, rms_dbfs=stats.rms_dbfs, clipped_ratio=stats.clipped_ratio,
+               silence_ratio=stats.silence_ratio, loudness_lufs=stats.loudness_lufs)
+    return row
+
+
+def _worker(conn: Any, fn: Callable[[str], dict[str, Any]]) -> None:
+    """A pool process: one BLAS thread, then analyse each path it is sent until it gets None."""
+    # Set before this process imports numpy (this module needs only the standard library).
+    for var in _THREAD_ENV:
+        os.environ[var] = "1"
+    while (path := conn.recv()) is not None:
+        conn.send(fn(path))
+
+
+def _worth_a_pool(paths: Sequence[str]) -> bool:
+    if len(paths) >= POOL_MIN_FILES:
+        return True
+    return sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) >= POOL_MIN_BYTES
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def crashed_row() -> dict[str, Any]:
+    return {"content_hash": None, "status": "error", "analyzed": True,
+            "error": "the decoder crashed on this file (the analysis process died)"}
+
+
+def analyze_many(paths: Sequence[str], workers: int = 0,
+                 fn: Callable[[str], dict[str, Any]] = analyze_path) -> list[dict[str, Any]]:
+    """`fn` (default `analyze_path`) over many files, in `workers` processes (0: one per core).
+
+    Each worker holds a few paths in its pipe (`PREFETCH`, so it never waits
+    for the parent) and answers one result per path, in order; the parent
+    therefore always knows which file a worker is on. When a decoder crashes
+    its process, that file becomes an error row, its queued paths go to a fresh
+    worker, and the rest of the catalog is unaffected. Workers are spawned, not
+    forked: the caller may be a threaded Dagster step process.
+    """
+    workers = min(workers or default_workers(), len(paths))
+    if workers <= 1 or not _worth_a_pool(paths):
+        return [fn(p) for p in paths]
+    ctx = multiprocessing.get_context("spawn")
+    results: list[dict[str, Any] | None] = [None] * len(paths)
+    queue = deque(range(len(paths)))
+    busy: dict[Any, tuple[Any, deque[int]]] = {}  # connection -> (process, indices sent, oldest first)
+    deaths_in_a_row = 0
+
+    def top_up(conn: Any, proc: Any, sent: deque[int]) -> None:
+        while queue and len(sent) < PREFETCH:
+            i = queue.popleft()
+            try:
+                conn.send(paths[i])
+            except OSError:  # the worker died: what it held goes back to the queue for its successor
+                queue.extendleft(reversed([*sent, i]))
+                busy.pop(conn, None)
+                proc.join()
+                start()
+                return
+            sent.append(i)
+        if sent:
+            busy[conn] = (proc, sent)
+        else:
+            conn.send(None)
+            conn.close()
+            proc.join()
+
+    def start() -> None:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(child, fn), daemon=True)
+        proc.start()
+        child.close()
+        top_up(parent, proc, deque())
+
+    try:
+        for _ in range(workers):
+            start()
+        while busy:
+            for conn in mp_connection.wait(list(busy)):
+                proc, sent = busy.pop(conn)
+                try:
+                    results[sent.popleft()] = conn.recv()
+                    deaths_in_a_row = 0
+                except (EOFError, OSError):
+                    proc.join()
+                    conn.close()
+                    crashed = sent.popleft()
+                    deaths_in_a_row += 1
+                    if deaths_in_a_row > 2 * workers:
+                        raise RuntimeError(
+                            f"analysis workers keep dying (exit code {proc.exitcode}); last file: {paths[crashed]}"
+                        ) from None
+                    results[crashed] = crashed_row()
+                    queue.extendleft(reversed(sent))
+                    if queue:
+                        start()
+                    continue
+                top_up(conn, proc, sent)
+    finally:
+        for proc, _ in busy.values():
+            proc.kill()
+    return results  # type: ignore[return-value]
+
+
+@dataclass
+class CatalogResult:
+    rows: list[dict[str, Any]]
+    roots: list[str]
+    stats: WalkStats
+    reused: int
+    analyzed: int
+    seconds: float
+
+    def table(self):
+        """The rows as a pyarrow Table with the catalog schema."""
+        return rows_to_table(self.rows)
+
+
+def catalog_schema():
+    """The pyarrow schema of audio_catalog.parquet."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    types = {"string": pa.string(), "float64": pa.float64(), "int32": pa.int32(), "int64": pa.int64(),
+             "bool": pa.bool_(), "timestamp": pa.timestamp("ns", tz="UTC")}
+    return pa.schema([(name, types[t]) for name, t in COLUMNS],
+                     metadata={"music_assets.analysis_version": ANALYSIS_VERSION})
+
+
+def rows_to_table(rows: list[dict[str, Any]]):
+    import pyarrow as pa  # noqa: PLC0415
+
+    schema = catalog_schema()
+    columns = {name: [r.get(name) for r in rows] for name in schema.names}
+    columns["mtime"] = pa.array(columns["mtime_ns"], type=pa.int64()).cast(schema.field("mtime").type)
+    return pa.table({n: pa.array(v, type=schema.field(n).type) for n, v in columns.items()}, schema=schema)
+
+
+def load_previous(path: str | os.PathLike[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Reusable rows of an earlier catalog, by (root, rel_path); empty if none or another version."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    if not os.path.exists(path):
+        return {}
+    try:
+        table = pq.read_table(path)
+    except Exception:  # noqa: BLE001 - an unreadable previous catalog only costs a full re-analysis
+        return {}
+    meta = table.schema.metadata or {}
+    if meta.get(b"music_assets.analysis_version") != ANALYSIS_VERSION.encode():
+        return {}
+    if set(table.column_names) != {name for name, _ in COLUMNS}:
+        return {}
+    table = table.drop_columns(["mtime"])
+    return {(r["root"], r["rel_path"]): r for r in table.to_pylist() if r["analyzed"]}
+
+
+def _row_from_entry(e: Entry, **extra: Any) -> dict[str, Any]:
+    row = {name: None for name, _ in COLUMNS if name != "mtime"}  # mtime is derived from mtime_ns
+    row.update(root=e.root, rel_path=e.rel_path, format=audio_format(e.rel_path), status=e.status,
+               error=e.error, file_size_bytes=e.size, mtime_ns=e.mtime_ns, analyzed=False)
+    row.update(extra)
+    return row
+
+
+def build_catalog(
+    roots: Iterable[str | os.PathLike[str]],
+    *,
+    previous: dict[tuple[str, str], dict[str, Any]] | None = None,
+    excluded: Iterable[str | os.PathLike[str]] = (),
+    workers: int = 0,
+) -> CatalogResult:
+    """Walk, reuse unchanged rows from `previous`, analyse the rest, assign source ids."""
+    started = time.perf_counter()
+    entries, stats = scan(roots, excluded)
+    previous = previous or {}
+    rows: list[dict[str, Any] | None] = []
+    todo: list[tuple[int, Entry]] = []
+    reused = 0
+    for e in entries:
+        if e.status:
+            rows.append(_row_from_entry(e))
+            continue
+        old = previous.get((e.root, e.rel_path))
+        if old and old["file_size_bytes"] == e.size and old["mtime_ns"] == e.mtime_ns:
+            row = dict(old)
+            if row["status"] == "skipped":  # an analysed row is only skipped as a duplicate: decided afresh below
+                row.update(status="ok", error=None)
+            rows.append(row)
+            reused += 1
+            continue
+        todo.append((len(rows), e))
+        rows.append(None)
+    for (i, e), result in zip(todo, analyze_many([e.path for _, e in todo], workers)):
+        rows[i] = _row_from_entry(e, **result)
+    final = [r for r in rows if r is not None]
+    _assign_source_ids(final)
+    return CatalogResult(final, resolve_roots(roots), stats, reused, len(todo), time.perf_counter() - started)
+
+
+def _assign_source_ids(rows: list[dict[str, Any]]) -> None:
+    first: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        sid = source_id(r["rel_path"], r["content_hash"])
+        if sid in first:
+            other = first[sid]
+            r["source_id"] = None
+            if r["status"] == "ok":
+                r["status"] = "skipped"
+                r["error"] = f"duplicate: same path and content as {os.path.join(other['root'], other['rel_path'])}"
+            continue
+        first[sid] = r
+        r["source_id"] = sid
+
+
+def _md_cell(value: Any) -> str:
+    if value is None or value != value:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Counts for the UI: files, per status, total hours of readable audio."""
+    by_status = {s: sum(1 for r in rows if r["status"] == s) for s in ("ok", "error", "skipped")}
+    hours = sum(r["duration_sec"] or 0.0 for r in rows if r["status"] == "ok") / 3600.0
+    return {"files": len(rows), **by_status, "total_hours": hours}
+
+
+def formats_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    formats = sorted({r["format"] for r in rows})
+    table = []
+    for f in formats:
+        of = [r for r in rows if r["format"] == f]
+        ok = [r for r in of if r["status"] == "ok"]
+        table.append((f, len(of), len(ok), sum(r["status"] == "error" for r in of),
+                      sum(r["status"] == "skipped" for r in of), round(sum(r["duration_sec"] for r in ok) / 3600, 3)))
+    return markdown_table(("format", "files", "ok", "errors", "skipped", "hours"), table)
+
+
+def worst_files_markdown(rows: Sequence[dict[str, Any]], limit: int = 10) -> str:
+    """Errors first, then skipped rows, then readable files by clipping, then silence."""
+    rank = {"error": 0, "skipped": 1, "ok": 2}
+
+    def key(r: dict[str, Any]) -> tuple:
+        return (rank[r["status"]], -(r["clipped_ratio"] or 0.0), -(r["silence_ratio"] or 0.0), r["rel_path"])
+
+    worst = sorted(rows, key=key)[:limit]
+    return markdown_table(
+        ("file", "status", "problem", "duration s", "clipped", "silence", "LUFS"),
+        [(r["rel_path"], r["status"], r["error"], r["duration_sec"], r["clipped_ratio"], r["silence_ratio"],
+          r["loudness_lufs"]) for r in worst],
+    )

@@ -1,0 +1,131 @@
+"""Choosing usable sources from the catalog: rules, scores and the reason for every rejection.
+
+A row is selected when every rule passes:
+
+- `status` is `ok` (the file decoded whole);
+- the duration lies in [`min_duration_sec`, `max_duration_sec`];
+- no skip pattern matches its path;
+- `clipped_ratio` <= `max_clipped_ratio` and `silence_ratio` <= `max_silence_ratio`.
+
+`rejection_reason` lists every failed rule, separated by "; ".
+
+Patterns match words of the root-relative path (never the root itself, whose
+name the user does not control): the lower-cased path is split on anything
+that is not a letter or digit, and a pattern matches a word that starts with
+it, so `test` matches `tests/` and `test_take.wav` but not `latest.wav`.
+
+`selection_score` ranks sources; rejected rows are scored too, so the table
+shows how close they came (rows that could not be measured have no score):
+
+    + preferred_boost (10) for every preferred pattern that matches the path
+    + 5 if `preferred_channels` is set and matches, + 5 likewise for `preferred_sample_rate`
+    + 10 * (1 - silence_ratio)                      (0..10: more music, less silence)
+    - 10 * min(1, clipped_ratio / max_clipped_ratio) (0..10: clipping up to the limit)
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from music_assets.audio.catalog import catalog_schema
+
+PREFERENCE_MATCH_BOOST = 5.0
+QUALITY_WEIGHT = 10.0
+_WORD = re.compile(r"[^0-9a-z]+")
+
+
+@dataclass(frozen=True)
+class SelectionRules:
+    min_duration_sec: float = 30.0
+    max_duration_sec: float = 3600.0
+    preferred_patterns: Sequence[str] = ("bounces", "masters", "tracks")
+    preferred_boost: float = 10.0
+    skip_patterns: Sequence[str] = ("scratch", "test", "draft")
+    preferred_channels: int | None = None
+    preferred_sample_rate: int | None = None
+    max_clipped_ratio: float = 0.001
+    max_silence_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.min_duration_sec > self.max_duration_sec:
+            raise ValueError(f"min_duration_sec {self.min_duration_sec} > max_duration_sec {self.max_duration_sec}")
+        if self.max_clipped_ratio <= 0:
+            raise ValueError("max_clipped_ratio must be > 0")
+
+
+def path_words(rel_path: str) -> list[str]:
+    return [w for w in _WORD.split(rel_path.lower()) if w]
+
+
+def matching_patterns(rel_path: str, patterns: Sequence[str]) -> list[str]:
+    words = path_words(rel_path)
+    return [p for p in patterns if any(w.startswith(p.lower()) for w in words)]
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value != value  # None or NaN
+
+
+def evaluate(row: dict[str, Any], rules: SelectionRules) -> tuple[float | None, list[tuple[str, str]]]:
+    """(score, failed rules as (rule, message)) for one catalog row."""
+    failed: list[tuple[str, str]] = []
+    if row["status"] != "ok":
+        failed.append(("status", f"status {row['status']}: {row['error']}"))
+    duration = row.get("duration_sec")
+    if not _missing(duration):
+        if duration < rules.min_duration_sec:
+            failed.append(("duration", f"duration {duration:.1f} s < {rules.min_duration_sec:g} s"))
+        elif duration > rules.max_duration_sec:
+            failed.append(("duration", f"duration {duration:.1f} s > {rules.max_duration_sec:g} s"))
+    skips = matching_patterns(row["rel_path"], rules.skip_patterns)
+    if skips:
+        failed.append(("skip_pattern", "path matches skip pattern " + ", ".join(repr(s) for s in skips)))
+    clipped, silence = row.get("clipped_ratio"), row.get("silence_ratio")
+    if _missing(clipped) or _missing(silence):
+        return None, failed
+    if clipped > rules.max_clipped_ratio:
+        failed.append(("clipping", f"clipped ratio {clipped:.4f} > {rules.max_clipped_ratio:g}"))
+    if silence > rules.max_silence_ratio:
+        failed.append(("silence", f"silence ratio {silence:.2f} > {rules.max_silence_ratio:g}"))
+    score = rules.preferred_boost * len(matching_patterns(row["rel_path"], rules.preferred_patterns))
+    if rules.preferred_channels is not None and row.get("channels") == rules.preferred_channels:
+        score += PREFERENCE_MATCH_BOOST
+    if rules.preferred_sample_rate is not None and row.get("sample_rate") == rules.preferred_sample_rate:
+        score += PREFERENCE_MATCH_BOOST
+    score += QUALITY_WEIGHT * (1.0 - silence)
+    score -= QUALITY_WEIGHT * min(1.0, clipped / rules.max_clipped_ratio)
+    return round(score, 3), failed
+
+
+def selection_schema() -> pa.Schema:
+    return catalog_schema().append(pa.field("selection_score", pa.float64())).append(
+        pa.field("selected", pa.bool_())).append(pa.field("rejection_reason", pa.string()))
+
+
+def select_sources(catalog: pa.Table, rules: SelectionRules = SelectionRules()) -> tuple[pa.Table, Counter[str]]:
+    """Every catalog row plus `selection_score`, `selected`, `rejection_reason`, best score first.
+
+    Also returns how many rows each rule rejected (a row may fail several).
+    """
+    scores, selected, reasons = [], [], []
+    failures: Counter[str] = Counter()
+    for row in catalog.to_pylist():
+        score, failed = evaluate(row, rules)
+        scores.append(score)
+        selected.append(not failed)
+        reasons.append("; ".join(m for _, m in failed) if failed else None)
+        failures.update(rule for rule, _ in failed)
+    schema = selection_schema()
+    out = catalog.select(catalog_schema().names).cast(catalog_schema())
+    out = out.append_column(schema.field("selection_score"), pa.array(scores, pa.float64()))
+    out = out.append_column(schema.field("selected"), pa.array(selected, pa.bool_()))
+    out = out.append_column(schema.field("rejection_reason"), pa.array(reasons, pa.string()))
+    out = out.sort_by([("selection_score", "descending", "at_end"), ("root", "ascending", "at_end"),
+                       ("rel_path", "ascending", "at_end")])
+    return out.replace_schema_metadata(catalog.schema.metadata), failures
