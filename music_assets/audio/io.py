@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from music_assets.io import atomic_open
+from music_assets.io import atomic_path
 
 
 def write_flac(dest: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, subtype: str = "PCM_24",
@@ -24,6 +24,7 @@ def write_flac(dest: str | os.PathLike[str], audio: np.ndarray, sample_rate: int
     audio = np.asarray(audio)
     if audio.dtype not in (np.int16, np.int32):
         audio = audio.astype(np.float32)
-    with atomic_open(dest, "wb", fsync=fsync) as fh:
-        sf.write(fh, audio, int(sample_rate), format="FLAC", subtype=subtype, compression_level=compression_level)
+    # by path, not file object: libsndfile then writes directly instead of through Python callbacks
+    with atomic_path(dest, fsync=fsync) as tmp:
+        sf.write(str(tmp), audio, int(sample_rate), format="FLAC", subtype=subtype, compression_level=compression_level)
     return Path(dest)

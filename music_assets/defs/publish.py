@@ -1,5 +1,214 @@
-"""The publish group (not yet wired)."""
+"""The publish group: the Hugging Face staging folder, its gates, and the push to the Hub.
+
+- `hf_staging` builds `<data dir>/hf_staging/` (`music_assets.publish.staging`
+  and `.card`); five blocking checks gate it (`music_assets.publish.checks`).
+- `hf_dataset` pushes that folder with `HfApi.upload_folder`, resuming from
+  whatever the Hub already holds, then verifies the remote file list
+  (`music_assets.publish.hub`). Without a token, without a configured
+  `repo_id`, or with `dry_run: true`, it materializes the upload plan instead.
+
+The token comes from the environment variable named by the `hf_hub` resource
+(`HF_TOKEN`), read through `dg.EnvVar` when the asset runs; it is never
+part of config, metadata, logs or error messages.
+"""
+
 
 import dagster as dg
+from pydantic import Field
 
-defs = dg.Definitions()
+from music_assets.paths import data_dir, hf_staging_dir
+from music_assets.publish import layout
+
+RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+class HuggingFaceHub(dg.ConfigurableResource):
+    """Where and how the dataset is published on the Hugging Face Hub."""
+
+    repo_id: str = Field(
+        default="",
+        description="dataset repository, owner/name; empty: not configured, hf_dataset only plans the upload",
+    )
+    private: bool = Field(default=True, description="create the repository as private")
+    endpoint: str | None = Field(default=None, description="Hub endpoint (None: huggingface.co or $HF_ENDPOINT)")
+    token_env_var: str = Field(
+        default="HF_TOKEN",
+        description="name of the environment variable holding a write token; unset means dry run",
+    )
+
+    def token(self) -> str | None:
+        # Read through dg.EnvVar at run time rather than declared as an EnvVar field: Dagster
+        # refuses to start a run whose EnvVar field is unset, and a missing token must give a dry run.
+        return dg.EnvVar(self.token_env_var).get_value() or None
+
+    def make_api(self, token: str):
+        from huggingface_hub import HfApi  # noqa: PLC0415
+
+        return HfApi(endpoint=self.endpoint, token=token)
+
+    def client(self, token: str, log=lambda _msg: None):
+        from music_assets.publish.hub import HubClient  # noqa: PLC0415
+
+        return HubClient(self.make_api(token), self.repo_id, token, private=self.private, log=log)
+
+
+class StagingConfig(dg.Config):
+    file_budget: int = Field(
+        default=50_000,
+        description="media files (audio + MIDI) above this are embedded in parquet shards instead "
+                    "(the Hub refuses repositories of more than 100K files)",
+    )
+    shard_size_mb: float = Field(default=500.0, description="target size of an embedded-media parquet shard (MB)")
+    license: str = Field(default="cc-by-4.0", description="license in the dataset card")
+    pretty_name: str = Field(default="Drum Rudiments: synthetic snare performances with skill labels")
+
+
+class PublishConfig(dg.Config):
+    dry_run: bool = Field(default=False, description="only plan the upload (files, bytes, commits)")
+    commit_message: str = Field(default="Update the dataset from music_assets")
+
+
+def _md_list(items: list[str], limit: int = 20) -> dg.MetadataValue:
+    shown = "\n".join(f"- `{i}`" for i in items[:limit])
+    more = f"\n- … and {len(items) - limit} more" if len(items) > limit else ""
+    return dg.MetadataValue.md(shown + more if items else "(none)")
+
+
+@dg.asset(
+    group_name="publish",
+    deps=["rudiment_labels"],
+    kinds={"parquet", "huggingface"},
+    description="The rudiment dataset in Hugging Face layout: split parquet files, media by rudiment, "
+                "auxiliary label tables, a dataset card with plots.",
+)
+def hf_staging(context: dg.AssetExecutionContext, config: StagingConfig, hf_hub: HuggingFaceHub) -> dg.MaterializeResult:
+    from music_assets.publish.card import CardSettings, write_card  # noqa: PLC0415
+    from music_assets.publish.staging import StagingSettings, expected_files, stage, sweep  # noqa: PLC0415
+
+    staging = hf_staging_dir()
+    staged = stage(data_dir(), staging, StagingSettings(file_budget=config.file_budget, shard_size_mb=config.shard_size_mb))
+    card = write_card(staged, CardSettings(repo_id=hf_hub.repo_id, license=config.license, pretty_name=config.pretty_name))
+    removed = sweep(staging, expected_files(staged, card.files))
+    files = layout.list_files(staging)
+    if card.undocumented:
+        context.log.warning(f"columns without a description in the card: {', '.join(card.undocumented)}")
+    context.log.info(
+        f"staged {staged.table.num_rows} samples ({staged.mode} mode): {staged.media.linked} media linked, "
+        f"{staged.media.copied} copied, {staged.media.unchanged} unchanged; {len(staged.parquet_written)} parquet "
+        f"written, {len(staged.parquet_unchanged)} unchanged; {len(removed)} stale files removed"
+    )
+    split_rows = "\n".join(f"| {s} | {n} | {len(staged.shards[s])} |" for s, n in staged.split_rows.items())
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(staging)),
+        "card": dg.MetadataValue.path(str(staging / layout.CARD)),
+        "mode": staged.mode,
+        "samples": staged.table.num_rows,
+        "splits": dg.MetadataValue.md("| split | samples | parquet files |\n|---|---|---|\n" + split_rows),
+        "files": len(files),
+        "bytes": sum(files.values()),
+        "media_files": staged.media_files,
+        "media_bytes": staged.media_bytes,
+        "media_linked": staged.media.linked,
+        "media_copied": staged.media.copied,
+        "media_unchanged": staged.media.unchanged,
+        "parquet_written": _md_list(staged.parquet_written),
+        "parquet_unchanged": len(staged.parquet_unchanged),
+        "card_files_written": _md_list(card.written),
+        "stale_files_removed": _md_list(removed),
+        "undocumented_columns": _md_list(card.undocumented),
+        "score_plot": dg.MetadataValue.path(str(staging / layout.SCORE_PLOT)),
+        "rudiment_plot": dg.MetadataValue.path(str(staging / layout.RUDIMENT_PLOT)),
+    })
+
+
+def _check_result(outcome) -> dg.AssetCheckResult:
+    metadata = {k: (dg.MetadataValue.md(f"```\n{v}\n```") if isinstance(v, str) and "\n" in v else v)
+                for k, v in outcome.metadata.items()}
+    return dg.AssetCheckResult(passed=outcome.passed, description=outcome.description, metadata=metadata)
+
+
+def _staging_check(name: str, description: str):
+    @dg.asset_check(asset=hf_staging, name=name, blocking=True, description=description)
+    def _check() -> dg.AssetCheckResult:
+        from music_assets.publish import checks  # noqa: PLC0415
+
+        return _check_result(checks.ALL_CHECKS[name](hf_staging_dir()))
+
+    return _check
+
+
+staging_checks = [
+    _staging_check("staging_paths_exist", "Every path in every parquet file exists in the staging folder "
+                                          "(embedded media: every row has bytes)."),
+    _staging_check("card_split_sizes_match", "The split sizes in the card's dataset_info equal the parquet row counts."),
+    _staging_check("no_profile_in_two_splits", "No player profile appears in two splits."),
+    _staging_check("card_front_matter_valid", "The card's YAML front matter parses, has the required keys, "
+                                              "and its configs' data_files match the data shards."),
+    _staging_check("datasets_loads_offline", "datasets.load_dataset('parquet', data_dir=staging) loads every split "
+                                             "offline and the Audio feature decodes one file per split."),
+]
+
+
+@dg.asset(
+    group_name="publish",
+    deps=[hf_staging],
+    kinds={"huggingface"},
+    retry_policy=RETRY,
+    description="The staging folder pushed to a Hugging Face dataset repository (resumable, verified), "
+                "or the upload plan when there is no token or dry_run is set.",
+)
+def hf_dataset(context: dg.AssetExecutionContext, config: PublishConfig, hf_hub: HuggingFaceHub) -> dg.MaterializeResult:
+    from music_assets.publish.card import written_for  # noqa: PLC0415
+    from music_assets.publish.hub import HubError, plan_upload  # noqa: PLC0415
+
+    staging = hf_staging_dir()
+    if not (staging / layout.CARD).is_file():
+        raise dg.Failure(description=f"{staging}: no staged dataset (no {layout.CARD}); materialize hf_staging first",
+                         allow_retries=False)
+    token = hf_hub.token()
+    base = {"repo_id": hf_hub.repo_id or "(not configured)", "private": hf_hub.private,
+            "token_env_var": hf_hub.token_env_var}
+    # A token alone does not publish: pushing also needs a repository chosen on purpose.
+    reason = ("no repo_id configured (resources.hf_hub.config.repo_id)" if not hf_hub.repo_id
+              else f"no token in ${hf_hub.token_env_var}" if token is None
+              else "dry_run is set" if config.dry_run else None)
+    try:
+        if reason is not None:
+            if token is None or not hf_hub.repo_id:
+                plan = plan_upload(hf_hub.repo_id, staging, None)
+                remote = "unknown (no token or no repository): the plan assumes an empty repository"
+            else:
+                plan = hf_hub.client(token, context.log.info).plan(staging)
+                remote = "read from the Hub"
+            context.log.info(f"dry run ({reason}): {plan.summary()}")
+            return dg.MaterializeResult(metadata={
+                **base, "mode": "dry run", "reason": reason, "remote_state": remote, **plan.summary(),
+                "plan": dg.MetadataValue.md(plan.markdown()),
+            })
+        if not written_for((staging / layout.CARD).read_text(encoding="utf-8"), hf_hub.repo_id):
+            raise dg.Failure(description=f"{staging / layout.CARD} was written for another repository than "
+                                         f"{hf_hub.repo_id}; materialize hf_staging with the same hf_hub config first",
+                             allow_retries=False)
+        result = hf_hub.client(token, context.log.info).publish(staging, config.commit_message)
+    except HubError as exc:
+        if not exc.retryable:
+            # Retrying cannot fix a bad token, missing permission or wrong repository.
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        raise
+    endpoint = (hf_hub.endpoint or "https://huggingface.co").rstrip("/")
+    return dg.MaterializeResult(metadata={
+        **base, "mode": "uploaded",
+        "url": dg.MetadataValue.url(f"{endpoint}/datasets/{hf_hub.repo_id}"),
+        **result.plan.summary(),
+        "commits_made": len(result.commits),
+        "plan": dg.MetadataValue.md(result.plan.markdown()),
+        "verification": result.verification.describe(),
+        "remote_files": result.verification.remote_files,
+    })
+
+
+defs = dg.Definitions(
+    assets=[hf_staging, hf_dataset],
+    asset_checks=staging_checks,
+    resources={"hf_hub": HuggingFaceHub()},
+)

@@ -1,5 +1,341 @@
-"""The rudiments group (not yet wired)."""
+"""The rudiments group: rudiment_library, player_profiles, rudiment_performances, rudiment_labels.
+
+Thin wiring over `music_assets.rudiments`. The dataset's size comes from the
+`rudiment_dataset` resource (preset `demo` by default, `full` for ~100,000
+samples; see README). rudiment_performances runs many partitions in one run
+(single-run backfill policy) and reports its checks per partition.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-defs = dg.Definitions()
+from music_assets.defs.partitions import rudiment_partitions
+from music_assets.rudiments import layout
+from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS, SPLITS
+
+if TYPE_CHECKING:
+    from music_assets.rudiments.labels import CheckOutcome
+
+GROUP = "rudiments"
+PERFORMANCES = dg.AssetKey("rudiment_performances")
+VALID_CHECK = "performances_valid"
+REALISM_CHECK = "performances_realism"
+
+
+class RudimentDataset(dg.ConfigurableResource):
+    """How much of the rudiment dataset to generate.
+
+    `preset`: `demo` (40 rudiments x 20 players x 1 tempo, 800 samples) or `full`
+    (40 x 250 players x 5 tempos x 2 lengths, 100,000 samples). The other fields
+    override the preset when set.
+    """
+
+    preset: str = "demo"
+    seed: int = 0
+    num_profiles: int | None = None
+    tempos_per_pair: int | None = None
+    lengths_beats: list[int] | None = None
+
+    def settings(self):
+        from music_assets.rudiments.dataset import DatasetSettings  # noqa: PLC0415
+
+        return DatasetSettings.resolve(self.preset, self.seed, self.num_profiles, self.tempos_per_pair, self.lengths_beats)
+
+
+def _md_rows(rows: Sequence[dict]) -> dg.MetadataValue:
+    from music_assets.rudiments.labels import markdown_table  # noqa: PLC0415
+
+    return dg.MetadataValue.md(markdown_table(list(rows)))
+
+
+def _check_metadata(meta: dict) -> dict:
+    return {k: (dg.MetadataValue.md(v) if isinstance(v, str) and "|" in v else v) for k, v in meta.items()}
+
+
+# ---------------------------------------------------------------- rudiment_library
+@dg.asset(group_name=GROUP, kinds={"python"})
+def rudiment_library() -> dg.MaterializeResult:
+    """The 40 PAS rudiments as validated data (sticking, accents, grace notes, diddles, buzzes,
+    subdivision, cycle length, tempo range), summarized in `rudiments/library.parquet`."""
+    import pandas as pd  # noqa: PLC0415
+
+    from music_assets.io import write_parquet  # noqa: PLC0415
+    from music_assets.rudiments.dataset import frame_to_table  # noqa: PLC0415
+    from music_assets.rudiments.library import load_library  # noqa: PLC0415
+
+    records = [r.to_record() for r in load_library().values()]
+    path = write_parquet(layout.library_path(), frame_to_table(pd.DataFrame(records)))
+    cols = ("pas_number", "slug", "category", "subdivision", "cycle_beats", "tempo_min_bpm", "tempo_max_bpm", "sticking")
+    return dg.MaterializeResult(metadata={
+        "rudiments": len(records),
+        "triplet rudiments": sum(r["is_triplet"] for r in records),
+        "path": dg.MetadataValue.path(str(path)),
+        "library": _md_rows([{c: r[c] for c in cols} for r in records]),
+    })
+
+
+@dg.asset_check(asset=rudiment_library, blocking=True)
+def library_complete() -> dg.AssetCheckResult:
+    """library.parquet holds the 40 PAS rudiments once each, in PAS order, with valid tempo ranges."""
+    import pandas as pd  # noqa: PLC0415
+
+    df = pd.read_parquet(layout.library_path())
+    problems = []
+    if df["slug"].tolist() != list(RUDIMENT_SLUGS):
+        problems.append(f"slugs differ from the 40 PAS slugs: {sorted(set(df['slug']) ^ set(RUDIMENT_SLUGS))}")
+    if df["pas_number"].tolist() != list(range(1, len(RUDIMENT_SLUGS) + 1)):
+        problems.append("PAS numbers are not 1..40 in order")
+    if not (df["tempo_min_bpm"] < df["tempo_max_bpm"]).all():
+        problems.append("a tempo range is empty")
+    return dg.AssetCheckResult(passed=not problems, description="; ".join(problems) or "40 unique PAS rudiments",
+                               metadata={"rows": len(df), "unique slugs": int(df["slug"].nunique())})
+
+
+# ---------------------------------------------------------------- player_profiles
+@dg.asset(group_name=GROUP, kinds={"pandas"})
+def player_profiles(rudiment_dataset: RudimentDataset) -> dg.MaterializeResult:
+    """Simulated players in four skill tiers with correlated traits, split train/validation/test
+    by player: `rudiments/profiles.parquet` and `rudiments/splits.json`."""
+    from music_assets.io import write_json, write_parquet  # noqa: PLC0415
+    from music_assets.rudiments.dataset import frame_to_table  # noqa: PLC0415
+    from music_assets.rudiments.profiles import generate_profiles, splits_of  # noqa: PLC0415
+
+    settings = rudiment_dataset.settings()
+    profiles = generate_profiles(settings.num_profiles, settings.seed)
+    write_parquet(layout.profiles_path(), frame_to_table(profiles))
+    write_json(layout.splits_path(), splits_of(profiles))
+    counts = profiles.groupby(["skill_tier", "split"]).size()
+    rows = [{"tier": t, **{s: int(counts.get((t, s), 0)) for s in SPLITS}} for t in SKILL_TIERS]
+    return dg.MaterializeResult(metadata={
+        "preset": settings.preset,
+        "profiles": len(profiles),
+        "left-handed": int((profiles["dominant_hand"] == "left").sum()),
+        "players per tier and split": _md_rows(rows),
+        "path": dg.MetadataValue.path(str(layout.profiles_path())),
+        "splits": dg.MetadataValue.path(str(layout.splits_path())),
+    })
+
+
+@dg.asset_check(asset=player_profiles, blocking=True)
+def profiles_split_by_player() -> dg.AssetCheckResult:
+    """No player is in two splits, splits.json matches profiles.parquet, and when there are at
+    least 12 players every tier has a player in every split."""
+    import pandas as pd  # noqa: PLC0415
+
+    from music_assets.io import read_json  # noqa: PLC0415
+    from music_assets.rudiments.profiles import MIN_PER_TIER_FOR_ALL_SPLITS  # noqa: PLC0415
+
+    profiles = pd.read_parquet(layout.profiles_path())
+    splits = read_json(layout.splits_path())
+    problems = []
+    seen: dict[str, str] = {}
+    for name in SPLITS:
+        for pid in splits.get(name, []):
+            if pid in seen:
+                problems.append(f"{pid} is in {seen[pid]} and {name}")
+            seen[pid] = name
+    if set(seen) != set(profiles["profile_id"]):
+        problems.append("splits.json and profiles.parquet list different players")
+    wrong = [p for p, s in zip(profiles["profile_id"], profiles["split"], strict=True) if seen.get(p) != s]
+    if wrong:
+        problems.append(f"{len(wrong)} players' split column disagrees with splits.json")
+    if len(profiles) >= MIN_PER_TIER_FOR_ALL_SPLITS * len(SKILL_TIERS):
+        have = set(zip(profiles["skill_tier"], profiles["split"], strict=True))
+        missing = [f"{t}/{s}" for t in SKILL_TIERS for s in SPLITS if (t, s) not in have]
+        if missing:
+            problems.append(f"tiers missing from a split: {missing}")
+    return dg.AssetCheckResult(passed=not problems, description="; ".join(problems) or "split by player, every tier in every split",
+                               metadata={"players": len(profiles), **{s: len(splits.get(s, [])) for s in SPLITS}})
+
+
+# ---------------------------------------------------------------- rudiment_performances
+def _partition_outcomes(slug: str, rudiment, profiles) -> tuple["CheckOutcome", "CheckOutcome"]:
+    """(validity, realism) outcomes of one written partition, computed from its files."""
+    from music_assets.rudiments import labels  # noqa: PLC0415
+
+    tables = labels.TableSet.in_folder(layout.performance_dir(slug))
+    parts = [
+        labels.check_integrity(tables),
+        labels.check_stroke_counts(tables),
+        labels.check_scores(tables),
+        labels.check_tempos(tables, {slug: rudiment}, profiles),
+    ]
+    meta: dict = {}
+    for p in parts:
+        meta.update({k: v for k, v in p.metadata.items() if k != "examples"})
+    examples = [p.metadata["examples"] for p in parts if "examples" in p.metadata]
+    if examples:
+        meta["examples"] = "\n\n".join(examples)
+    valid = labels.CheckOutcome(all(p.passed for p in parts), "; ".join(p.description for p in parts), meta)
+    realism, _ = labels.check_realism(tables)
+    return valid, realism
+
+
+def _evaluations(slug: str, valid, realism) -> Iterator[dg.AssetCheckEvaluation]:
+    for name, outcome, blocking in ((VALID_CHECK, valid, True), (REALISM_CHECK, realism, False)):
+        yield dg.AssetCheckEvaluation(
+            asset_key=PERFORMANCES, check_name=name, passed=outcome.passed, partition=slug,
+            metadata=_check_metadata(outcome.metadata), description=outcome.description,
+            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN, blocking=blocking,
+        )
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"midi"},
+    partitions_def=rudiment_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[rudiment_library, player_profiles],
+    check_specs=[
+        dg.AssetCheckSpec(VALID_CHECK, asset=PERFORMANCES, blocking=True, partitions_def=rudiment_partitions,
+                          description="Every stroke/measure/exercise row has its sample and every sample its MIDI file; "
+                                      "stroke counts = MIDI note counts (snare 38, channel 10); scores in 0-100; tempos "
+                                      "inside the rudiment's and the player's range."),
+        dg.AssetCheckSpec(REALISM_CHECK, asset=PERFORMANCES, partitions_def=rudiment_partitions,
+                          description="Per tier, measured timing-error SD and velocity CV inside the published ranges; "
+                                      "timing_accuracy ordered by tier (warning)."),
+    ],
+)
+def rudiment_performances(context: dg.AssetExecutionContext, rudiment_dataset: RudimentDataset) -> Iterator:
+    """Per rudiment: every player x tempo x length performed (ideal grid + the player's deviations),
+    a General MIDI drum file each, and the strokes / measures / exercise-score tables."""
+    import pandas as pd  # noqa: PLC0415
+
+    from music_assets.rudiments.dataset import generate_partition  # noqa: PLC0415
+    from music_assets.rudiments.library import load_library  # noqa: PLC0415
+
+    settings = rudiment_dataset.settings()
+    if not layout.profiles_path().is_file():
+        raise dg.Failure(f"{layout.profiles_path()} is missing: materialize player_profiles first")
+    profiles = pd.read_parquet(layout.profiles_path())
+    library = load_library()
+    keys = list(context.partition_keys)
+    started = time.monotonic()
+    rows, outcomes = [], {}
+    for slug in keys:
+        t0 = time.monotonic()
+        result = generate_partition(library[slug], profiles, settings)
+        outcomes[slug] = _partition_outcomes(slug, library[slug], profiles)
+        samples = result.samples
+        rows.append({
+            "rudiment": slug, "samples": samples.num_rows,
+            "strokes": int(sum(samples.column("num_strokes").to_pylist())),
+            "audio seconds": round(sum(samples.column("duration_sec").to_pylist()), 1),
+            "skipped players": len(result.skipped_profiles), "stale MIDI removed": result.removed_stale_midi,
+            "seconds": round(time.monotonic() - t0, 2),
+            "valid": outcomes[slug][0].passed, "realistic": outcomes[slug][1].passed,
+        })
+        context.log.info(f"{slug}: {samples.num_rows} samples in {rows[-1]['seconds']} s")
+    elapsed = time.monotonic() - started
+    n = sum(r["samples"] for r in rows)
+    if len(keys) > 1:
+        for slug in keys:
+            yield from _evaluations(slug, *outcomes[slug])
+    failed = {name: [k for k in keys if not outcomes[k][i].passed] for i, name in enumerate((VALID_CHECK, REALISM_CHECK))}
+    summary = []
+    for i, name in enumerate((VALID_CHECK, REALISM_CHECK)):
+        if len(keys) == 1:
+            o = outcomes[keys[0]][i]
+            passed, desc, meta = o.passed, o.description, _check_metadata(o.metadata)
+        else:
+            passed = not failed[name]
+            desc = f"failed for {failed[name]}" if failed[name] else f"passed for all {len(keys)} partitions"
+            meta = {"partitions": len(keys), "failed": len(failed[name])}
+        summary.append(dg.AssetCheckResult(
+            check_name=name, passed=passed, description=desc, metadata=meta,
+            severity=dg.AssetCheckSeverity.ERROR if name == VALID_CHECK else dg.AssetCheckSeverity.WARN,
+        ))
+    yield dg.MaterializeResult(
+        metadata={
+            "preset": settings.preset, "partitions": len(keys), "samples": n, "seconds": round(elapsed, 2),
+            "samples per second": round(n / elapsed, 1) if elapsed > 0 else 0.0,
+            "per rudiment": _md_rows(rows),
+            "dagster/row_count": n,
+        },
+        check_results=summary,
+    )
+
+
+# ---------------------------------------------------------------- rudiment_labels
+class LabelsConfig(dg.Config):
+    """Which partitions to merge (default: all 40; each must have its performances and audio)."""
+
+    rudiments: list[str] = list(RUDIMENT_SLUGS)
+
+
+def _label_tables():
+    from music_assets.rudiments.labels import TableSet  # noqa: PLC0415
+
+    return TableSet.in_folder(layout.labels_dir())
+
+
+@dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[PERFORMANCES, dg.AssetKey("rudiment_audio")])
+def rudiment_labels(config: LabelsConfig) -> dg.MaterializeResult:
+    """The dataset's label files `rudiments/labels/{samples,strokes,measures,exercises}.parquet`:
+    every partition's tables (samples joined with audio on sample_id), merged one partition at a time."""
+    from music_assets.rudiments.labels import merge_labels  # noqa: PLC0415
+
+    unknown = sorted(set(config.rudiments) - set(RUDIMENT_SLUGS))
+    if unknown:
+        raise dg.Failure(f"unknown rudiments in config: {unknown}")
+    slugs = [s for s in RUDIMENT_SLUGS if s in set(config.rudiments)]
+    t0 = time.monotonic()
+    summary = merge_labels(slugs)
+    return dg.MaterializeResult(metadata={
+        "partitions": len(slugs),
+        **{f"{k} rows": v for k, v in summary.rows.items()},
+        "audio columns": ", ".join(summary.audio_columns),
+        "seconds": round(time.monotonic() - t0, 2),
+        "folder": dg.MetadataValue.path(str(layout.labels_dir())),
+        "dagster/row_count": summary.rows["samples"],
+    })
+
+
+def _to_result(outcome, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=outcome.passed, description=outcome.description,
+                               metadata=_check_metadata(outcome.metadata), severity=severity)
+
+
+@dg.asset_check(asset=rudiment_labels, blocking=True)
+def labels_referential_integrity() -> dg.AssetCheckResult:
+    """Every stroke, measure and exercise row has its sample; every sample has its MIDI and audio file."""
+    from music_assets.rudiments.labels import check_integrity  # noqa: PLC0415
+
+    return _to_result(check_integrity(_label_tables(), require_audio=True))
+
+
+@dg.asset_check(asset=rudiment_labels, blocking=True)
+def labels_scores_in_range() -> dg.AssetCheckResult:
+    """Every exercise score is within 0-100 (or null where it does not apply)."""
+    from music_assets.rudiments.labels import check_scores  # noqa: PLC0415
+
+    return _to_result(check_scores(_label_tables()))
+
+
+@dg.asset_check(asset=rudiment_labels, blocking=True)
+def labels_stroke_counts_match_midi() -> dg.AssetCheckResult:
+    """Each sample's stroke rows = num_strokes = the note count of its MIDI file."""
+    from music_assets.rudiments.labels import check_stroke_counts  # noqa: PLC0415
+
+    return _to_result(check_stroke_counts(_label_tables()))
+
+
+@dg.asset_check(asset=rudiment_labels)
+def labels_realism() -> dg.AssetCheckResult:
+    """Per tier over the whole dataset: timing-error SD and velocity CV inside the published ranges,
+    timing_accuracy ordered by tier (warning)."""
+    from music_assets.rudiments.labels import check_realism  # noqa: PLC0415
+
+    outcome, _ = check_realism(_label_tables())
+    return _to_result(outcome, dg.AssetCheckSeverity.WARN)
+
+
+defs = dg.Definitions(
+    assets=[rudiment_library, player_profiles, rudiment_performances, rudiment_labels],
+    asset_checks=[library_complete, profiles_split_by_player, labels_referential_integrity, labels_scores_in_range,
+                  labels_stroke_counts_match_midi, labels_realism],
+    resources={"rudiment_dataset": RudimentDataset()},
+)

@@ -1,0 +1,178 @@
+"""Benchmark the rudiment dataset pipeline against raw FluidSynth on the same notes.
+
+Workload (fixed): about N samples (default 400) spread over the 40 rudiments,
+generated with the rudiment domain code (`rudiments.dataset.generate_partition`:
+performances, MIDI, labels) into a temporary data dir, then rendered with
+audio (`audio.render.render_partitions`: dry FluidSynth render, onset
+alignment, augmentation, FLAC, audio.parquet) on a pool with one process per
+core. The gates of every partition are evaluated and must pass.
+
+Baseline, measured in the same run: pyfluidsynth's `Synth.get_samples` on the
+very same notes, each sample on the soundfont the pipeline gave it, one synth
+per soundfont in this process, audio between events pulled with
+`get_samples` (the plain way to render offline with pyfluidsynth), no effects,
+no files.
+
+Prints samples/s, audio seconds per wall second, peak RSS (this process and
+the largest worker), and the ratio of the pipeline's speed to the baseline's
+(target >= 0.5). The pipeline runs on every core and the baseline on one, as
+a user would run either. Wall-clock ratios on a shared machine depend on what
+else runs, so the ratio of CPU time per audio second is printed too (per
+core, and times the workers: the wall ratio an idle machine would give).
+
+    python bench/generate.py [--samples 400] [--workers 0] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def generate(data: Path, n_samples: int, seed: int) -> tuple[list[str], int]:
+    """Performances of the workload (the rudiment domain code); returns the slugs and sample count."""
+    from music_assets.rudiments.constants import RUDIMENT_SLUGS
+    from music_assets.rudiments.dataset import DatasetSettings, generate_partition
+    from music_assets.rudiments.library import get_rudiment
+    from music_assets.rudiments.profiles import generate_profiles
+
+    slugs = list(RUDIMENT_SLUGS[: max(1, min(len(RUDIMENT_SLUGS), n_samples))])
+    n_profiles = max(1, math.ceil(n_samples / len(slugs)))
+    settings = DatasetSettings.resolve("demo", seed=seed, num_profiles=n_profiles, tempos_per_pair=1, lengths_beats=[8])
+    profiles = generate_profiles(n_profiles, seed)
+    total = 0
+    for slug in slugs:
+        total += generate_partition(get_rudiment(slug), profiles, settings, data).samples.num_rows
+    return slugs, total
+
+
+def raw_fluidsynth(data: Path, slugs: list[str], soundfonts: dict[str, str]) -> tuple[float, float, float, dict[str, float]]:
+    """Audio seconds, wall and CPU seconds rendering every sample's notes with plain get_samples,
+    and the speed per soundfont."""
+    import fluidsynth
+    import pandas as pd
+    import pretty_midi
+
+    from music_assets.audio.render import TAIL_SEC, performances_dir
+    from music_assets.audio.synthesis import DEFAULT_SAMPLE_RATE, DRUM_CHANNEL, GM_DRUM_BANK, POLYPHONY
+
+    sr = DEFAULT_SAMPLE_RATE
+    work: list[tuple[str, list[tuple[int, int, int, int]], int]] = []  # soundfont, events, frames
+    for slug in slugs:
+        audio = pd.read_parquet(performances_dir(data, slug) / "audio.parquet", columns=["sample_id", "soundfont"])
+        samples = pd.read_parquet(performances_dir(data, slug) / "samples.parquet", columns=["sample_id", "midi_path"])
+        for sid, sf_name, midi in audio.merge(samples, on="sample_id")[["sample_id", "soundfont", "midi_path"]].itertuples(index=False):
+            pm = pretty_midi.PrettyMIDI(str(data / midi))
+            events = []
+            for inst in pm.instruments:
+                for n in inst.notes:
+                    events.append((int(round(n.start * sr)), 1, n.pitch, n.velocity))
+                    events.append((int(round(n.end * sr)), 0, n.pitch, 0))
+            events.sort()
+            work.append((sf_name, events, int(round((pm.get_end_time() + TAIL_SEC) * sr))))
+    synths = {}
+    for name, path in soundfonts.items():
+        s = fluidsynth.Synth(gain=0.5, samplerate=float(sr), **{"synth.reverb.active": 0, "synth.chorus.active": 0,
+                                                               "synth.cpu-cores": 1, "synth.polyphony": POLYPHONY})
+        sfid = s.sfload(path)
+        s.program_select(DRUM_CHANNEL, sfid, GM_DRUM_BANK, 0)
+        synths[name] = s
+    per_sf: dict[str, list[float]] = {name: [0.0, 0.0] for name in soundfonts}
+    t_all, c_all = time.perf_counter(), time.process_time()
+    for sf_name, events, frames in work:
+        s = synths[sf_name]
+        t0 = time.perf_counter()
+        pos = 0
+        for frame, on, pitch, vel in events:
+            if frame > pos:
+                s.get_samples(min(frame, frames) - pos)
+                pos = min(frame, frames)
+            if on:
+                s.noteon(DRUM_CHANNEL, pitch, vel)
+            else:
+                s.noteoff(DRUM_CHANNEL, pitch)
+        if frames > pos:
+            s.get_samples(frames - pos)
+        s.all_sounds_off(DRUM_CHANNEL)
+        per_sf[sf_name][0] += frames / sr
+        per_sf[sf_name][1] += time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t_all, time.process_time() - c_all
+    for s in synths.values():
+        s.delete()
+    audio_sec = sum(v[0] for v in per_sf.values())
+    return audio_sec, seconds, cpu, {k: (v[0] / v[1] if v[1] else 0.0) for k, v in per_sf.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=400, help="about this many samples (default 400)")
+    ap.add_argument("--workers", type=int, default=0, help="rendering processes (0: one per core)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", type=Path, default=None, help="generate into this folder and keep it")
+    args = ap.parse_args(argv)
+
+    from music_assets.audio import render
+    from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
+
+    workers = render.default_workers() if args.workers <= 0 else args.workers
+    tmp = None
+    if args.keep is None:
+        tmp = tempfile.mkdtemp(prefix="bench-generate-")
+        data = Path(tmp)
+    else:
+        data = args.keep
+        data.mkdir(parents=True, exist_ok=True)
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        slugs, n = generate(data, args.samples, args.seed)
+        t_gen, c_gen = time.perf_counter() - t0, time.process_time() - c0
+        t1, c1 = time.perf_counter(), time.process_time()
+        rendered = render.render_partitions(slugs, data, seed=args.seed, workers=workers)
+        t_render, c_main = time.perf_counter() - t1, time.process_time() - c1
+        wall = time.perf_counter() - t0
+        run = rendered.run
+        audio_sec = sum(float(r["audio_duration_sec"]) for r in run.rows)
+        failed = [f"{slug}:{g.name}" for slug in slugs for g in render.check_partition(slug, data) if not g.passed]
+
+        raw_audio, raw_sec, raw_cpu, raw_by_sf = raw_fluidsynth(data, slugs, {p.name: str(p) for p in DEFAULT_SOUNDFONTS})
+        raw_speed = raw_audio / raw_sec
+        pipe_speed = audio_sec / wall
+        pipe_cpu = c_gen + c_main + run.cpu_seconds
+        rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        print(f"workload: {n} samples over {len(slugs)} rudiments, {audio_sec:.0f} s of audio "
+              f"({audio_sec / max(n, 1):.2f} s each), {run.workers} worker process(es), {os.cpu_count()} CPU(s), "
+              f"load average {os.getloadavg()[0]:.1f}")
+        print(f"  generate performances + MIDI + labels: {t_gen:6.2f} s wall, {c_gen:6.2f} s CPU")
+        print(f"  render + align + augment + FLAC:       {t_render:6.2f} s wall, "
+              f"{run.cpu_seconds + c_main:6.2f} s CPU ({run.cpu_seconds / max(n, 1) * 1000:.1f} ms per sample in workers)")
+        print(f"pipeline: {n / wall:.1f} samples/s, {pipe_speed:.1f} audio s per wall s ({wall:.2f} s)")
+        print(f"raw FluidSynth get_samples, same notes, one process: {raw_speed:.1f} audio s per s ("
+              + ", ".join(f"{k} {v:.0f}" for k, v in raw_by_sf.items()) + ")")
+        print(f"peak RSS: main process {rss_main:.0f} MiB, largest worker {run.peak_rss_mib:.0f} MiB")
+        print(f"gates: {'all passed' if not failed else 'FAILED: ' + ', '.join(failed[:10])}")
+        ratio = pipe_speed / raw_speed
+        cpu_ratio = (raw_cpu / raw_audio) / (pipe_cpu / audio_sec)
+        print(f"ratio pipeline / raw FluidSynth (wall clock, pipeline on {run.workers} workers): {ratio:.2f} (target >= 0.50)")
+        print(f"  CPU time per audio second, raw / pipeline: {cpu_ratio:.2f} per core; x {run.workers} workers = "
+              f"{cpu_ratio * run.workers:.2f} on an otherwise idle machine")
+        return 0 if not failed else 1
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,507 @@
+"""Rendering rudiment performances to augmented FLAC, and the audio quality gates.
+
+Inputs are the per-rudiment performance tables and MIDI files written by
+`rudiment_performances` (see CONTRACTS.md); outputs are
+`<data>/rudiments/audio/<slug>/<sample_id>.flac` (44.1 kHz, 24-bit, stereo,
+`duration_sec + TAIL_SEC` long, audio time 0 = MIDI time 0) and
+`<data>/rudiments/performances/<slug>/audio.parquet`.
+
+Every sample is rendered dry with FluidSynth (`synthesis.get_renderer`: one
+synth per soundfont per process), the dry render's onsets are matched with
+the labelled stroke times (`onsets`), then the augmentation chain
+(`effects`) colours it and the result is written atomically. Samples are
+spread over a process pool with one worker per core, forked from a server
+that imported the rendering code once (`render_preload`); each worker caps
+BLAS/OpenMP threads to one, and loads each soundfont (and measures its onset
+latency) once.
+
+Which soundfont and preset a sample gets is fixed by a stable hash of its id
+and the seed: the samples of a partition are ordered by that hash and dealt
+round-robin over soundfont x preset (starting at a hash of the rudiment), so
+every combination is used equally often. Every augmentation parameter is
+drawn from `stable_rng(sample_id, seed, "augment")`. The same inputs and
+configuration therefore give byte-identical FLAC files in any process and
+order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from music_assets.audio import effects, onsets
+from music_assets.audio.presets import PRESET_NAMES, Bed, draw_params, get_preset
+from music_assets.audio.synthesis import DEFAULT_SAMPLE_RATE, DEFAULT_SOUNDFONTS, get_renderer, midi_to_events
+from music_assets.seeding import stable_rng, stable_seed
+
+TAIL_SEC = 1.0  # release tail after the last note-off: the snare has decayed by > 60 dB
+SAMPLE_RATE = DEFAULT_SAMPLE_RATE
+SUBTYPE = "PCM_24"
+
+# gate thresholds (the issue's acceptance limits)
+DURATION_TOLERANCE_SEC = 0.050
+MAX_CLIPPED_RATIO = 0.001
+SILENCE_DBFS = -60.0  # a file whose peak stays below this is silent
+MAX_ALIGN_MEDIAN_MS = 5.0
+CLIP_LEVEL = (2**23 - 2**8) << 8  # int32 PCM: within 256 LSB of 24-bit full scale counts as clipped
+FLAC_COMPRESSION = 0.125  # libFLAC level 1 of 8: twice as fast as the default, files about 8 % larger
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+def audio_dir(data: Path, slug: str) -> Path:
+    return data / "rudiments" / "audio" / slug
+
+
+def performances_dir(data: Path, slug: str) -> Path:
+    return data / "rudiments" / "performances" / slug
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """Everything a worker needs to render one sample (picklable)."""
+
+    sample_id: str
+    midi_path: str  # absolute
+    audio_path: str  # absolute
+    audio_rel: str  # relative to the data dir, POSIX
+    soundfont: str  # absolute
+    preset: str
+    seed: int
+    stroke_ms: tuple[float, ...]  # labelled primary stroke times (not grace notes, not buzz bounces)
+    stroke_velocity: tuple[float, ...]
+    note_ms: tuple[float, ...]  # every labelled stroke, grace notes included
+    beds: tuple[Bed, ...] = field(default=())
+
+
+# ---------------------------------------------------------------- planning
+
+
+def assign_variants(
+    sample_ids: Sequence[str], n_soundfonts: int, presets: Sequence[str], seed: int, salt: str = ""
+) -> dict[str, tuple[int, str]]:
+    """sample_id -> (soundfont index, preset): hash order dealt round-robin over the combinations.
+
+    Soundfonts alternate fastest, so the first few samples of a partition
+    already cover every soundfont; each full round covers every pair once.
+    """
+    if n_soundfonts < 1 or not presets:
+        raise RenderError("at least one soundfont and one augmentation preset are needed")
+    ordered = sorted(sample_ids, key=lambda s: (stable_seed("variant", s, seed), s))
+    combos = [(sf_i, p) for p in presets for sf_i in range(n_soundfonts)]
+    start = stable_seed("variant-start", salt, seed) % len(combos)
+    return {s: combos[(start + i) % len(combos)] for i, s in enumerate(ordered)}
+
+
+def _read_table(path: Path, columns: Sequence[str]):
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    if not path.is_file():
+        raise RenderError(f"{path}: missing; materialize rudiment_performances for this rudiment first")
+    try:
+        names = pq.read_schema(path).names
+        missing = [c for c in columns if c not in names]
+        table = None if missing else pq.read_table(path, columns=list(columns))
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
+        raise RenderError(f"{path}: not a readable parquet file: {exc}") from exc
+    if missing:
+        raise RenderError(f"{path}: missing column(s) {', '.join(missing)}")
+    return table.to_pandas()
+
+
+def plan_partition(
+    slug: str,
+    data: Path,
+    soundfonts: Sequence[Path],
+    presets: Sequence[str],
+    seed: int,
+    beds: Sequence[Bed] = (),
+) -> list[RenderJob]:
+    """One job per performance of `slug`, from its samples and strokes tables."""
+    perf = performances_dir(data, slug)
+    samples = _read_table(perf / "samples.parquet", ["sample_id", "midi_path"])
+    strokes = _read_table(
+        perf / "strokes.parquet",
+        ["sample_id", "actual_time_ms", "actual_velocity", "is_grace", "parent_stroke_index"],
+    )
+    if samples["sample_id"].duplicated().any():
+        dup = samples.loc[samples["sample_id"].duplicated(), "sample_id"].iloc[0]
+        raise RenderError(f"{perf / 'samples.parquet'}: duplicate sample_id {dup}")
+    for p in presets:
+        get_preset(p)
+    variants = assign_variants(list(samples["sample_id"]), len(soundfonts), presets, seed, salt=slug)
+    # measured: the primary strokes, neither grace notes nor buzz bounces (a bounce is the
+    # child of a primary 26 ms before it, under whose decay its attack does not show)
+    primary = ~strokes["is_grace"].astype(bool).to_numpy() & ~(strokes["parent_stroke_index"].fillna(-1).to_numpy() >= 0)
+    times = strokes["actual_time_ms"].to_numpy(dtype=np.float64)
+    velocity = strokes["actual_velocity"].astype(float).fillna(100.0).to_numpy()
+    ids = strokes["sample_id"].astype(str).to_numpy()
+    order = np.argsort(ids, kind="stable")
+    uniq, first = np.unique(ids[order], return_index=True)
+    bounds = dict(zip(uniq.tolist(), zip(first.tolist(), [*first[1:].tolist(), len(ids)], strict=True), strict=True))
+    out_dir = audio_dir(data, slug)
+    jobs = []
+    for sid, midi_rel in zip(samples["sample_id"].astype(str), samples["midi_path"], strict=True):
+        if sid not in bounds:
+            raise RenderError(f"{perf / 'strokes.parquet'}: no strokes for sample {sid}")
+        rows = order[slice(*bounds[sid])]
+        main = rows[primary[rows]]
+        sf_i, preset = variants[sid]
+        jobs.append(
+            RenderJob(
+                sample_id=sid,
+                midi_path=str(data / midi_rel),
+                audio_path=str(out_dir / f"{sid}.flac"),
+                audio_rel=f"rudiments/audio/{slug}/{sid}.flac",
+                soundfont=str(soundfonts[sf_i]),
+                preset=preset,
+                seed=int(seed),
+                stroke_ms=tuple(times[main].tolist()),
+                stroke_velocity=tuple(velocity[main].tolist()),
+                note_ms=tuple(times[rows].tolist()),
+                beds=tuple(beds),
+            )
+        )
+    return jobs
+
+
+# ---------------------------------------------------------------- the worker
+
+_LATENCY: dict[tuple[str, int], onsets.LatencyCurve] = {}
+
+
+def _latency(soundfont: str, pitch: int) -> onsets.LatencyCurve:
+    key = (soundfont, pitch)
+    if key not in _LATENCY:
+        _LATENCY[key] = onsets.calibrate_latency(get_renderer(soundfont, SAMPLE_RATE), pitch)
+    return _LATENCY[key]
+
+
+def preload_soundfont(soundfont: str, pitch: int = 38) -> None:
+    """Load a soundfont and measure its onset latency for `pitch` (General MIDI snare) now."""
+    _latency(soundfont, pitch)
+
+
+def render_dry(job: RenderJob) -> tuple[np.ndarray, int]:
+    """The dry FluidSynth render of the job's MIDI (MIDI length + TAIL_SEC) and its main pitch."""
+    import pretty_midi  # noqa: PLC0415
+
+    try:
+        pm = pretty_midi.PrettyMIDI(job.midi_path)
+    except Exception as exc:  # noqa: BLE001 - mido/pretty_midi raise many types for bad files
+        raise RenderError(f"{job.midi_path}: not a readable MIDI file: {exc}") from exc
+    notes, programs = midi_to_events(pm)
+    if not notes:
+        raise RenderError(f"{job.midi_path}: the MIDI file has no notes")
+    pitches = np.bincount([n.pitch for n in notes], minlength=128)
+    renderer = get_renderer(job.soundfont, SAMPLE_RATE)
+    dry = renderer.render(notes, total_seconds=pm.get_end_time() + TAIL_SEC, programs=programs)
+    return dry, int(pitches.argmax())
+
+
+def _to_pcm24(x: np.ndarray) -> np.ndarray:
+    """Channel-major float (2, frames) to interleaved (frames, 2) 24-bit PCM in the top
+    bits of int32: exactly what the FLAC file will hold."""
+    full = np.float32(2**23)
+    y = x * full
+    np.rint(y, out=y)
+    np.clip(y, -full, full - 1, out=y)
+    pcm = y.astype(np.int32)
+    pcm <<= 8
+    return np.ascontiguousarray(pcm.T)
+
+
+def render_job(job: RenderJob) -> dict[str, object]:
+    """Render, measure, augment and write one sample; return its audio.parquet row."""
+    from music_assets.audio.io import write_flac  # noqa: PLC0415
+
+    try:
+        dry, pitch = render_dry(job)
+        align = onsets.median_alignment_error_ms(
+            dry, SAMPLE_RATE, job.stroke_ms, job.stroke_velocity, _latency(job.soundfont, pitch), job.note_ms
+        )
+        rng = stable_rng(job.sample_id, job.seed, "augment")
+        params = draw_params(job.preset, rng, dry.shape[0] / SAMPLE_RATE, job.beds)
+        wet = effects.augment(dry, SAMPLE_RATE, params, stable_rng(job.sample_id, job.seed, "augment-signal"), job.beds)
+        del dry
+        pcm = _to_pcm24(wet)
+        # flushed to disk all at once (os.sync) before audio.parquet lists the files
+        write_flac(job.audio_path, pcm, SAMPLE_RATE, subtype=SUBTYPE, compression_level=FLAC_COMPRESSION, fsync=False)
+    except RenderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - name the sample in whatever went wrong
+        raise RenderError(f"{job.midi_path} (sample {job.sample_id}): rendering failed: {exc!r}") from exc
+    # stats from the exact integers in the file
+    top = max(int(pcm.max()), -int(pcm.min())) if pcm.size else 0
+    peak = top / 2.0**31
+    clipped = float(np.count_nonzero((pcm >= CLIP_LEVEL) | (pcm <= -CLIP_LEVEL))) / max(1, pcm.size)
+    return {
+        "sample_id": job.sample_id,
+        "audio_path": job.audio_rel,
+        "soundfont": Path(job.soundfont).name,
+        **params.columns(),
+        "audio_duration_sec": pcm.shape[0] / SAMPLE_RATE,
+        "audio_sample_rate": SAMPLE_RATE,
+        "audio_peak_dbfs": 20 * math.log10(max(peak, 1e-10)),
+        "audio_clipped_ratio": clipped,
+        "align_median_error_ms": align,
+    }
+
+
+def _render_job_measured(job: RenderJob) -> tuple[dict[str, object], float, float]:
+    """render_job, plus the CPU seconds it took and this process's peak RSS (MiB)."""
+    import resource  # noqa: PLC0415
+
+    t0 = time.process_time()
+    row = render_job(job)
+    return row, time.process_time() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _init_worker() -> None:
+    """Pool initializer: one BLAS/OpenMP thread per worker (the pool already uses every core)."""
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with librosa's scikit-learn
+        pass
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class RenderRun:
+    """Rows in job order, and what rendering them cost."""
+
+    rows: list[dict[str, object]]
+    workers: int
+    cpu_seconds: float  # summed over the rendering processes
+    peak_rss_mib: float  # the largest rendering process
+
+
+def render_jobs(
+    jobs: Sequence[RenderJob],
+    workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> RenderRun:
+    """Render every job on `workers` processes (0: one per core, 1: in this process)."""
+    workers = default_workers() if workers <= 0 else workers
+    workers = min(workers, max(1, len(jobs)))
+    run = RenderRun([], workers, 0.0, 0.0)
+
+    def collect(i: int, measured: tuple[dict[str, object], float, float]) -> None:
+        row, cpu, rss = measured
+        run.rows.append(row)
+        run.cpu_seconds += cpu
+        run.peak_rss_mib = max(run.peak_rss_mib, rss)
+        if progress:
+            progress(i, len(jobs))
+
+    if workers == 1:
+        for i, job in enumerate(jobs, 1):
+            collect(i, _render_job_measured(job))
+        return run
+    import multiprocessing as mp  # noqa: PLC0415
+
+    # forkserver: never fork this process (Dagster's step process holds threads and locks);
+    # workers fork from a clean server that imported the rendering code once
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["music_assets.audio.render_preload"])
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        chunk = max(1, min(8, len(jobs) // (workers * 8)))
+        for i, measured in enumerate(pool.map(_render_job_measured, jobs, chunksize=chunk), 1):
+            collect(i, measured)
+    return run
+
+
+# ---------------------------------------------------------------- partitions
+
+
+def audio_table(rows: Sequence[dict[str, object]]):
+    """The audio.parquet table: strings as pa.string(), ints as int64, the rest float64."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    if not rows:
+        raise RenderError("no rendered samples to tabulate")
+    fields = []
+    for key, value in rows[0].items():
+        if isinstance(value, str):
+            typ = pa.string()
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            typ = pa.int64()
+        else:
+            typ = pa.float64()
+        fields.append(pa.field(key, typ))
+    return pa.Table.from_pylist(list(rows), schema=pa.schema(fields))
+
+
+@dataclass
+class PartitionAudio:
+    slug: str
+    table_path: Path
+    rows: list[dict[str, object]]
+
+
+@dataclass
+class RenderResult:
+    partitions: dict[str, PartitionAudio]
+    run: RenderRun
+
+
+def render_partitions(
+    slugs: Sequence[str],
+    data: Path,
+    *,
+    soundfonts: Sequence[str | os.PathLike[str]] = DEFAULT_SOUNDFONTS,
+    presets: Sequence[str] = PRESET_NAMES,
+    seed: int = 0,
+    workers: int = 0,
+    use_beds: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> RenderResult:
+    """Render every performance of `slugs` on one pool and write each partition's audio.parquet.
+
+    Files of samples no longer in a partition are removed once its table is written.
+    """
+    from music_assets.io import remove_partials, write_parquet  # noqa: PLC0415
+
+    sf_paths = [Path(p) for p in soundfonts]
+    missing = [str(p) for p in sf_paths if not p.is_file()]
+    if missing:
+        raise RenderError(f"soundfont(s) not found: {', '.join(missing)}")
+    beds = effects.beds_in(data / "sources" / "prepared") if use_beds else []
+    jobs_by_slug = {slug: plan_partition(slug, data, sf_paths, presets, seed, beds) for slug in slugs}
+    for slug in slugs:
+        remove_partials(audio_dir(data, slug))
+    all_jobs = [j for slug in slugs for j in jobs_by_slug[slug]]
+    run = render_jobs(all_jobs, workers, progress)
+    rows = iter(run.rows)
+    os.sync()
+    out: dict[str, PartitionAudio] = {}
+    for slug in slugs:
+        part_rows = [next(rows) for _ in jobs_by_slug[slug]]
+        path = performances_dir(data, slug) / "audio.parquet"
+        write_parquet(path, audio_table(part_rows))
+        keep = {Path(j.audio_path).name for j in jobs_by_slug[slug]}
+        for stale in audio_dir(data, slug).glob("*.flac"):
+            if stale.name not in keep:
+                stale.unlink()
+        out[slug] = PartitionAudio(slug, path, part_rows)
+    return RenderResult(out, run)
+
+
+# ---------------------------------------------------------------- quality gates
+
+
+@dataclass
+class GateResult:
+    name: str
+    passed: bool
+    description: str
+    metadata: dict[str, object]
+
+
+def check_partition(slug: str, data: Path) -> list[GateResult]:
+    """The blocking gates of one partition, computed from its written files and tables.
+
+    - duration: every FLAC exists, is 44.1 kHz 24-bit stereo, and lasts the MIDI
+      length (`duration_sec`) + TAIL_SEC within +-50 ms (read from the file header);
+    - clipping: at most 0.1 % of the samples of any file at full scale;
+    - silence: no file whose peak stays below -60 dBFS;
+    - alignment: in every sample, onsets in the dry render are within a median
+      5 ms of the labelled non-grace strokes.
+    """
+    import soundfile as sf  # noqa: PLC0415
+
+    perf = performances_dir(data, slug)
+    samples = _read_table(perf / "samples.parquet", ["sample_id", "duration_sec"])
+    audio = _read_table(
+        perf / "audio.parquet",
+        ["sample_id", "audio_path", "audio_peak_dbfs", "audio_clipped_ratio", "align_median_error_ms"],
+    )
+    merged = samples.merge(audio, on="sample_id", how="left")
+    n = len(merged)
+
+    bad_duration: list[str] = []
+    worst_dur = 0.0
+    for sid, rel, dur in zip(merged["sample_id"], merged["audio_path"], merged["duration_sec"], strict=True):
+        if not isinstance(rel, str):
+            bad_duration.append(f"{sid}: no audio row")
+            continue
+        path = data / rel
+        try:
+            info = sf.info(str(path))
+        except Exception as exc:  # noqa: BLE001 - missing or unreadable file
+            bad_duration.append(f"{rel}: unreadable ({type(exc).__name__})")
+            continue
+        if info.samplerate != SAMPLE_RATE or info.channels != 2 or info.subtype != SUBTYPE:
+            bad_duration.append(f"{rel}: {info.samplerate} Hz, {info.channels} ch, {info.subtype}")
+            continue
+        off = abs(info.frames / info.samplerate - (float(dur) + TAIL_SEC))
+        worst_dur = max(worst_dur, off)
+        if off > DURATION_TOLERANCE_SEC:
+            bad_duration.append(f"{rel}: {info.frames / info.samplerate:.3f} s, expected {float(dur) + TAIL_SEC:.3f} s")
+
+    def _listing(items: list[str]) -> str:
+        return "; ".join(items[:5]) + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
+
+    clip = merged["audio_clipped_ratio"].astype(float)
+    peak = merged["audio_peak_dbfs"].astype(float)
+    align = merged["align_median_error_ms"].astype(float)
+    clipped = merged.loc[~(clip <= MAX_CLIPPED_RATIO), "sample_id"].tolist()
+    silent = merged.loc[~(peak >= SILENCE_DBFS), "sample_id"].tolist()
+    misaligned = merged.loc[~(align <= MAX_ALIGN_MEDIAN_MS), "sample_id"].tolist()
+    return [
+        GateResult(
+            "audio_duration_matches_midi",
+            not bad_duration and n > 0,
+            f"{n - len(bad_duration)}/{n} files last the MIDI length + {TAIL_SEC} s within "
+            f"+-{DURATION_TOLERANCE_SEC * 1000:.0f} ms" + (f"; failing: {_listing(bad_duration)}" if bad_duration else ""),
+            {"samples": n, "failing": len(bad_duration), "worst_offset_ms": round(worst_dur * 1000, 2)},
+        ),
+        GateResult(
+            "audio_not_clipped",
+            not clipped and n > 0,
+            f"{n - len(clipped)}/{n} files with at most {MAX_CLIPPED_RATIO:.1%} clipped samples"
+            + (f"; failing: {_listing(clipped)}" if clipped else ""),
+            {"samples": n, "failing": len(clipped), "max_clipped_ratio": float(clip.max()) if n else 0.0},
+        ),
+        GateResult(
+            "audio_not_silent",
+            not silent and n > 0,
+            f"{n - len(silent)}/{n} files peak above {SILENCE_DBFS:.0f} dBFS"
+            + (f"; silent: {_listing(silent)}" if silent else ""),
+            {"samples": n, "failing": len(silent), "min_peak_dbfs": float(peak.min()) if n else 0.0},
+        ),
+        GateResult(
+            "audio_aligned_with_labels",
+            not misaligned and n > 0,
+            f"{n - len(misaligned)}/{n} samples with median |onset - labelled stroke| <= {MAX_ALIGN_MEDIAN_MS} ms"
+            + (f"; failing: {_listing(misaligned)}" if misaligned else ""),
+            {"samples": n, "failing": len(misaligned)}
+            | (
+                {"median_error_ms": round(float(np.nanmedian(align)), 3), "worst_sample_error_ms": round(float(np.nanmax(align)), 3)}
+                if np.isfinite(align).any()
+                else {}
+            ),
+        ),
+    ]
