@@ -45,14 +45,21 @@ def plan_stages(defs: dg.Definitions) -> list[Stage]:
     stages: list[Stage] = []
     remaining = list(order)
     while remaining:
-        first = next(k for k in remaining if set(graph.get(k).parent_keys) & set(order) <= done)
-        pdef = graph.get(first).partitions_def
-        group: list[dg.AssetKey] = []
-        for k in remaining:
-            node = graph.get(k)
-            parents = set(node.parent_keys) & set(order)
-            if node.partitions_def == pdef and parents <= done | set(group):
-                group.append(k)
+        ready = [k for k in remaining if set(graph.get(k).parent_keys) & set(order) <= done]
+        # Of the partitions definitions ready to run, first take one that leaves
+        # no asset of its kind behind (so a later stage of another kind is not
+        # split in two), then the one that covers the most assets.
+        candidates = []
+        for pdef in {id(graph.get(k).partitions_def): graph.get(k).partitions_def for k in ready}.values():
+            group: list[dg.AssetKey] = []
+            for k in remaining:
+                node = graph.get(k)
+                parents = set(node.parent_keys) & set(order)
+                if node.partitions_def == pdef and parents <= done | set(group):
+                    group.append(k)
+            leftover = sum(1 for k in remaining if graph.get(k).partitions_def == pdef and k not in group)
+            candidates.append((-leftover, len(group), -order.index(group[0]), pdef, group))
+        *_, pdef, group = max(candidates, key=lambda c: c[:3])
         single = all(
             (graph.get(k).backfill_policy is not None and graph.get(k).backfill_policy.max_partitions_per_run is None)
             for k in group

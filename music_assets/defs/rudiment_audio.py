@@ -99,7 +99,12 @@ def _summary_table(results: dict, gates: dict) -> str:
     group_name="rudiments",
     partitions_def=rudiment_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[dg.AssetKey("rudiment_performances")],
+    # Prepared sources are the background beds (when any exist): declaring them
+    # orders the runs so the beds are in place before rendering, every time.
+    deps=[
+        dg.AssetKey("rudiment_performances"),
+        dg.AssetDep("prepared_sources", partition_mapping=dg.AllPartitionMapping()),
+    ],
     check_specs=[
         dg.AssetCheckSpec(name, asset=ASSET_KEY, blocking=True, description=desc, partitions_def=rudiment_partitions)
         for name, desc in GATES.items()
