@@ -21,4 +21,4 @@ defs = dg.Definitions.merge(
     export.defs,
     automation.defs,
     dg.Definitions(executor=selected_executor()),
-)
+).map_resolved_asset_specs(func=automation.follow_inputs, selection=list(automation.FOLLOW_INPUTS))

@@ -9,7 +9,59 @@ from __future__ import annotations
 import dagster as dg
 
 from music_assets.alerts import append_alert
+from music_assets.defs.partitions import rudiment_partitions
 from music_assets.instance import reap_dead_runs
+from music_assets.rudiments.constants import RUDIMENT_SLUGS
+
+# Assets that follow their inputs unattended. A blocking check that failed
+# upstream (duration, clipping, alignment, grammar score, parity...) keeps
+# them from running, in the same run and in every later evaluation.
+FOLLOW_INPUTS = ("rudiment_labels", "hf_staging")
+FOLLOW_CONDITION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+
+def follow_inputs(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The automation condition for an asset in FOLLOW_INPUTS (applied in definitions.py)."""
+    return spec.replace_attributes(automation_condition=FOLLOW_CONDITION)
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "follow_inputs",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates the assets' automation conditions: downstream assets follow new inputs "
+    "once every blocking check upstream has passed.",
+)
+
+# The nightly regeneration: every rudiment partition in one run (the assets
+# use a single-run backfill policy); labels and staging follow through their
+# automation conditions once the audio gates have passed.
+rudiment_dataset_job = dg.define_asset_job(
+    "regenerate_rudiment_dataset",
+    selection=dg.AssetSelection.assets("rudiment_performances", "rudiment_audio"),
+    partitions_def=rudiment_partitions,
+    description="All 40 rudiment partitions (performances, then audio) in one run.",
+)
+
+
+@dg.schedule(
+    name="nightly_rudiment_dataset",
+    cron_schedule="0 2 * * *",
+    job=rudiment_dataset_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every night at 02:00: regenerate all 40 rudiment partitions in one run; labels and "
+    "Hub staging follow when the gates pass.",
+)
+def nightly_rudiment_dataset(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=f"nightly-{context.scheduled_execution_time:%Y-%m-%d}",
+        tags={
+            RANGE_START_TAG: RUDIMENT_SLUGS[0],
+            RANGE_END_TAG: RUDIMENT_SLUGS[-1],
+            "music_assets/trigger": "nightly_rudiment_dataset",
+        },
+    )
 
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -74,4 +126,8 @@ def reap_killed_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     return dg.SkipReason(f"reaped {len(reaped)} killed run(s): {', '.join(reaped)}" if reaped else "no killed runs")
 
 
-defs = dg.Definitions(sensors=[run_failure_alerts, reap_killed_runs])
+defs = dg.Definitions(
+    jobs=[rudiment_dataset_job],
+    schedules=[nightly_rudiment_dataset],
+    sensors=[run_failure_alerts, reap_killed_runs, automation_sensor],
+)

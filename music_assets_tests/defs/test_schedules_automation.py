@@ -1,0 +1,50 @@
+"""What the schedules and the declarative automation request, evaluated with Dagster's test helpers."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from music_assets.definitions import defs
+from music_assets.defs.automation import FOLLOW_INPUTS, nightly_rudiment_dataset
+from music_assets.rudiments.constants import RUDIMENT_SLUGS
+
+LABEL_GATES = ("labels_referential_integrity", "labels_scores_in_range", "labels_stroke_counts_match_midi")
+
+
+def test_nightly_schedule_regenerates_all_40_partitions_in_one_run(instance: dg.DagsterInstance) -> None:
+    when = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.timezone.utc)
+    request = nightly_rudiment_dataset(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+    assert request.tags["dagster/asset_partition_range_start"] == RUDIMENT_SLUGS[0] == "single_stroke_roll"
+    assert request.tags["dagster/asset_partition_range_end"] == RUDIMENT_SLUGS[-1] == "triple_ratamacue"
+    assert request.run_key == "nightly-2026-11-24"
+    job = defs.resolve_job_def("regenerate_rudiment_dataset")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "rudiment_performances", "rudiment_audio"}
+    assert defs.resolve_schedule_def("nightly_rudiment_dataset").cron_schedule == "0 2 * * *"
+
+
+def test_every_automated_asset_waits_for_blocking_checks() -> None:
+    graph = defs.resolve_asset_graph()
+    for key in FOLLOW_INPUTS:
+        condition = graph.get(dg.AssetKey(key)).automation_condition
+        assert condition is not None, key
+        assert "all_deps_blocking_checks_passed" in repr(condition), key
+
+
+def _report_labels(instance: dg.DagsterInstance, failing: str | None) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization("rudiment_labels"))
+    for gate in LABEL_GATES:
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(asset_key=dg.AssetKey("rudiment_labels"), check_name=gate,
+                                    passed=gate != failing, severity=dg.AssetCheckSeverity.ERROR)
+        )
+
+
+@pytest.mark.parametrize("failing", [None, "labels_referential_integrity"])
+def test_staging_follows_new_labels_only_when_their_gates_passed(instance: dg.DagsterInstance, failing) -> None:
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert first.total_requested == 0  # nothing new yet
+    _report_labels(instance, failing)
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert result.get_num_requested(dg.AssetKey("hf_staging")) == (1 if failing is None else 0)
