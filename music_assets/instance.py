@@ -43,6 +43,16 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+def _alive(pid: int) -> bool:
+    """True for a running process; a zombie (killed, not yet waited for) counts as dead."""
+    import psutil  # noqa: PLC0415
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def reap_dead_runs(instance) -> list[str]:
     """Fail in-progress runs none of whose processes is alive; free their pool slots.
 
@@ -50,14 +60,13 @@ def reap_dead_runs(instance) -> list[str]:
     run's event log); a pid that is alive, even if reused, keeps the run as is.
     """
     import dagster as dg  # noqa: PLC0415 - keep `python -m music_assets.instance` light
-    import psutil  # noqa: PLC0415
 
     reaped = []
     in_progress = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=in_progress)):
         events = instance.all_logs(run.run_id)
         pids = {e.dagster_event.pid for e in events if e.dagster_event is not None and e.dagster_event.pid}
-        if not pids or any(psutil.pid_exists(pid) for pid in pids):
+        if not pids or any(_alive(pid) for pid in pids):
             continue
         instance.report_run_failed(run, message=f"run processes {sorted(pids)} are gone (killed); marked failed")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)

@@ -99,6 +99,7 @@ def _summary_table(results: dict, gates: dict) -> str:
     group_name="rudiments",
     partitions_def=rudiment_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="fluidsynth",  # rendering uses every core: one such step at a time (dagster.yaml)
     # Prepared sources are the background beds (when any exist): declaring them
     # orders the runs so the beds are in place before rendering, every time.
     deps=[
