@@ -1,5 +1,6 @@
-"""Kill-safety: a run SIGKILLed part-way leaves no partial file, and re-running it
-gives byte for byte what an uninterrupted run gives."""
+"""Kill-safety and secrets: a run SIGKILLed part-way leaves no partial file and
+re-runs to byte for byte what an uninterrupted run gives; the Hub token never
+reaches Dagster's storage."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
@@ -173,3 +176,56 @@ def test_killed_hf_staging_run_reruns_to_identical_files(performed: Path, tmp_pa
     ref, got = _digest(reference / "hf_staging"), _digest(killed / "hf_staging")
     assert got.keys() == ref.keys()
     assert got == ref
+
+
+class _EchoingHub(BaseHTTPRequestHandler):
+    """A hostile Hub: refuses every request and echoes the credentials it received."""
+
+    def _refuse(self) -> None:
+        body = f"401 Unauthorized: bad credentials {self.headers.get('Authorization')}".encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_HEAD = _refuse
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_hub_token_never_reaches_event_log_or_compute_logs(performed: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(performed, data)
+    monkeypatch.setenv("MUSIC_ASSETS_DATA_DIR", str(data))
+    _materialize(data, ["rudiment_audio"], AUDIO_CONFIG, SLUGS)
+    _materialize(data, ["rudiment_labels"], {"ops": {"rudiment_labels": {"config": {"rudiments": SLUGS}}}})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = "hf_" + "Zq7" * 12  # fake, distinctive
+    home = tmp_path / "home"
+    env = {**os.environ, "MUSIC_ASSETS_DATA_DIR": str(data), "DAGSTER_HOME": str(home), "HF_TOKEN": token}
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    ensure_dagster_home()
+    config = {"resources": {"hf_hub": {"config": {"repo_id": "someone/rudiments",
+                                                  "endpoint": f"http://127.0.0.1:{server.server_port}"}}}}
+    try:
+        proc = _cli("hf_staging,hf_dataset", config, None, env)
+        out = proc.communicate(timeout=600)[0].decode()
+    finally:
+        server.shutdown()
+    # The push was refused (401): the run fails, and says why without the token.
+    assert proc.returncode != 0
+    assert "401" in out and token not in out
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        assert token not in json.dumps(run.run_config)
+    searched = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".db" for p in searched)  # event log storage
+    assert any("compute_logs" in str(p) for p in searched)  # captured stdout/stderr of the steps
+    leaks = [str(p) for p in searched + [p for p in data.rglob("*") if p.is_file()] if token.encode() in p.read_bytes()]
+    assert leaks == []
