@@ -4,6 +4,7 @@ reaches Dagster's storage."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -35,7 +36,6 @@ def _materialize(data: Path, select: list[str], config: dict, partitions: list[s
                  checks: bool = True) -> None:
     from music_assets.definitions import defs
 
-    os.environ["MUSIC_ASSETS_DATA_DIR"] = str(data)
     graph = defs.resolve_asset_graph()
     assets = [graph.get(dg.AssetKey(k)).assets_def for k in select]
     extra = [c for c in defs.asset_checks or [] if any(k.asset_key.to_user_string() in select for k in c.check_keys)]
@@ -46,20 +46,38 @@ def _materialize(data: Path, select: list[str], config: dict, partitions: list[s
             assert result.success
 
 
-@pytest.fixture(scope="module")
-def performed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir holding the performances of two rudiments (inputs of rudiment_audio)."""
-    data = tmp_path_factory.mktemp("performed") / "data"
-    data.mkdir()
+@contextlib.contextmanager
+def _data_dir(data: Path):
     saved = os.environ.get("MUSIC_ASSETS_DATA_DIR")
+    os.environ["MUSIC_ASSETS_DATA_DIR"] = str(data)
     try:
-        _materialize(data, ["rudiment_library", "player_profiles"], {"resources": DATASET})
-        _materialize(data, ["rudiment_performances"], {"resources": DATASET}, SLUGS)
+        yield data
     finally:
         if saved is None:
             os.environ.pop("MUSIC_ASSETS_DATA_DIR", None)
         else:
             os.environ["MUSIC_ASSETS_DATA_DIR"] = saved
+
+
+@pytest.fixture(scope="module")
+def performed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding the performances of two rudiments (inputs of rudiment_audio)."""
+    data = tmp_path_factory.mktemp("performed") / "data"
+    data.mkdir()
+    with _data_dir(data):
+        _materialize(data, ["rudiment_library", "player_profiles"], {"resources": DATASET})
+        _materialize(data, ["rudiment_performances"], {"resources": DATASET}, SLUGS)
+    return data
+
+
+@pytest.fixture(scope="module")
+def labelled(performed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same two rudiments rendered and merged into labels (inputs of hf_staging)."""
+    data = tmp_path_factory.mktemp("labelled") / "data"
+    shutil.copytree(performed, data)
+    with _data_dir(data):
+        _materialize(data, ["rudiment_audio"], AUDIO_CONFIG, SLUGS)
+        _materialize(data, ["rudiment_labels"], {"ops": {"rudiment_labels": {"config": {"rudiments": SLUGS}}}})
     return data
 
 
@@ -121,13 +139,9 @@ def _kill_and_rerun(tmp_path: Path, data: Path, select: str, config: dict, parti
     assert again.returncode == 0, out[-4000:]
 
 
-def test_killed_rudiment_audio_run_reruns_to_identical_files(performed: Path, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    reference = tmp_path / "reference"
-    shutil.copytree(performed, reference)
-    monkeypatch.setenv("MUSIC_ASSETS_DATA_DIR", str(reference))
-    _materialize(reference, ["rudiment_audio"], AUDIO_CONFIG, SLUGS)
-
+def test_killed_rudiment_audio_run_reruns_to_identical_files(performed: Path, labelled: Path,
+                                                             tmp_path: Path) -> None:
+    reference = labelled  # rendered by an uninterrupted in-process run of the same config
     killed = tmp_path / "killed"
     shutil.copytree(performed, killed)
     audio = killed / "rudiments" / "audio"
@@ -145,21 +159,17 @@ def test_killed_rudiment_audio_run_reruns_to_identical_files(performed: Path, tm
     assert _partials(killed) == []
     for flac in audio.rglob("*.flac"):
         sf.read(flac)  # every file decodes whole
-    ref, got = _digest(reference / "rudiments"), _digest(killed / "rudiments")
-    assert got.keys() == ref.keys()
-    assert got == ref
+    for sub in ("audio", "performances", "midi"):
+        ref, got = _digest(reference / "rudiments" / sub), _digest(killed / "rudiments" / sub)
+        assert got.keys() == ref.keys()
+        assert got == ref
 
 
-def test_killed_hf_staging_run_reruns_to_identical_files(performed: Path, tmp_path: Path,
+def test_killed_hf_staging_run_reruns_to_identical_files(labelled: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    labelled = tmp_path / "labelled"
-    shutil.copytree(performed, labelled)
-    monkeypatch.setenv("MUSIC_ASSETS_DATA_DIR", str(labelled))
-    _materialize(labelled, ["rudiment_audio"], AUDIO_CONFIG, SLUGS)
-    _materialize(labelled, ["rudiment_labels"], {"ops": {"rudiment_labels": {"config": {"rudiments": SLUGS}}}})
-
     reference = tmp_path / "reference"
     shutil.copytree(labelled, reference)
+    monkeypatch.setenv("MUSIC_ASSETS_DATA_DIR", str(reference))
     _materialize(reference, ["hf_staging"], STAGING_CONFIG, checks=False)
     shards = sorted((reference / "hf_staging" / "data").glob("*.parquet"))
     assert len(shards) >= 4
@@ -195,13 +205,11 @@ class _EchoingHub(BaseHTTPRequestHandler):
         pass
 
 
-def test_hub_token_never_reaches_event_log_or_compute_logs(performed: Path, tmp_path: Path,
+def test_hub_token_never_reaches_event_log_or_compute_logs(labelled: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "data"
-    shutil.copytree(performed, data)
+    shutil.copytree(labelled, data)
     monkeypatch.setenv("MUSIC_ASSETS_DATA_DIR", str(data))
-    _materialize(data, ["rudiment_audio"], AUDIO_CONFIG, SLUGS)
-    _materialize(data, ["rudiment_labels"], {"ops": {"rudiment_labels": {"config": {"rudiments": SLUGS}}}})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingHub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
