@@ -1,0 +1,75 @@
+"""LoRA adapters (peft) on the drum transformer.
+
+Settings live in JSON files in `lora_configs/` (any `peft.LoraConfig` field):
+`default.json` (r=16, alpha=32, rsLoRA, dropout 0.05 on q/k/v/o) and
+`ace_step.json` (r=256, alpha=32, rsLoRA, the ACE-Step recipe). A setting is
+chosen by file stem or by path.
+
+peft wraps the custom `nn.Module` directly (no transformers config needed);
+adapters are written with `save_pretrained` and read back onto a fresh base
+with `PeftModel.from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CONFIG_DIR = Path(__file__).resolve().parent / "lora_configs"
+
+
+class LoraSettingsError(ValueError):
+    pass
+
+
+def lora_settings_path(name_or_path: str | os.PathLike[str]) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".json" or p.is_absolute() or len(p.parts) > 1:
+        path = p
+    else:
+        path = CONFIG_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        known = sorted(f.stem for f in CONFIG_DIR.glob("*.json"))
+        raise LoraSettingsError(f"{path}: no LoRA settings file (packaged: {known})")
+    return path
+
+
+def load_lora_settings(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a LoRA settings file (keys must be `peft.LoraConfig` fields)."""
+    from peft import LoraConfig  # noqa: PLC0415
+
+    path = lora_settings_path(name_or_path)
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LoraSettingsError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(settings, dict):
+        raise LoraSettingsError(f"{path}: expected a JSON object")
+    fields = {f.name for f in dataclasses.fields(LoraConfig)}
+    unknown = sorted(set(settings) - fields)
+    if unknown:
+        raise LoraSettingsError(f"{path}: unknown LoraConfig fields {unknown}")
+    if not settings.get("target_modules"):
+        raise LoraSettingsError(f"{path}: target_modules is required")
+    return settings
+
+
+def apply_lora(base: torch.nn.Module, settings: dict[str, Any]) -> torch.nn.Module:
+    """Wrap `base` in a PeftModel; only the LoRA weights require grad."""
+    from peft import LoraConfig, get_peft_model  # noqa: PLC0415
+
+    return get_peft_model(base, LoraConfig(**settings))
+
+
+def load_adapter(base: torch.nn.Module, adapter_dir: str | os.PathLike[str]) -> torch.nn.Module:
+    """A saved adapter on `base` (which must hold the base weights it was trained on)."""
+    from peft import PeftModel  # noqa: PLC0415
+
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise LoraSettingsError(f"{adapter_dir}: no adapter_config.json (not a saved adapter)")
+    return PeftModel.from_pretrained(base, str(adapter_dir))

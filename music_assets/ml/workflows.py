@@ -1,0 +1,243 @@
+"""End-to-end steps behind the model assets: train, save, reload, evaluate, listen.
+
+Folder layout (all under `<data dir>/models/`):
+
+- `base/`: `model.safetensors` (the best checkpoint's weights), `model.json`
+  (model config, training summary, sha256 of the weights, the corpus it was
+  trained on), `vocab.json`, `checkpoints/`, `loss_curve.png`,
+  `evaluation.json`, `listening/`;
+- `lora/<tier>/`: `adapter/` (peft `save_pretrained`), `checkpoints/`,
+  `loss_curve.png`, `evaluation.json`, `listening/`.
+
+Everything a check reports is computed from these files after they are written
+(the model is reloaded from disk before it is evaluated).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from music_assets.io import atomic_path, read_json, sha256_file, write_json
+from music_assets.ml import timing
+from music_assets.ml.corpus import Corpus
+from music_assets.ml.generation import SamplingConfig, generate, torch_generator
+from music_assets.ml.grammar import grammar_report
+from music_assets.ml.listening import plot_loss_curve, write_performance
+from music_assets.ml.lora import apply_lora, load_adapter
+from music_assets.ml.model import DrumTransformer, ModelConfig
+from music_assets.ml.tokenizer import HEADER_LEN, Vocab
+from music_assets.ml.training import TrainConfig, Trainer, TrainResult, evaluate_loss
+from music_assets.rudiments.constants import SKILL_TIERS
+from music_assets.seeding import stable_seed
+
+Log = Callable[[str], None]
+
+
+class ModelFilesError(RuntimeError):
+    pass
+
+
+# Correlation length (in token values) of the smooth initial embeddings of numeric tokens.
+SMOOTH_INIT = {"TIME_SHIFT": 6.0, "VELOCITY": 2.0, "TEMPO": 6.0}
+
+
+def init_model(cfg: ModelConfig, seed: int, vocab: Vocab | None = None) -> DrumTransformer:
+    """A freshly initialised model; the init draws from its own seeded stream.
+
+    With `vocab`, the input embedding and output rows of numeric tokens (time
+    shifts, velocity and tempo bins) start as random Fourier features of their
+    value, so neighbouring values start out similar (an RBF-kernel prior) instead
+    of unrelated: TIME_SHIFT_95 and _96 need not be learnt apart from scratch.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stable_seed(seed, "init") & 0x7FFF_FFFF_FFFF_FFFF)
+        model = DrumTransformer(cfg)
+        if vocab is not None:
+            with torch.no_grad():
+                for kind, scale in SMOOTH_INIT.items():
+                    ids = torch.tensor(list(vocab.ranges[kind]))
+                    values = torch.tensor(vocab.values[ids.numpy()], dtype=torch.float32)
+                    for weight in (model.embed.weight, model.lm_head.weight):
+                        freq = torch.randn(cfg.d_model) / scale
+                        phase = torch.rand(cfg.d_model) * 2 * math.pi
+                        weight[ids] = 0.02 * math.sqrt(2.0) * torch.cos(values[:, None] * freq + phase)
+        return model
+
+
+def prompts_for(seqs: Sequence[np.ndarray], n: int) -> torch.Tensor:
+    """`n` headers (BOS, rudiment, tier, tempo) cycling over `seqs` in order."""
+    if not len(seqs):
+        raise ValueError("no sequences to take prompts from")
+    return torch.tensor(np.stack([np.asarray(seqs[i % len(seqs)][:HEADER_LEN], dtype=np.int64) for i in range(n)]))
+
+
+# --- base model ------------------------------------------------------------------------
+def train_base(
+    corpus_dir: Path, out_dir: Path, model_cfg: dict[str, Any], train_cfg: TrainConfig,
+    sampling: SamplingConfig, log: Log = print, smooth_init: bool = True,
+) -> TrainResult:
+    """Train (or resume) the base model on the train split; write its files under `out_dir`."""
+    corpus = Corpus(corpus_dir)
+    vocab = corpus.vocab
+    train, val = corpus.split("train").sequences(), corpus.split("validation").sequences()
+    if not train or not val:
+        raise ModelFilesError(f"{corpus_dir}: the corpus needs train and validation sequences "
+                              f"(has {len(train)} and {len(val)})")
+    cfg = ModelConfig(vocab_size=len(vocab), max_seq_len=corpus.max_seq_len, **model_cfg)
+    model = init_model(cfg, train_cfg.seed, vocab if smooth_init else None)
+    watch = prompts_for(val, train_cfg.watch_samples)
+    result = Trainer(model, train, val, vocab, train_cfg, out_dir / "checkpoints", watch_prompts=watch,
+                     sampling=sampling, fingerprint_extra={"model": cfg.to_dict(), "kind": "base", "smooth_init": smooth_init}, log=log).fit()
+    weights = out_dir / "model.safetensors"
+    with atomic_path(weights) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    write_json(out_dir / "vocab.json", read_json(corpus_dir / "vocab.json"))
+    write_json(out_dir / "model.json", {
+        "model_config": cfg.to_dict(), "train_config": asdict(train_cfg), "sampling": asdict(sampling),
+        "corpus_sha256": sha256_file(corpus_dir / "corpus.json"), "weights_sha256": sha256_file(weights),
+        "parameters": model.num_parameters(), "summary": _summary(result),
+    })
+    plot_loss_curve(result.history, result.events, out_dir / "loss_curve.png", "base model")
+    return result
+
+
+def load_base(base_dir: Path) -> tuple[DrumTransformer, Vocab, dict[str, Any]]:
+    """The base model as saved (eval mode), its vocabulary and `model.json`."""
+    meta_path, weights = base_dir / "model.json", base_dir / "model.safetensors"
+    for p in (meta_path, weights, base_dir / "vocab.json"):
+        if not p.is_file():
+            raise ModelFilesError(f"{p}: not found (materialize base_model first)")
+    meta = read_json(meta_path)
+    if sha256_file(weights) != meta["weights_sha256"]:
+        raise ModelFilesError(f"{weights}: sha256 does not match {meta_path} (corrupt or replaced)")
+    vocab = Vocab.from_json(read_json(base_dir / "vocab.json"), source=str(base_dir / "vocab.json"))
+    model = DrumTransformer(ModelConfig.from_dict(meta["model_config"]))
+    model.load_state_dict(load_file(str(weights)))
+    return model.eval(), vocab, meta
+
+
+def check_same_corpus(base_meta: dict[str, Any], corpus_dir: Path) -> None:
+    if base_meta["corpus_sha256"] != sha256_file(corpus_dir / "corpus.json"):
+        raise ModelFilesError(f"{corpus_dir}: the corpus changed since the base model was trained; "
+                              "materialize base_model again")
+
+
+# --- adapters ----------------------------------------------------------------------------
+def train_adapter(
+    base_dir: Path, corpus_dir: Path, out_dir: Path, tier: str, settings: dict[str, Any],
+    train_cfg: TrainConfig, sampling: SamplingConfig, log: Log = print,
+) -> TrainResult:
+    """Train (or resume) a LoRA adapter on one tier's train sequences; save it with `save_pretrained`."""
+    base, vocab, meta = load_base(base_dir)
+    check_same_corpus(meta, corpus_dir)
+    corpus = Corpus(corpus_dir)
+    train, val = corpus.split("train").sequences(tier), corpus.split("validation").sequences(tier)
+    if not train or not val:
+        raise ModelFilesError(f"{corpus_dir}: tier {tier!r} needs train and validation sequences "
+                              f"(has {len(train)} and {len(val)})")
+    model = apply_lora(base, settings)
+    watch = prompts_for(val, train_cfg.watch_samples)
+    result = Trainer(model, train, val, vocab, train_cfg, out_dir / "checkpoints", watch_prompts=watch,
+                     sampling=sampling, log=log,
+                     fingerprint_extra={"base": meta["weights_sha256"], "lora": settings, "tier": tier}).fit()
+    adapter = out_dir / "adapter"
+    staging = out_dir / ".adapter.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging))
+    # swap the finished folder in; a kill in between leaves the previous adapter or none, never a mix
+    shutil.rmtree(adapter, ignore_errors=True)
+    staging.replace(adapter)
+    write_json(out_dir / "training.json", {"tier": tier, "lora": settings, "train_config": asdict(train_cfg),
+                                           "base_weights_sha256": meta["weights_sha256"], "summary": _summary(result)})
+    plot_loss_curve(result.history, result.events, out_dir / "loss_curve.png", f"LoRA adapter: {tier}")
+    return result
+
+
+def load_tier_model(base_dir: Path, adapter_dir: Path, merge: bool = False) -> tuple[torch.nn.Module, Vocab]:
+    """Base + a saved adapter, reloaded from disk (`merge=True`: a plain DrumTransformer, for export)."""
+    base, vocab, _ = load_base(base_dir)
+    model = load_adapter(base, adapter_dir).eval()
+    return (model.merge_and_unload() if merge else model), vocab
+
+
+# --- evaluation ----------------------------------------------------------------------------
+def evaluate(
+    model: torch.nn.Module, vocab: Vocab, corpus: Corpus, *, tier: str | None, n_samples: int,
+    sampling: SamplingConfig, seed: int,
+) -> dict[str, Any]:
+    """Validation loss/perplexity, and grammar and timing of `n_samples` generated sequences.
+
+    Prompts are the headers of the validation performances (of `tier`, if
+    given), so generated and real performances share rudiments and tempi.
+    """
+    val = corpus.split("validation").sequences(tier)
+    val_loss = evaluate_loss(model, val, vocab.pad_id)
+    seqs = generate(model, prompts_for(val, n_samples), max_new_tokens=corpus.max_seq_len - HEADER_LEN,
+                    eos_id=vocab.eos_id, pad_id=vocab.pad_id, sampling=sampling,
+                    generator=torch_generator(seed, "evaluate", tier))
+    reports = [grammar_report(s, vocab) for s in seqs]
+    return {
+        "tier": tier, "val_loss": val_loss, "val_perplexity": math.exp(val_loss),
+        "grammar_score": float(np.mean([r.score for r in reports])),
+        "grammar_min": float(min(r.score for r in reports)),
+        "grammar_totals": {k: int(sum(getattr(r, k) for r in reports))
+                           for k in ("note_ons", "closed", "unterminated", "orphan_offs", "illegal_transitions")},
+        "ended_with_eos": int(sum(r.has_eos for r in reports)),
+        "n_samples": n_samples, "sampling": asdict(sampling),
+        "timing_generated": timing_by_tier(seqs, vocab, corpus.subdivisions),
+        "sequences": seqs,
+    }
+
+
+def per_tier_val_loss(model: torch.nn.Module, vocab: Vocab, corpus: Corpus) -> dict[str, float]:
+    split = corpus.split("validation")
+    return {t: evaluate_loss(model, split.sequences(t), vocab.pad_id) for t in SKILL_TIERS if len(split.sequences(t))}
+
+
+def timing_by_tier(seqs: Sequence[Sequence[int]], vocab: Vocab, subdivisions: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Per tier: per-performance mean |deviation| from the tempo grid (ms), summarised."""
+    values: dict[str, list[float]] = {}
+    for s in seqs:
+        perf = vocab.decode(s)
+        if perf.tier is None or perf.tempo_bpm is None or perf.rudiment not in subdivisions:
+            continue
+        dev = timing.performance_deviation_ms([n.start for n in perf.notes], perf.tempo_bpm, subdivisions[perf.rudiment])
+        if dev is not None:
+            values.setdefault(perf.tier, []).append(dev)
+    return {t: {"n": len(v), "median_ms": float(np.median(v)), "p10_ms": float(np.quantile(v, 0.1)),
+                "p90_ms": float(np.quantile(v, 0.9)), "values_ms": [round(x, 3) for x in v]}
+            for t, v in sorted(values.items())}
+
+
+def real_timing_ranges(corpus: Corpus, quantiles: tuple[float, float]) -> dict[str, dict[str, float]]:
+    """Per tier, the realism range of the real validation performances (same measure)."""
+    stats = timing_by_tier(corpus.split("validation").sequences(), corpus.vocab, corpus.subdivisions)
+    out = {}
+    for t, s in stats.items():
+        lo, hi = timing.realism_range(s["values_ms"], quantiles)
+        out[t] = {"low_ms": lo, "high_ms": hi, "median_ms": s["median_ms"], "n": s["n"]}
+    return out
+
+
+def write_listening(seqs: Sequence[list[int]], vocab: Vocab, out_dir: Path, prefix: str, n: int,
+                    soundfont: str) -> list[dict[str, Any]]:
+    """The first `n` sequences as MIDI + FLAC under `out_dir` (older files there are removed)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    return [write_performance(list(s), vocab, out_dir / f"{prefix}_{i:02d}.mid", out_dir / f"{prefix}_{i:02d}.flac",
+                              soundfont) for i, s in enumerate(seqs[:n])]
+
+
+def _summary(r: TrainResult) -> dict[str, Any]:
+    return {"best_step": r.best_step, "best_val_loss": r.best_val_loss, "best_val_perplexity": r.best_val_perplexity,
+            "final_step": r.final_step, "rollbacks": r.rollbacks, "lr_scale": r.lr_scale,
+            "resumed_from": r.resumed_from, "events": r.events, "seconds": round(r.seconds, 1),
+            "skipped_checkpoints": r.skipped_checkpoints}
