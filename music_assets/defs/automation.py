@@ -16,7 +16,7 @@ from music_assets.rudiments.constants import RUDIMENT_SLUGS
 # Assets that follow their inputs unattended. A blocking check that failed
 # upstream (duration, clipping, alignment, grammar score, parity...) keeps
 # them from running, in the same run and in every later evaluation.
-FOLLOW_INPUTS = ("rudiment_labels", "hf_staging")
+FOLLOW_INPUTS = ("rudiment_labels", "hf_staging", "token_corpus", "base_model", "lora_adapters")
 FOLLOW_CONDITION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 
@@ -103,6 +103,26 @@ def failure_record(context: dg.RunFailureSensorContext) -> dict:
     }
 
 
+# The weekly retrain: the corpus and the base model; the adapters (and the
+# exports built on them) follow through their automation conditions once the
+# base model's grammar gate has passed.
+retrain_job = dg.define_asset_job(
+    "retrain_models",
+    selection=dg.AssetSelection.assets("token_corpus", "base_model"),
+    description="Re-tokenize the corpus and retrain the base model.",
+)
+
+weekly_model_retrain = dg.ScheduleDefinition(
+    name="weekly_model_retrain",
+    cron_schedule="0 3 * * 0",
+    job=retrain_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    tags={"music_assets/trigger": "weekly_model_retrain"},
+    description="Every Sunday at 03:00: retrain the base model on the current corpus; the tier adapters "
+    "and their exports follow when its gates pass.",
+)
+
+
 @dg.run_failure_sensor(
     name="run_failure_alerts",
     description="Appends a record (run id, assets, partition, error) to <data dir>/alerts.jsonl for every failed run.",
@@ -127,7 +147,7 @@ def reap_killed_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
 
 
 defs = dg.Definitions(
-    jobs=[rudiment_dataset_job],
-    schedules=[nightly_rudiment_dataset],
+    jobs=[rudiment_dataset_job, retrain_job],
+    schedules=[nightly_rudiment_dataset, weekly_model_retrain],
     sensors=[run_failure_alerts, reap_killed_runs, automation_sensor],
 )

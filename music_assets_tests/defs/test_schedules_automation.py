@@ -48,3 +48,13 @@ def test_staging_follows_new_labels_only_when_their_gates_passed(instance: dg.Da
     _report_labels(instance, failing)
     result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
     assert result.get_num_requested(dg.AssetKey("hf_staging")) == (1 if failing is None else 0)
+
+
+def test_weekly_schedule_retrains_corpus_and_base_model(instance: dg.DagsterInstance) -> None:
+    schedule = defs.resolve_schedule_def("weekly_model_retrain")
+    assert schedule.cron_schedule == "0 3 * * 0"
+    when = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.timezone.utc)
+    (request,) = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=when)).run_requests
+    assert request.tags["music_assets/trigger"] == "weekly_model_retrain"
+    job = defs.resolve_job_def("retrain_models")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"token_corpus", "base_model"}
