@@ -16,7 +16,9 @@ from music_assets.rudiments.constants import RUDIMENT_SLUGS
 # Assets that follow their inputs unattended. A blocking check that failed
 # upstream (duration, clipping, alignment, grammar score, parity...) keeps
 # them from running, in the same run and in every later evaluation.
-FOLLOW_INPUTS = ("rudiment_labels", "hf_staging", "token_corpus", "base_model", "lora_adapters")
+FOLLOW_INPUTS = (
+    "rudiment_labels", "hf_staging", "token_corpus", "base_model", "lora_adapters", "onnx_models", "quantized_models",
+)
 FOLLOW_CONDITION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 

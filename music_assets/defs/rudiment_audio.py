@@ -17,6 +17,7 @@ from pydantic import Field
 
 from music_assets.audio.presets import PRESET_NAMES
 from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
+from music_assets.defs.checks import materialize_with_checks
 from music_assets.defs.partitions import rudiment_partitions
 from music_assets.paths import data_dir
 
@@ -44,34 +45,6 @@ class RudimentAudioConfig(dg.Config):
     workers: int = Field(default=0, description="Rendering processes; 0 = one per core, 1 = render in the step process.")
     background_beds: bool = Field(
         default=True, description="Mix background beds cut from sources/prepared/*.flac when any exist."
-    )
-
-
-def _evaluation(context: dg.AssetExecutionContext, gate, partition: str) -> dg.AssetCheckEvaluation:
-    """A per-partition check evaluation, pointing at that partition's materialization."""
-    from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # noqa: PLC0415
-        AssetCheckEvaluationTargetMaterializationData,
-    )
-
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=ASSET_KEY, asset_partitions=[partition]), limit=1
-    ).records
-    target = (
-        AssetCheckEvaluationTargetMaterializationData(
-            storage_id=records[0].storage_id, run_id=records[0].run_id, timestamp=records[0].timestamp
-        )
-        if records
-        else None
-    )
-    return dg.AssetCheckEvaluation(
-        asset_key=ASSET_KEY,
-        check_name=gate.name,
-        passed=gate.passed,
-        metadata=gate.metadata,
-        description=gate.description,
-        target_materialization_data=target,
-        blocking=True,
-        partition=partition,
     )
 
 
@@ -156,28 +129,13 @@ def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfi
     }
     if len(slugs) == 1:
         metadata["audio_table"] = dg.MetadataValue.path(str(results[slugs[0]].table_path))
-    selected = {k.name for k in context.selected_asset_check_keys}
-    if len(slugs) == 1:
-        yield dg.MaterializeResult(
-            metadata=metadata,
-            check_results=[
-                dg.AssetCheckResult(check_name=g.name, passed=g.passed, metadata=g.metadata, description=g.description)
-                for g in gates[slugs[0]]
-                if g.name in selected
-            ],
-        )
-        return
-    # a partition range: one materialization per partition is recorded from this result,
-    # then every partition gets its own evaluation of every selected check
-    yield dg.MaterializeResult(metadata=metadata)
-    for slug in slugs:
-        for gate in gates[slug]:
-            if gate.name in selected:
-                yield _evaluation(context, gate, slug)
-    for name in GATES:
-        if name in selected:
-            key = dg.AssetCheckKey(ASSET_KEY, name)
-            yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(key))
-
+    results_by_partition = {
+        slug: [
+            dg.AssetCheckResult(check_name=g.name, passed=g.passed, metadata=g.metadata, description=g.description)
+            for g in gates[slug]
+        ]
+        for slug in slugs
+    }
+    yield from materialize_with_checks(context, metadata, results_by_partition)
 
 defs = dg.Definitions(assets=[rudiment_audio])
