@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 
 from music_assets.defs.checks import materialize_with_checks
-from music_assets.defs.models import GRAMMAR_GATE, POOL
+from music_assets.defs.models import GRAMMAR_GATE, POOL, md_table
 from music_assets.defs.partitions import quantized_partitions, tier_partitions
 from music_assets.paths import models_dir
 
@@ -80,7 +80,7 @@ def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
         metadata[f"{tier}/size_bytes"] = meta["size_bytes"]
         metadata[f"{tier}/parity_max_abs_diff"] = max(parity.prefill_max_abs_diff, parity.decode_max_abs_diff)
         metadata[f"{tier}/sha256"] = meta["sha256"]
-    metadata["tiers"] = _md_table(["tier", "bytes", "parameters", "opset", "prefill max |diff|", "decode max |diff|",
+    metadata["tiers"] = md_table(["tier", "bytes", "parameters", "opset", "prefill max |diff|", "decode max |diff|",
                                    f"greedy {config.greedy_tokens} tokens", "parity"], rows)
     metadata["path"] = dg.MetadataValue.path(str(models / "onnx"))
     yield from materialize_with_checks(context, metadata, results)
@@ -183,15 +183,6 @@ def _variant_checks(precision: str, r: dict[str, Any]) -> list[dg.AssetCheckResu
                             metadata={"size_ratio": r["size_ratio"], "size_bytes": r["size_bytes"],
                                       "threshold": MAX_INT8_SIZE_RATIO if precision == "int8" else "none"}),
     ]
-
-
-def _md_table(header: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
-    def fmt(v: Any) -> str:
-        return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
-    return dg.MetadataValue.md("\n".join(lines))
 
 
 defs = dg.Definitions(assets=[onnx_models, quantized_models])

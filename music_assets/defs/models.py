@@ -28,7 +28,8 @@ def _png_md(path: Path, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
 
 
-def _md_table(header: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
+def md_table(header: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
+    """A markdown table for asset metadata; floats to 4 significant digits."""
     def fmt(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -38,7 +39,7 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
 
 
 def _listening_md(items: list[dict[str, Any]]) -> dg.MetadataValue:
-    return _md_table(["rudiment", "tier", "tempo", "notes", "seconds", "FLAC", "MIDI"],
+    return md_table(["rudiment", "tier", "tempo", "notes", "seconds", "FLAC", "MIDI"],
                      [[i["rudiment"], i["tier"], i["tempo_bpm"], i["notes"], i["seconds"], i["flac"], i["midi"]]
                       for i in items])
 
@@ -83,7 +84,7 @@ def token_corpus(context: dg.AssetExecutionContext, config: TokenCorpusConfig) -
         "max_time_resolution_ms": round(vocab.config.max_resolution_ms, 3),
         "sequences": sum(s["sequences"] for s in summary["splits"].values()),
         "tokens": sum(s["tokens"] for s in summary["splits"].values()),
-        "splits": _md_table(["split", "sequences", "tokens", "mean length", "max length", "truncated", "by tier"], rows),
+        "splits": md_table(["split", "sequences", "tokens", "mean length", "max length", "truncated", "by tier"], rows),
     })
 
 
@@ -185,7 +186,7 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
             "best_step": result.best_step,
             "resumed_from_step": result.resumed_from if result.resumed_from is not None else -1,
             "train_seconds": round(result.seconds, 1),
-            "by_tier": _md_table(
+            "by_tier": md_table(
                 ["tier", "val loss", "val perplexity", "generated timing median (ms)", "real timing median (ms)"],
                 [[t, v, math.exp(v), ev["timing_generated"].get(t, {}).get("median_ms", "n/a"),
                   real_timing.get(t, {}).get("median_ms", "n/a")] for t, v in ev["val_loss_by_tier"].items()]),
@@ -294,7 +295,7 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
                      result.rollbacks, result.best_step, gen["median_ms"] if gen else "n/a",
                      f"{real['low_ms']:.1f}..{real['high_ms']:.1f} (median {real['median_ms']:.1f})" if real else "n/a",
                      "yes" if inside else "no", round(result.seconds, 1)])
-    table = _md_table(["tier", "grammar", "val loss", "base val loss", "val perplexity", "rollbacks", "best step",
+    table = md_table(["tier", "grammar", "val loss", "base val loss", "val perplexity", "rollbacks", "best step",
                        "generated timing median (ms)", "real range (ms)", "inside", "train s"], rows)
     metadata: dict[str, Any] = {
         "tiers": table,

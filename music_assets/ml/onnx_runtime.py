@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from music_assets.io import read_json, sha256_file
+from music_assets.ml.sampling import SamplingConfig
 from music_assets.ml.tokenizer import HEADER_LEN, Vocab
 
 MODEL_FILE, META_FILE = "model.onnx", "model.json"
@@ -69,28 +70,8 @@ def describe_io(onnx_path: str | os.PathLike[str]) -> dict[str, list[dict[str, A
     return {"inputs": [info(v) for v in graph.input], "outputs": [info(v) for v in graph.output]}
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """Temperature, then top-k, then nucleus (top-p); the rules of `generation.SamplingConfig`."""
-
-    temperature: float = 1.0
-    top_k: int = 0  # 0 = off
-    top_p: float = 1.0  # 1.0 = off
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError("temperature must be > 0")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
-        if self.top_k < 0:
-            raise ValueError("top_k must be >= 0")
-
-    @classmethod
-    def from_meta(cls, meta: dict[str, Any], **overrides: Any) -> Sampling:
-        """The model's sampling defaults, with the non-None `overrides` applied."""
-        d = {k: meta.get("sampling", {}).get(k, getattr(cls, k)) for k in ("temperature", "top_k", "top_p")}
-        d.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(temperature=float(d["temperature"]), top_k=int(d["top_k"]), top_p=float(d["top_p"]))
+# the same settings as the torch sampler; the name the runner's callers use
+Sampling = SamplingConfig
 
 
 def filter_logits(logits: np.ndarray, s: Sampling) -> np.ndarray:
