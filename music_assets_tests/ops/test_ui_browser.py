@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import shlex
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from music_assets.paths import REPO_ROOT
 from music_assets_tests.audio.audio_trees import music_like, write
 from music_assets_tests.ops.processes import BIN, background, free_port, wait_for_http
 
@@ -18,6 +22,36 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # As root in a container, without GPU or network: no sandbox, no background fetches.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def make_dev_command(**variables: str) -> list[str]:
+    """The `dagster dev` command line of `make dev` (from `make -n`), run with this test's interpreter."""
+    out = subprocess.run(["make", "-s", "-n", "dev", *(f"{k}={v}" for k, v in variables.items())], cwd=REPO_ROOT,
+                         capture_output=True, text=True, check=True, env={**os.environ, "MAKEFLAGS": ""}).stdout
+    line = next(ln for ln in out.splitlines() if " dev -m music_assets.definitions" in ln)
+    words = shlex.split(line)
+    words = words[words.index(next(w for w in words if w.endswith("/dagster"))):]  # drop the env prefix
+    return [str(BIN / "dagster"), *words[1:]]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local IPv4/IPv6 addresses with a socket listening on `port` (from /proc/net/tcp*)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            local, state = row.split()[1], row.split()[3]
+            addr, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(addr)
+                # the kernel prints each 32-bit word in host (little-endian) order
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+def test_make_dev_binds_to_localhost_unless_told_otherwise() -> None:
+    assert make_dev_command()[-4:] == ["-h", "127.0.0.1", "-p", "3000"]
+    assert make_dev_command(HOST="0.0.0.0", PORT="8080")[-4:] == ["-h", "0.0.0.0", "-p", "8080"]
 
 
 def test_materialize_audio_catalog_from_the_ui(tmp_path: Path, data_dir: Path, dagster_home: Path) -> None:
@@ -36,9 +70,11 @@ def test_materialize_audio_catalog_from_the_ui(tmp_path: Path, data_dir: Path, d
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "dagster-dev.log"
-    cmd = [str(BIN / "dagster"), "dev", "-m", "music_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    cmd = make_dev_command(PORT=str(port))  # exactly what `make dev` runs, with its default host
+    assert cmd[cmd.index("-h") + 1] == "127.0.0.1"
     with background(cmd, log, env=os.environ.copy()) as server:
         wait_for_http(f"{base}/server_info", 180, server, log)
+        assert listening_addresses(port) == {"127.0.0.1"}  # not reachable from other machines
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1440, "height": 900})
