@@ -120,22 +120,41 @@ class GenerationConfig(dg.Config):
     soundfont: str = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 
 
-class BaseModelConfig(GenerationConfig):
+class TrainingRunConfig(GenerationConfig):
+    """The training settings both models share; each asset sets its own defaults."""
+
+    max_steps: int
+    batch_size: int = 8
+    learning_rate: float
+    warmup_steps: int
+    grad_clip: float
+    checkpoint_every: int
+    watch_samples: int = 8
+    watch_threshold: float = 0.8
+    seed: int = 0
+    num_threads: int = 0  # 0 = every core (up to 8)
+
+    def train_config(self, **extra: Any):
+        from music_assets.ml.training import TrainConfig  # noqa: PLC0415
+
+        return TrainConfig(
+            max_steps=self.max_steps, batch_size=self.batch_size, learning_rate=self.learning_rate,
+            warmup_steps=self.warmup_steps, grad_clip=self.grad_clip, checkpoint_every=self.checkpoint_every,
+            watch_samples=self.watch_samples, watch_threshold=self.watch_threshold, seed=self.seed,
+            num_threads=self.num_threads, **extra)
+
+
+class BaseModelConfig(TrainingRunConfig):
     d_model: int = 128
     n_layers: int = 4
     n_heads: int = 4
     d_ff: int = 512
     dropout: float = 0.1
     max_steps: int = 500
-    batch_size: int = 8
     learning_rate: float = 3e-3
     warmup_steps: int = 40
     grad_clip: float = 1.0
     checkpoint_every: int = 125
-    watch_samples: int = 8
-    watch_threshold: float = 0.8
-    seed: int = 0
-    num_threads: int = 0  # 0 = every core (up to 8)
 
 
 def _sampling(config: GenerationConfig):
@@ -154,14 +173,9 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
     from music_assets.io import write_json  # noqa: PLC0415
     from music_assets.ml import workflows as wf  # noqa: PLC0415
     from music_assets.ml.corpus import Corpus  # noqa: PLC0415
-    from music_assets.ml.training import TrainConfig  # noqa: PLC0415
 
     corpus_dir, out = models_dir() / "corpus", models_dir() / "base"
-    train_cfg = TrainConfig(
-        max_steps=config.max_steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_steps, grad_clip=config.grad_clip, checkpoint_every=config.checkpoint_every,
-        watch_samples=config.watch_samples, watch_threshold=config.watch_threshold, seed=config.seed,
-        num_threads=config.num_threads)
+    train_cfg = config.train_config()
     model_cfg = {"d_model": config.d_model, "n_layers": config.n_layers, "n_heads": config.n_heads,
                  "d_ff": config.d_ff, "dropout": config.dropout}
     result = wf.train_base(corpus_dir, out, model_cfg, train_cfg, _sampling(config), log=context.log.info)
@@ -206,23 +220,18 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
 
 
 # --- lora_adapters ----------------------------------------------------------------------------
-class LoraAdaptersConfig(GenerationConfig):
+class LoraAdaptersConfig(TrainingRunConfig):
     lora_config: str = "default"  # a file stem in music_assets/ml/lora_configs/ or a path to a JSON file
     max_steps: int = 60
-    batch_size: int = 8
     learning_rate: float = 1e-3
     warmup_steps: int = 10
     grad_clip: float = 0.5
     checkpoint_every: int = 20
-    watch_samples: int = 8
-    watch_threshold: float = 0.8
     rollback_lr_factor: float = 0.5
     max_rollbacks: int = 3
     timing_quantile_low: float = 0.05
     timing_quantile_high: float = 0.95
     listening_samples: int = 2
-    seed: int = 0
-    num_threads: int = 0  # 0 = every core (up to 8)
 
 
 _LORA_CHECKS = [  # reported per tier partition (`checks.materialize_with_checks`)
@@ -248,18 +257,14 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
     from music_assets.ml import workflows as wf  # noqa: PLC0415
     from music_assets.ml.corpus import Corpus  # noqa: PLC0415
     from music_assets.ml.lora import load_lora_settings  # noqa: PLC0415
-    from music_assets.ml.training import TrainConfig, evaluate_loss  # noqa: PLC0415
+    from music_assets.ml.training import evaluate_loss  # noqa: PLC0415
 
     settings = load_lora_settings(config.lora_config)
     corpus_dir, base_dir = models_dir() / "corpus", models_dir() / "base"
     corpus = Corpus(corpus_dir)
     base, vocab, _ = wf.load_base(base_dir)
-    train_cfg = TrainConfig(
-        max_steps=config.max_steps, batch_size=config.batch_size, learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_steps, grad_clip=config.grad_clip, checkpoint_every=config.checkpoint_every,
-        watch_samples=config.watch_samples, watch_threshold=config.watch_threshold,
-        rollback_lr_factor=config.rollback_lr_factor, max_rollbacks=config.max_rollbacks, save_step_zero=True,
-        seed=config.seed, num_threads=config.num_threads)
+    train_cfg = config.train_config(rollback_lr_factor=config.rollback_lr_factor, max_rollbacks=config.max_rollbacks,
+                                    save_step_zero=True)
     ranges = wf.real_timing_ranges(corpus, (config.timing_quantile_low, config.timing_quantile_high))
     tier_meta: dict[str, tuple[dict[str, Any], Any, Path]] = {}
     for tier in context.partition_keys:
