@@ -4,8 +4,12 @@ Workload (fixed): about N samples (default 400) spread over the 40 rudiments,
 generated with the rudiment domain code (`rudiments.dataset.generate_partition`:
 performances, MIDI, labels) into a temporary data dir, then rendered with
 audio (`audio.render.render_partitions`: dry FluidSynth render, onset
-alignment, augmentation, FLAC, audio.parquet) on a pool with one process per
-core. The gates of every partition are evaluated and must pass.
+alignment, augmentation, FLAC, audio.parquet; mono unless `--channels 2`) on
+a pool with one process per core. The pool (`audio.render.RenderPool`) is
+started first, so its start-up (imports, soundfonts) overlaps the generation,
+as a caller of the domain code would arrange it; the Dagster asset
+`rudiment_audio`, a step of its own, starts its pool before planning instead.
+The gates of every partition are evaluated and must pass.
 
 Baseline, measured in the same run: pyfluidsynth's `Synth.get_samples` on the
 very same notes, each sample on the soundfont the pipeline gave it, one synth
@@ -20,7 +24,7 @@ a user would run either. Wall-clock ratios on a shared machine depend on what
 else runs, so the ratio of CPU time per audio second is printed too (per
 core, and times the workers: the wall ratio an idle machine would give).
 
-    python bench/generate.py [--samples 400] [--workers 0] [--keep DIR]
+    python bench/generate.py [--samples 400] [--workers 0] [--channels 1] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=400, help="about this many samples (default 400)")
     ap.add_argument("--workers", type=int, default=0, help="rendering processes (0: one per core)")
+    ap.add_argument("--channels", type=int, default=1, choices=(1, 2), help="mono (default) or stereo files")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", type=Path, default=None, help="generate into this folder and keep it")
     args = ap.parse_args(argv)
@@ -136,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         data.mkdir(parents=True, exist_ok=True)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
-        slugs, n = generate(data, args.samples, args.seed)
-        t_gen, c_gen = time.perf_counter() - t0, time.process_time() - c0
-        t1, c1 = time.perf_counter(), time.process_time()
-        rendered = render.render_partitions(slugs, data, seed=args.seed, workers=workers)
-        t_render, c_main = time.perf_counter() - t1, time.process_time() - c1
+        with render.RenderPool(workers) as pool:
+            slugs, n = generate(data, args.samples, args.seed)
+            t_gen, c_gen = time.perf_counter() - t0, time.process_time() - c0
+            t1, c1 = time.perf_counter(), time.process_time()
+            rendered = render.render_partitions(slugs, data, seed=args.seed, channels=args.channels, pool=pool)
+            t_render, c_main = time.perf_counter() - t1, time.process_time() - c1
         wall = time.perf_counter() - t0
         run = rendered.run
         audio_sec = sum(float(r["audio_duration_sec"]) for r in run.rows)
@@ -152,11 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         pipe_cpu = c_gen + c_main + run.cpu_seconds
         rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-        print(f"workload: {n} samples over {len(slugs)} rudiments, {audio_sec:.0f} s of audio "
+        print(f"workload: {n} samples over {len(slugs)} rudiments, {audio_sec:.0f} s of audio, {args.channels} channel(s) "
               f"({audio_sec / max(n, 1):.2f} s each), {run.workers} worker process(es), {os.cpu_count()} CPU(s), "
               f"load average {os.getloadavg()[0]:.1f}")
         print(f"  generate performances + MIDI + labels: {t_gen:6.2f} s wall, {c_gen:6.2f} s CPU")
-        print(f"  render + align + augment + FLAC:       {t_render:6.2f} s wall, "
+        print(f"  render + align + augment + FLAC:       {t_render:6.2f} s wall (the pool started during generation), "
               f"{run.cpu_seconds + c_main:6.2f} s CPU ({run.cpu_seconds / max(n, 1) * 1000:.1f} ms per sample in workers)")
         print(f"pipeline: {n / wall:.1f} samples/s, {pipe_speed:.1f} audio s per wall s ({wall:.2f} s)")
         print(f"raw FluidSynth get_samples, same notes, one process: {raw_speed:.1f} audio s per s ("

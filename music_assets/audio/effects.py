@@ -3,10 +3,12 @@
 `augment` applies one sample's parameters (`presets.draw_params`), in
 signal-flow order:
 
-1. room: the mono sum convolved with a synthetic stereo impulse response
-   (exponentially decaying noise whose high band decays faster, a few early
-   reflections, a pre-delay), mixed under the dry signal at `reverb_wet_db`;
-2. microphone / EQ colour: high-pass, low-pass and one peaking band;
+1. room: the mono sum convolved with a synthetic impulse response, one per
+   output channel (exponentially decaying noise whose high band decays
+   faster, a few early reflections, a pre-delay), mixed under the dry signal
+   at `reverb_wet_db`;
+2. microphone / EQ colour: high-pass, low-pass and one peaking band
+   (second-order sections in closed form, RBJ cookbook);
 3. compression: a feed-forward compressor (block-rate peak detector, instant
    attack smoothed over `comp_attack_ms`, linear-in-dB release);
 4. noise: white, pink or brown hiss at `noise_snr_db`, plus, when prepared
@@ -15,8 +17,9 @@ signal-flow order:
    gain staging to a peak of `peak_dbfs` (always below 0 dBFS, so no preset
    clips), then bit-depth reduction to `bit_depth` bits.
 
-The chain works on channel-major float32 (2, frames) arrays: column access
-into interleaved audio is several times slower in numpy. Noise comes from
+The chain works on planar float32 (channels, frames) arrays, mono (1, frames)
+or stereo (2, frames): FluidSynth renders planar, and column access into
+interleaved audio is several times slower in numpy. Noise comes from
 fixed tables built once per process from a stable seed and read at
 per-sample random offsets: generating fresh Gaussian noise for every render
 costs about as much as the synthesis itself.
@@ -94,8 +97,8 @@ def _fft_len(n: int) -> int:
     return three if three >= n else p
 
 
-def impulse_response(params: AugParams, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A stereo room impulse response (2, frames): unit energy per channel, no direct sound."""
+def impulse_response(params: AugParams, sample_rate: int, rng: np.random.Generator, channels: int = 2) -> np.ndarray:
+    """A room impulse response (channels, frames): unit energy per channel, no direct sound."""
     sr = sample_rate
     length = max(1, int(sr * min(params.rt60_s, 3.0)))  # -60 dB at the end
     pre = int(sr * params.predelay_ms / 1000.0)
@@ -104,16 +107,16 @@ def impulse_response(params: AugParams, sample_rate: int, rng: np.random.Generat
     hi_env = np.exp(np.float32(-6.91 / (params.rt60_s * params.hf_decay_ratio)) * t)
     white = noise_table("white")
     a = math.exp(-2 * math.pi * _HF_SPLIT_HZ / sr)
-    ir = np.zeros((2, pre + length), dtype=np.float32)
-    for ch, offset in enumerate(rng.integers(0, len(white), size=2)):
+    ir = np.zeros((channels, pre + length), dtype=np.float32)
+    for ch, offset in enumerate(rng.integers(0, len(white), size=channels)):
         n = table_slice(white, int(offset), length)
         low = signal.lfilter([1 - a], [1, -a], n).astype(np.float32)
         ir[ch, pre:] = low * lo_env + (n - low) * hi_env
     # a few early reflections in the first 30 ms, decaying with the room
-    taps = rng.integers(0, max(1, int(0.03 * sr)), size=(2, _EARLY_REFLECTIONS))
-    gains = rng.uniform(0.5, 1.5, size=(2, _EARLY_REFLECTIONS)) * np.exp(-6.91 * taps / sr / params.rt60_s) * 4.0
-    signs = np.where(rng.random((2, _EARLY_REFLECTIONS)) < 0.5, -1.0, 1.0)
-    for ch in range(2):
+    taps = rng.integers(0, max(1, int(0.03 * sr)), size=(channels, _EARLY_REFLECTIONS))
+    gains = rng.uniform(0.5, 1.5, size=(channels, _EARLY_REFLECTIONS)) * np.exp(-6.91 * taps / sr / params.rt60_s) * 4.0
+    signs = np.where(rng.random((channels, _EARLY_REFLECTIONS)) < 0.5, -1.0, 1.0)
+    for ch in range(channels):
         np.add.at(ir[ch], pre + taps[ch], (gains[ch] * signs[ch]).astype(np.float32))
     ir /= np.sqrt(np.einsum("ij,ij->i", ir, ir))[:, None]
     return ir
@@ -121,7 +124,7 @@ def impulse_response(params: AugParams, sample_rate: int, rng: np.random.Generat
 
 def add_reverb(x: np.ndarray, params: AugParams, sample_rate: int, rng: np.random.Generator,
                inplace: bool = False) -> np.ndarray:
-    """x + the room: the mono sum of x (2, frames) convolved with a stereo impulse response.
+    """x + the room: the mono sum of x (channels, frames) convolved with one impulse response per channel.
 
     The diffuse field is computed at a quarter of the sample rate (content up
     to 5.5 kHz at 44.1 kHz): air and walls absorb a room's high frequencies
@@ -130,15 +133,16 @@ def add_reverb(x: np.ndarray, params: AugParams, sample_rate: int, rng: np.rando
     """
     import soxr  # noqa: PLC0415
 
-    n = x.shape[1]
+    channels, n = x.shape
     low_rate = sample_rate // REVERB_DECIMATION
-    low = soxr.resample((x[0] + x[1]) * np.float32(0.5), sample_rate, low_rate, quality="MQ")
-    ir = impulse_response(params, low_rate, rng)
+    mono = x[0] if channels == 1 else x.mean(axis=0, dtype=np.float32)
+    low = soxr.resample(mono, sample_rate, low_rate, quality="MQ")
+    ir = impulse_response(params, low_rate, rng, channels)
     size = _fft_len(len(low) + ir.shape[1] - 1)
     spec = sfft.rfft(low, size)
     g = np.float32(10.0 ** (params.reverb_wet_db / 20.0))
     out = x if inplace else x.copy()
-    for ch in range(2):
+    for ch in range(channels):
         wet_low = sfft.irfft(spec * sfft.rfft(ir[ch], size), size)[: len(low)]
         wet = soxr.resample(wet_low, low_rate, sample_rate, quality="MQ")
         m = min(n, len(wet))
@@ -161,11 +165,27 @@ def _peaking_sos(freq: float, gain_db: float, q: float, sr: int) -> np.ndarray:
     return np.concatenate([b / a[0], a / a[0]])[None, :]
 
 
+def _butterworth2_sos(freq: float, sr: int, highpass: bool) -> np.ndarray:
+    """Second-order Butterworth high- or low-pass as one SOS row.
+
+    The RBJ cookbook filter with Q = 1/sqrt(2): the same bilinear transform,
+    prewarped at `freq`, that `scipy.signal.butter(2, ...)` designs, without
+    its general zpk machinery (which costs about 0.6 ms per filter).
+    """
+    w0 = 2 * math.pi * freq / sr
+    cos_w0 = math.cos(w0)
+    alpha = math.sin(w0) / math.sqrt(2.0)
+    k = (1 + cos_w0) / 2 if highpass else (1 - cos_w0) / 2
+    b = np.array([k, -2 * k if highpass else 2 * k, k])
+    a = np.array([1 + alpha, -2 * cos_w0, 1 - alpha])
+    return np.concatenate([b / a[0], a / a[0]])[None, :]
+
+
 def eq_sos(params: AugParams, sample_rate: int) -> np.ndarray:
     """High-pass, low-pass and peaking band as second-order sections."""
     nyq = sample_rate / 2
-    hp = signal.butter(2, min(params.highpass_hz, nyq * 0.45), "high", fs=sample_rate, output="sos")
-    lp = signal.butter(2, min(params.lowpass_hz, nyq * 0.95), "low", fs=sample_rate, output="sos")
+    hp = _butterworth2_sos(min(params.highpass_hz, nyq * 0.45), sample_rate, highpass=True)
+    lp = _butterworth2_sos(min(params.lowpass_hz, nyq * 0.95), sample_rate, highpass=False)
     peak = _peaking_sos(min(params.peak_hz, nyq * 0.9), params.peak_gain_db, params.peak_q, sample_rate)
     return np.vstack([hp, lp, peak])
 
@@ -175,17 +195,17 @@ def apply_eq(x: np.ndarray, params: AugParams, sample_rate: int) -> np.ndarray:
 
 
 def compress(x: np.ndarray, params: AugParams, sample_rate: int, block: int = 32) -> np.ndarray:
-    """Feed-forward compression of x (2, frames) with a stereo-linked, block-rate peak detector.
+    """Feed-forward compression of x (channels, frames) with a linked, block-rate peak detector.
 
     The threshold is relative to the signal's own peak. Gain reduction follows
     a rise at once, falls back linearly in dB (20 dB per `comp_release_ms`),
     and is smoothed by a one-pole filter of `comp_attack_ms`.
     """
-    n = x.shape[1]
+    channels, n = x.shape
     nb = -(-n // block)
-    pad = np.zeros((2, nb * block), dtype=np.float32)
+    pad = np.zeros((channels, nb * block), dtype=np.float32)
     np.abs(x, out=pad[:, :n])
-    peak_blocks = pad.reshape(2, nb, block).max(axis=(0, 2))
+    peak_blocks = pad.reshape(channels, nb, block).max(axis=(0, 2))
     top = float(peak_blocks.max())
     if top <= 0:
         return x
@@ -197,10 +217,10 @@ def compress(x: np.ndarray, params: AugParams, sample_rate: int, block: int = 32
     a = math.exp(-block_sec / (params.comp_attack_ms / 1000.0))
     smooth = signal.lfilter([1 - a], [1, -a], held)
     gain = (10.0 ** (-smooth / 20.0)).astype(np.float32)
-    out = np.empty((2, nb * block), dtype=np.float32)
+    out = np.empty((channels, nb * block), dtype=np.float32)
     out[:, :n] = x
     out[:, n:] = 0.0
-    out.reshape(2, nb, block)[...] *= gain[None, :, None]
+    out.reshape(channels, nb, block)[...] *= gain[None, :, None]
     return out[:, :n]
 
 
@@ -208,12 +228,14 @@ def compress(x: np.ndarray, params: AugParams, sample_rate: int, block: int = 32
 
 
 def _power(x: np.ndarray) -> float:
-    """Mean power per sample of x (2, frames)."""
-    return float(np.dot(x[0], x[0]) + np.dot(x[1], x[1])) / max(1, 2 * x.shape[1])
+    """Mean power per sample of x (channels, frames)."""
+    return sum(float(np.dot(c, c)) for c in x) / max(1, x.size)
 
 
-def load_bed(bed: Bed, offset_sec: float, frames: int, sample_rate: int) -> np.ndarray:
-    """(2, frames) of a prepared source from `offset_sec`, resampled to `sample_rate`, looped if short."""
+def load_bed(bed: Bed, offset_sec: float, frames: int, sample_rate: int, channels: int = 2) -> np.ndarray:
+    """(channels, frames) of a prepared source from `offset_sec`, resampled to `sample_rate`, looped if short.
+
+    A mono request gets the mean of the source's channels."""
     import soundfile as sf  # noqa: PLC0415
     import soxr  # noqa: PLC0415
 
@@ -228,12 +250,14 @@ def load_bed(bed: Bed, offset_sec: float, frames: int, sample_rate: int) -> np.n
             data = np.concatenate([data, *([whole] * reps)])[:src_frames]
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise AugmentationError(f"{bed.path}: cannot read background bed: {exc}") from exc
-    if data.shape[1] == 1:
-        data = np.repeat(data, 2, axis=1)
-    data = data[:, :2]
+    if channels == 1:
+        data = data.mean(axis=1, keepdims=True, dtype=np.float32)
+    elif data.shape[1] == 1:
+        data = np.repeat(data, channels, axis=1)
+    data = data[:, :channels]
     if sr != sample_rate:
         data = soxr.resample(data, sr, sample_rate, quality="HQ")
-    out = np.zeros((2, frames), dtype=np.float32)
+    out = np.zeros((channels, frames), dtype=np.float32)
     m = min(frames, len(data))
     out[:, :m] = data[:m].T
     return out
@@ -241,13 +265,13 @@ def load_bed(bed: Bed, offset_sec: float, frames: int, sample_rate: int) -> np.n
 
 def add_noise(x: np.ndarray, params: AugParams, rng: np.random.Generator, bed_audio: np.ndarray | None = None,
               inplace: bool = False) -> np.ndarray:
-    """Add hiss at `noise_snr_db` and an optional bed (2, frames) at `bed_snr_db` below the signal power."""
-    n = x.shape[1]
+    """Add hiss at `noise_snr_db` and an optional bed (channels, frames) at `bed_snr_db` below the signal power."""
+    channels, n = x.shape
     sig = _power(x)
     out = x if inplace else x.copy()
     table = noise_table(params.noise_color)
     scale = np.float32(math.sqrt(sig / 10.0 ** (params.noise_snr_db / 10.0)))
-    for ch, offset in enumerate(rng.integers(0, len(table), size=2)):
+    for ch, offset in enumerate(rng.integers(0, len(table), size=channels)):
         hiss = table_slice(table, int(offset), n) * scale
         out[ch] += hiss
     if bed_audio is not None:
@@ -278,14 +302,15 @@ def augment(
     rng: np.random.Generator,
     beds: Sequence[Bed] = (),
 ) -> np.ndarray:
-    """The full chain on a float (frames, 2) render; returns float32 (2, frames) in [-1, 1).
+    """The full chain on a planar render (channels, frames), mono or stereo; returns float32
+    of the same shape in [-1, 1). `dry` is not modified.
 
     A silent render stays silent (nothing to stage, and the silence check must see it).
     """
     d = np.asarray(dry)
-    if d.ndim != 2 or d.shape[1] != 2:
-        raise AugmentationError(f"expected stereo audio of shape (frames, 2), got {d.shape}")
-    x = np.ascontiguousarray(d.T, dtype=np.float32)  # a copy the chain may modify
+    if d.ndim != 2 or d.shape[0] not in (1, 2):
+        raise AugmentationError(f"expected planar mono or stereo audio of shape (channels, frames), got {d.shape}")
+    x = np.array(d, dtype=np.float32, order="C", copy=True)  # the chain works in place
     if x.shape[1] == 0 or max(float(x.max()), -float(x.min())) < SILENT_PEAK:
         return np.zeros_like(x)
     x = add_reverb(x, params, sample_rate, rng, inplace=True)
@@ -296,7 +321,7 @@ def augment(
         by_id = {b.source_id: b for b in beds}
         if params.bed_source not in by_id:
             raise AugmentationError(f"background bed {params.bed_source!r} is not among the prepared sources given")
-        bed_audio = load_bed(by_id[params.bed_source], params.bed_offset_sec, x.shape[1], sample_rate)
+        bed_audio = load_bed(by_id[params.bed_source], params.bed_offset_sec, x.shape[1], sample_rate, x.shape[0])
     x = add_noise(x, params, rng, bed_audio, inplace=True)
     fade = min(int(FADE_SEC * sample_rate), x.shape[1])
     if fade:

@@ -2,18 +2,22 @@
 
 Inputs are the per-rudiment performance tables and MIDI files written by
 `rudiment_performances` (see CONTRACTS.md); outputs are
-`<data>/rudiments/audio/<slug>/<sample_id>.flac` (44.1 kHz, 24-bit, stereo,
-`duration_sec + TAIL_SEC` long, audio time 0 = MIDI time 0) and
-`<data>/rudiments/performances/<slug>/audio.parquet`.
+`<data>/rudiments/audio/<slug>/<sample_id>.flac` (44.1 kHz, 24-bit, mono by
+default or stereo (`channels`), `duration_sec + TAIL_SEC` long, audio time 0 =
+MIDI time 0) and `<data>/rudiments/performances/<slug>/audio.parquet`.
+
+Mono is the default: a General MIDI snare is (nearly) centred, so stereo
+carries little more than the room's width, and it doubles the cost of the
+augmentation chain and of FLAC encoding and the size of the dataset.
 
 Every sample is rendered dry with FluidSynth (`synthesis.get_renderer`: one
 synth per soundfont per process), the dry render's onsets are matched with
 the labelled stroke times (`onsets`), then the augmentation chain
 (`effects`) colours it and the result is written atomically. Samples are
-spread over a process pool with one worker per core, forked from a server
-that imported the rendering code once (`render_preload`); each worker caps
-BLAS/OpenMP threads to one, and loads each soundfont (and measures its onset
-latency) once.
+spread over a process pool (`RenderPool`) with one worker per core, forked
+from a server that imported the rendering code once (`render_preload`); each
+worker caps BLAS/OpenMP threads to one, and loads each soundfont (and
+measures its onset latency) once.
 
 Which soundfont and preset a sample gets is fixed by a stable hash of its id
 and the seed: the samples of a partition are ordered by that hash and dealt
@@ -44,6 +48,7 @@ from music_assets.seeding import stable_rng, stable_seed
 TAIL_SEC = 1.0  # release tail after the last note-off: the snare has decayed by > 60 dB
 SAMPLE_RATE = DEFAULT_SAMPLE_RATE
 SUBTYPE = "PCM_24"
+DEFAULT_CHANNELS = 1
 
 # gate thresholds (the issue's acceptance limits)
 DURATION_TOLERANCE_SEC = 0.050
@@ -83,6 +88,7 @@ class RenderJob:
     stroke_velocity: tuple[float, ...]
     note_ms: tuple[float, ...]  # every labelled stroke, grace notes included
     beds: tuple[Bed, ...] = field(default=())
+    channels: int = DEFAULT_CHANNELS
 
 
 # ---------------------------------------------------------------- planning
@@ -127,8 +133,11 @@ def plan_partition(
     presets: Sequence[str],
     seed: int,
     beds: Sequence[Bed] = (),
+    channels: int = DEFAULT_CHANNELS,
 ) -> list[RenderJob]:
     """One job per performance of `slug`, from its samples and strokes tables."""
+    if channels not in (1, 2):
+        raise RenderError(f"channels must be 1 (mono) or 2 (stereo), not {channels}")
     perf = performances_dir(data, slug)
     samples = _read_table(perf / "samples.parquet", ["sample_id", "midi_path"])
     strokes = _read_table(
@@ -171,6 +180,7 @@ def plan_partition(
                 stroke_velocity=tuple(velocity[main].tolist()),
                 note_ms=tuple(times[rows].tolist()),
                 beds=tuple(beds),
+                channels=channels,
             )
         )
     return jobs
@@ -194,7 +204,8 @@ def preload_soundfont(soundfont: str, pitch: int = 38) -> None:
 
 
 def render_dry(job: RenderJob) -> tuple[np.ndarray, int]:
-    """The dry FluidSynth render of the job's MIDI (MIDI length + TAIL_SEC) and its main pitch."""
+    """The dry FluidSynth render of the job's MIDI (MIDI length + TAIL_SEC), planar stereo
+    (2, frames), and its main pitch."""
     import pretty_midi  # noqa: PLC0415
 
     try:
@@ -206,20 +217,21 @@ def render_dry(job: RenderJob) -> tuple[np.ndarray, int]:
         raise RenderError(f"{job.midi_path}: the MIDI file has no notes")
     pitches = np.bincount([n.pitch for n in notes], minlength=128)
     renderer = get_renderer(job.soundfont, SAMPLE_RATE)
-    dry = renderer.render(notes, total_seconds=pm.get_end_time() + TAIL_SEC, programs=programs)
+    dry = renderer.render(notes, total_seconds=pm.get_end_time() + TAIL_SEC, programs=programs, planar=True)
     return dry, int(pitches.argmax())
 
 
 def _to_pcm24(x: np.ndarray) -> np.ndarray:
-    """Channel-major float (2, frames) to interleaved (frames, 2) 24-bit PCM in the top
-    bits of int32: exactly what the FLAC file will hold."""
+    """Planar float (channels, frames) to interleaved (frames, channels) 24-bit PCM in the
+    top bits of int32: exactly what the FLAC file will hold."""
     full = np.float32(2**23)
-    y = x * full
+    y = np.empty(x.shape[::-1], dtype=np.float32)
+    np.multiply(x.T, full, out=y)  # interleaves while scaling: no separate transposed copy
     np.rint(y, out=y)
     np.clip(y, -full, full - 1, out=y)
     pcm = y.astype(np.int32)
     pcm <<= 8
-    return np.ascontiguousarray(pcm.T)
+    return pcm
 
 
 def render_job(job: RenderJob) -> dict[str, object]:
@@ -228,11 +240,14 @@ def render_job(job: RenderJob) -> dict[str, object]:
 
     try:
         dry, pitch = render_dry(job)
+        if job.channels == 1:
+            dry = dry.mean(axis=0, keepdims=True, dtype=np.float32)
+        # the detector works on the channel mean, so mono and stereo align identically
         align = onsets.median_alignment_error_ms(
-            dry, SAMPLE_RATE, job.stroke_ms, job.stroke_velocity, _latency(job.soundfont, pitch), job.note_ms
+            dry.T, SAMPLE_RATE, job.stroke_ms, job.stroke_velocity, _latency(job.soundfont, pitch), job.note_ms
         )
         rng = stable_rng(job.sample_id, job.seed, "augment")
-        params = draw_params(job.preset, rng, dry.shape[0] / SAMPLE_RATE, job.beds)
+        params = draw_params(job.preset, rng, dry.shape[1] / SAMPLE_RATE, job.beds)
         wet = effects.augment(dry, SAMPLE_RATE, params, stable_rng(job.sample_id, job.seed, "augment-signal"), job.beds)
         del dry
         pcm = _to_pcm24(wet)
@@ -253,6 +268,7 @@ def render_job(job: RenderJob) -> dict[str, object]:
         **params.columns(),
         "audio_duration_sec": pcm.shape[0] / SAMPLE_RATE,
         "audio_sample_rate": SAMPLE_RATE,
+        "audio_channels": pcm.shape[1],
         "audio_peak_dbfs": 20 * math.log10(max(peak, 1e-10)),
         "audio_clipped_ratio": clipped,
         "align_median_error_ms": align,
@@ -288,6 +304,49 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class RenderPool:
+    """The rendering processes, started as soon as this is created.
+
+    Starting them takes a few seconds (the fork server imports scipy and the
+    rendering code and loads the soundfonts before it forks the workers), so
+    a caller can create the pool first and plan, or generate the
+    performances, while it starts. `workers` 0 means one per core; 1 means no
+    processes: jobs render in the calling process. Use as a context manager
+    or call `close`.
+    """
+
+    def __init__(self, workers: int = 0):
+        self.workers = default_workers() if workers <= 0 else workers
+        self._executor = None
+        if self.workers > 1:
+            import multiprocessing as mp  # noqa: PLC0415
+
+            # forkserver: never fork this process (Dagster's step process holds threads and locks);
+            # workers fork from a clean server that imported the rendering code once
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["music_assets.audio.render_preload"])
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
+            # one task per worker spawns them all now, not when the first jobs arrive
+            for _ in range(self.workers):
+                self._executor.submit(os.getpid)
+
+    def map(self, fn: Callable, items: Sequence, chunksize: int = 1):
+        if self._executor is None:
+            return map(fn, items)
+        return self._executor.map(fn, items, chunksize=chunksize)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+    def __enter__(self) -> RenderPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass
 class RenderRun:
     """Rows in job order, and what rendering them cost."""
@@ -302,11 +361,15 @@ def render_jobs(
     jobs: Sequence[RenderJob],
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    pool: RenderPool | None = None,
 ) -> RenderRun:
-    """Render every job on `workers` processes (0: one per core, 1: in this process)."""
-    workers = default_workers() if workers <= 0 else workers
-    workers = min(workers, max(1, len(jobs)))
-    run = RenderRun([], workers, 0.0, 0.0)
+    """Render every job on `pool`, or on a pool of `workers` processes (0: one per core,
+    1: in this process) started and closed here."""
+    if pool is None:
+        workers = default_workers() if workers <= 0 else workers
+        with RenderPool(min(workers, max(1, len(jobs)))) as own:
+            return render_jobs(jobs, progress=progress, pool=own)
+    run = RenderRun([], pool.workers, 0.0, 0.0)
 
     def collect(i: int, measured: tuple[dict[str, object], float, float]) -> None:
         row, cpu, rss = measured
@@ -316,20 +379,9 @@ def render_jobs(
         if progress:
             progress(i, len(jobs))
 
-    if workers == 1:
-        for i, job in enumerate(jobs, 1):
-            collect(i, _render_job_measured(job))
-        return run
-    import multiprocessing as mp  # noqa: PLC0415
-
-    # forkserver: never fork this process (Dagster's step process holds threads and locks);
-    # workers fork from a clean server that imported the rendering code once
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["music_assets.audio.render_preload"])
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
-        chunk = max(1, min(8, len(jobs) // (workers * 8)))
-        for i, measured in enumerate(pool.map(_render_job_measured, jobs, chunksize=chunk), 1):
-            collect(i, measured)
+    chunk = max(1, min(8, len(jobs) // (pool.workers * 8)))
+    for i, measured in enumerate(pool.map(_render_job_measured, jobs, chunksize=chunk), 1):
+        collect(i, measured)
     return run
 
 
@@ -376,11 +428,15 @@ def render_partitions(
     seed: int = 0,
     workers: int = 0,
     use_beds: bool = True,
+    channels: int = DEFAULT_CHANNELS,
     progress: Callable[[int, int], None] | None = None,
+    pool: RenderPool | None = None,
 ) -> RenderResult:
     """Render every performance of `slugs` on one pool and write each partition's audio.parquet.
 
-    Files of samples no longer in a partition are removed once its table is written.
+    The pool (`workers` processes unless one is given) starts before the
+    partitions are planned, so its start-up overlaps the planning. Files of
+    samples no longer in a partition are removed once its table is written.
     """
     from music_assets.io import remove_partials, write_parquet  # noqa: PLC0415
 
@@ -388,12 +444,16 @@ def render_partitions(
     missing = [str(p) for p in sf_paths if not p.is_file()]
     if missing:
         raise RenderError(f"soundfont(s) not found: {', '.join(missing)}")
+    if pool is None:
+        with RenderPool(workers) as own:
+            return render_partitions(slugs, data, soundfonts=soundfonts, presets=presets, seed=seed, use_beds=use_beds,
+                                     channels=channels, progress=progress, pool=own)
     beds = effects.beds_in(data / "sources" / "prepared") if use_beds else []
-    jobs_by_slug = {slug: plan_partition(slug, data, sf_paths, presets, seed, beds) for slug in slugs}
+    jobs_by_slug = {slug: plan_partition(slug, data, sf_paths, presets, seed, beds, channels) for slug in slugs}
     for slug in slugs:
         remove_partials(audio_dir(data, slug))
     all_jobs = [j for slug in slugs for j in jobs_by_slug[slug]]
-    run = render_jobs(all_jobs, workers, progress)
+    run = render_jobs(all_jobs, progress=progress, pool=pool)
     rows = iter(run.rows)
     os.sync()
     out: dict[str, PartitionAudio] = {}
@@ -423,7 +483,8 @@ class GateResult:
 def check_partition(slug: str, data: Path) -> list[GateResult]:
     """The blocking gates of one partition, computed from its written files and tables.
 
-    - duration: every FLAC exists, is 44.1 kHz 24-bit stereo, and lasts the MIDI
+    - duration: every FLAC exists, is 44.1 kHz 24-bit with the channel count its
+      audio.parquet row records (1 or 2), and lasts the MIDI
       length (`duration_sec`) + TAIL_SEC within +-50 ms (read from the file header);
     - clipping: at most 0.1 % of the samples of any file at full scale;
     - silence: no file whose peak stays below -60 dBFS;
@@ -436,14 +497,15 @@ def check_partition(slug: str, data: Path) -> list[GateResult]:
     samples = _read_table(perf / "samples.parquet", ["sample_id", "duration_sec"])
     audio = _read_table(
         perf / "audio.parquet",
-        ["sample_id", "audio_path", "audio_peak_dbfs", "audio_clipped_ratio", "align_median_error_ms"],
+        ["sample_id", "audio_path", "audio_channels", "audio_peak_dbfs", "audio_clipped_ratio", "align_median_error_ms"],
     )
     merged = samples.merge(audio, on="sample_id", how="left")
     n = len(merged)
 
     bad_duration: list[str] = []
     worst_dur = 0.0
-    for sid, rel, dur in zip(merged["sample_id"], merged["audio_path"], merged["duration_sec"], strict=True):
+    for sid, rel, dur, channels in zip(merged["sample_id"], merged["audio_path"], merged["duration_sec"],
+                                       merged["audio_channels"], strict=True):
         if not isinstance(rel, str):
             bad_duration.append(f"{sid}: no audio row")
             continue
@@ -453,8 +515,9 @@ def check_partition(slug: str, data: Path) -> list[GateResult]:
         except Exception as exc:  # noqa: BLE001 - missing or unreadable file
             bad_duration.append(f"{rel}: unreadable ({type(exc).__name__})")
             continue
-        if info.samplerate != SAMPLE_RATE or info.channels != 2 or info.subtype != SUBTYPE:
-            bad_duration.append(f"{rel}: {info.samplerate} Hz, {info.channels} ch, {info.subtype}")
+        if info.samplerate != SAMPLE_RATE or info.channels != channels or channels not in (1, 2) or info.subtype != SUBTYPE:
+            bad_duration.append(f"{rel}: {info.samplerate} Hz, {info.channels} ch, {info.subtype}; "
+                                f"expected {SAMPLE_RATE} Hz, {channels} ch, {SUBTYPE}")
             continue
         off = abs(info.frames / info.samplerate - (float(dur) + TAIL_SEC))
         worst_dur = max(worst_dur, off)

@@ -110,12 +110,13 @@ class Renderer:
         self._programs[channel] = (bank, program)
 
     def _render_into(self, out: np.ndarray, start: int, stop: int) -> None:
+        """Frames [start, stop) into planar float32 `out` of shape (2, frames)."""
         n = stop - start
         if n <= 0:
             return
-        view = out[start:stop]
-        ptr = view.ctypes.data
-        rc = self._write_float(self._synth.synth, n, ptr, 0, 2, ptr, 1, 2)
+        left = out[0, start:stop].ctypes.data
+        right = out[1, start:stop].ctypes.data
+        rc = self._write_float(self._synth.synth, n, left, 0, 1, right, 0, 1)
         if rc != 0:
             raise SynthesisError(f"{self.soundfont}: fluid_synth_write_float failed")
 
@@ -126,8 +127,12 @@ class Renderer:
         total_seconds: float | None = None,
         tail_seconds: float = 1.0,
         programs: dict[int, tuple[int, int]] | None = None,
+        planar: bool = False,
     ) -> np.ndarray:
-        """Render notes to float32 stereo of shape (frames, 2).
+        """Render notes to float32 stereo of shape (frames, 2), or (2, frames) when `planar`.
+
+        FluidSynth writes each channel into its own buffer, so the planar
+        layout costs no copy; the interleaved one is a transposed copy of it.
 
         `programs` maps channel -> (bank, program); the drum channel defaults to
         the GM drum kit (bank 128, program 0). The length is `total_seconds`
@@ -152,7 +157,7 @@ class Renderer:
         events.sort()
         total = max(total, 0)
         padded = -(-total // BLOCK) * BLOCK
-        out = np.zeros((padded, 2), dtype=np.float32)
+        out = np.zeros((2, padded), dtype=np.float32)
         self._reset_voices()
         for ch, (bank, prog) in progs.items():
             self._select(ch, bank, prog)
@@ -172,7 +177,7 @@ class Renderer:
             self._render_into(out, pos, padded)
         finally:
             self._silence()
-        return out[:total]
+        return out[:, :total] if planar else np.ascontiguousarray(out[:, :total].T)
 
     def _reset_voices(self) -> None:
         """Occupy every voice slot with a fixed sequence of notes, then silence them all."""
@@ -188,7 +193,7 @@ class Renderer:
                     synth.noteon(_RESET_CHANNEL, key, 100)
         finally:
             self._set_log(_FLUID_WARN, previous)
-        scratch = np.zeros((BLOCK, 2), dtype=np.float32)
+        scratch = np.zeros((2, BLOCK), dtype=np.float32)
         self._render_into(scratch, 0, BLOCK)
         self._silence()
 
@@ -199,7 +204,7 @@ class Renderer:
         for ch in range(16):
             self._synth.all_sounds_off(ch)
         # one block so the sounds-off takes effect before the next render
-        scratch = np.zeros((BLOCK, 2), dtype=np.float32)
+        scratch = np.zeros((2, BLOCK), dtype=np.float32)
         self._render_into(scratch, 0, BLOCK)
 
     def render_midi(self, midi: str | os.PathLike[str] | object, *, tail_seconds: float = 1.0,

@@ -23,7 +23,7 @@ from music_assets.paths import data_dir
 
 ASSET_KEY = dg.AssetKey("rudiment_audio")
 GATES: dict[str, str] = {
-    "audio_duration_matches_midi": "Every FLAC exists, is 44.1 kHz 24-bit stereo and lasts the MIDI length "
+    "audio_duration_matches_midi": "Every FLAC exists, is 44.1 kHz 24-bit with the configured channels and lasts the MIDI length "
     "(samples.parquet duration_sec) plus the release tail, within +-50 ms.",
     "audio_not_clipped": "No file has more than 0.1 % of its samples at full scale.",
     "audio_not_silent": "No file peaks below -60 dBFS.",
@@ -42,6 +42,10 @@ class RudimentAudioConfig(dg.Config):
         description=f"Augmentation presets to deal out (known: {', '.join(PRESET_NAMES)}).",
     )
     seed: int = Field(default=0, description="Seed of the soundfont/preset choice and every augmentation draw.")
+    channels: int = Field(
+        default=1, ge=1, le=2,
+        description="1: mono files (default; a General MIDI snare is centred), 2: stereo, with a stereo room.",
+    )
     workers: int = Field(default=0, description="Rendering processes; 0 = one per core, 1 = render in the step process.")
     background_beds: bool = Field(
         default=True, description="Mix background beds cut from sources/prepared/*.flac when any exist."
@@ -85,7 +89,7 @@ def _summary_table(results: dict, gates: dict) -> str:
     ],
     kinds={"python", "flac"},
     description="Every performance rendered with FluidSynth over several soundfonts and augmentation presets: "
-    "rudiments/audio/<slug>/<sample_id>.flac (44.1 kHz, 24-bit) and performances/<slug>/audio.parquet.",
+    "rudiments/audio/<slug>/<sample_id>.flac (44.1 kHz, 24-bit, mono unless configured) and performances/<slug>/audio.parquet.",
 )
 def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfig):
     from music_assets.audio import render  # noqa: PLC0415 - scipy/soundfile stay out of code-location loading
@@ -106,6 +110,7 @@ def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfi
         seed=config.seed,
         workers=config.workers,
         use_beds=config.background_beds,
+        channels=config.channels,
         progress=progress,
     )
     wall = time.perf_counter() - t0
@@ -120,6 +125,7 @@ def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfi
         "render_seconds": dg.MetadataValue.float(round(wall, 2)),
         "samples_per_second": dg.MetadataValue.float(round(n / wall, 2) if wall > 0 else 0.0),
         "audio_seconds_per_second": dg.MetadataValue.float(round(audio_sec / wall, 1) if wall > 0 else 0.0),
+        "channels": dg.MetadataValue.int(config.channels),
         "workers": dg.MetadataValue.int(run.workers),
         "worker_cpu_seconds": dg.MetadataValue.float(round(run.cpu_seconds, 2)),
         "worker_peak_rss_mib": dg.MetadataValue.float(round(run.peak_rss_mib, 1)),

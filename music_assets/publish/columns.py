@@ -12,7 +12,8 @@ from __future__ import annotations
 # `audio_path` / `midi_path`, which are relative to the generator's data dir.
 SAMPLE_COLUMNS: dict[str, str] = {
     "sample_id": "unique id of the performance (stable for the same generator config)",
-    "audio": "the rendered performance: a path relative to the repository root (FLAC, 44.1 kHz, 24-bit, stereo), "
+    "audio": "the rendered performance: a path relative to the repository root (FLAC, 44.1 kHz, 24-bit, mono "
+             "unless the render was configured for stereo), "
              "or, in embedded mode, the file's bytes and name (`datasets` Audio feature)",
     "midi": "the performance as General MIDI (one drum track, snare pitch 38): a path relative to the repository "
             "root, or, in embedded mode, the file's bytes and name",

@@ -20,7 +20,7 @@ SR = 44100
 @pytest.fixture(scope="module")
 def dry() -> np.ndarray:
     notes = [NoteEvent(0.05 + 0.125 * k, 38, 70 + 5 * (k % 8), 0.05) for k in range(12)]
-    return get_renderer(DEFAULT_SOUNDFONTS[0]).render(notes, total_seconds=2.0)
+    return get_renderer(DEFAULT_SOUNDFONTS[0]).render(notes, total_seconds=2.0, planar=True)
 
 
 def _params(preset: str, sid: str = "s1", beds=()) -> AugParams:
@@ -50,8 +50,10 @@ def test_parameters_are_seeded_per_sample_and_stay_in_the_preset_ranges() -> Non
 @pytest.mark.parametrize("preset", PRESET_NAMES)
 def test_every_preset_keeps_length_stages_the_peak_and_never_clips(dry, preset) -> None:
     p = _params(preset)
+    before = dry.copy()
     out = effects.augment(dry, SR, p, stable_rng("s1", 0, "signal"))
-    assert out.shape == (2, dry.shape[0]) and out.dtype == np.float32
+    assert np.array_equal(dry, before)  # the caller's render is left alone
+    assert out.shape == dry.shape == (2, 2 * SR) and out.dtype == np.float32
     assert np.isfinite(out).all()
     peak = float(np.abs(out).max())
     assert peak < 1.0
@@ -59,6 +61,18 @@ def test_every_preset_keeps_length_stages_the_peak_and_never_clips(dry, preset) 
     assert not np.allclose(out[0], out[1])  # the room is stereo
     again = effects.augment(dry, SR, p, stable_rng("s1", 0, "signal"))
     assert np.array_equal(out, again)
+
+
+@pytest.mark.parametrize("preset", ["gym", "lofi"])
+def test_mono_renders_stay_mono_through_the_chain(dry, preset) -> None:
+    mono = dry.mean(axis=0, keepdims=True)
+    p = _params(preset)
+    out = effects.augment(mono, SR, p, stable_rng("s1", 0, "signal"))
+    assert out.shape == (1, 2 * SR)
+    assert 20 * math.log10(float(np.abs(out).max())) == pytest.approx(p.peak_dbfs, abs=0.1)
+    assert np.array_equal(out, effects.augment(mono, SR, p, stable_rng("s1", 0, "signal")))
+    with pytest.raises(AugmentationError, match="channels, frames"):
+        effects.augment(dry.T, SR, p, stable_rng("s1", 0, "signal"))  # interleaved is refused, not misread
 
 
 def test_lofi_reduces_the_bit_depth(dry) -> None:
@@ -81,7 +95,7 @@ def test_a_large_room_adds_a_decaying_tail(dry) -> None:
 
 
 def test_a_silent_render_stays_silent() -> None:
-    silence = np.zeros((SR, 2), dtype=np.float32)
+    silence = np.zeros((2, SR), dtype=np.float32)
     out = effects.augment(silence, SR, _params("gym"), stable_rng("s"))
     assert not out.any()
 

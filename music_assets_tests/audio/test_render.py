@@ -44,7 +44,7 @@ def test_a_partition_renders_to_flac_and_audio_table(data_dir: Path) -> None:
         assert table.schema.field(name).type == pa.string()
     for name in ("aug_rt60_s", "aug_reverb_wet_db", "aug_highpass_hz", "aug_comp_ratio", "aug_noise_snr_db",
                  "aug_bit_depth", "aug_peak_dbfs", "audio_duration_sec", "audio_sample_rate", "audio_peak_dbfs",
-                 "audio_clipped_ratio", "align_median_error_ms"):
+                 "audio_channels", "audio_clipped_ratio", "align_median_error_ms"):
         assert name in table.column_names
     rows = table.to_pylist()
     assert {r["soundfont"] for r in rows} == {p.name for p in DEFAULT_SOUNDFONTS}
@@ -52,13 +52,29 @@ def test_a_partition_renders_to_flac_and_audio_table(data_dir: Path) -> None:
         path = data_dir / row["audio_path"]
         assert row["audio_path"] == f"rudiments/audio/{SLUG}/{s['sample_id']}.flac"
         info = sf.info(str(path))
-        assert (info.samplerate, info.channels, info.subtype, info.format) == (44100, 2, "PCM_24", "FLAC")
+        assert (info.samplerate, info.channels, info.subtype, info.format) == (44100, 1, "PCM_24", "FLAC")
+        assert row["audio_channels"] == 1
         assert info.frames / 44100 == pytest.approx(s["duration_sec"] + render.TAIL_SEC, abs=0.002)
         audio, _ = sf.read(str(path), dtype="float32")
         assert 20 * np.log10(np.abs(audio).max()) == pytest.approx(row["audio_peak_dbfs"], abs=0.01)
         assert row["align_median_error_ms"] < 2.0
     assert not list((data_dir / "rudiments" / "audio" / SLUG).glob(".*partial"))
     assert _gates(data_dir) == dict.fromkeys(_gates(data_dir), True) and len(_gates(data_dir)) == 4
+
+
+def test_stereo_on_request_and_a_file_with_the_wrong_channels_fails_the_format_gate(data_dir: Path) -> None:
+    write_performances(data_dir, SLUG, n=2)
+    rows = render.render_partitions([SLUG], data_dir, workers=1, channels=2).partitions[SLUG].rows
+    stereo, _ = sf.read(str(data_dir / rows[0]["audio_path"]), dtype="float32")
+    assert stereo.ndim == 2 and stereo.shape[1] == 2 and not np.allclose(stereo[:, 0], stereo[:, 1])  # a stereo room
+    assert all(r["audio_channels"] == 2 for r in rows) and all(_gates(data_dir).values())
+    render.render_partitions([SLUG], data_dir, workers=1)  # back to mono
+    victim = data_dir / rows[0]["audio_path"]
+    sf.write(str(victim), stereo, 44100, format="FLAC", subtype="PCM_24")  # a stale stereo file under a mono row
+    duration = next(g for g in render.check_partition(SLUG, data_dir) if g.name == "audio_duration_matches_midi")
+    assert not duration.passed and f"{victim.name}: 44100 Hz, 2 ch" in duration.description
+    with pytest.raises(render.RenderError, match="channels must be 1"):
+        render.render_partitions([SLUG], data_dir, workers=1, channels=6)
 
 
 def test_prepared_sources_become_background_beds(data_dir: Path) -> None:
