@@ -155,15 +155,18 @@ def main(argv: list[str] | None = None) -> int:
         raw_audio, raw_sec, raw_cpu, raw_by_sf = raw_fluidsynth(data, slugs, {p.name: str(p) for p in DEFAULT_SOUNDFONTS})
         raw_speed = raw_audio / raw_sec
         pipe_speed = audio_sec / wall
-        pipe_cpu = c_gen + c_main + run.cpu_seconds
+        # with one worker the jobs run in this process: their CPU time is already in c_main
+        render_cpu = c_main if run.workers == 1 else c_main + run.cpu_seconds
+        pipe_cpu = c_gen + render_cpu
         rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         print(f"workload: {n} samples over {len(slugs)} rudiments, {audio_sec:.0f} s of audio, {args.channels} channel(s) "
               f"({audio_sec / max(n, 1):.2f} s each), {run.workers} worker process(es), {os.cpu_count()} CPU(s), "
               f"load average {os.getloadavg()[0]:.1f}")
         print(f"  generate performances + MIDI + labels: {t_gen:6.2f} s wall, {c_gen:6.2f} s CPU")
-        print(f"  render + align + augment + FLAC:       {t_render:6.2f} s wall (the pool started during generation), "
-              f"{run.cpu_seconds + c_main:6.2f} s CPU ({run.cpu_seconds / max(n, 1) * 1000:.1f} ms per sample in workers)")
+        started = " (the pool started during generation)" if run.workers > 1 else ""
+        print(f"  render + align + augment + FLAC:       {t_render:6.2f} s wall{started}, "
+              f"{render_cpu:6.2f} s CPU ({run.cpu_seconds / max(n, 1) * 1000:.1f} ms per sample in workers)")
         print(f"pipeline: {n / wall:.1f} samples/s, {pipe_speed:.1f} audio s per wall s ({wall:.2f} s)")
         print(f"raw FluidSynth get_samples, same notes, one process: {raw_speed:.1f} audio s per s ("
               + ", ".join(f"{k} {v:.0f}" for k, v in raw_by_sf.items()) + ")")
