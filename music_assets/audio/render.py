@@ -305,37 +305,59 @@ def default_workers() -> int:
 
 
 class RenderPool:
-    """The rendering processes, started as soon as this is created.
+    """The rendering processes, started in the background as soon as this is created.
 
     Starting them takes a few seconds (the fork server imports scipy and the
-    rendering code and loads the soundfonts before it forks the workers), so
-    a caller can create the pool first and plan, or generate the
-    performances, while it starts. `workers` 0 means one per core; 1 means no
-    processes: jobs render in the calling process. Use as a context manager
-    or call `close`.
+    rendering code and loads the soundfonts before it forks the workers, and
+    starting a worker blocks until then), so the start runs on a thread and a
+    caller can plan, or generate the performances, meanwhile. `workers` 0
+    means one per core; 1 means no processes: jobs render in the calling
+    process. Use as a context manager or call `close`.
     """
 
     def __init__(self, workers: int = 0):
-        self.workers = default_workers() if workers <= 0 else workers
-        self._executor = None
-        if self.workers > 1:
-            import multiprocessing as mp  # noqa: PLC0415
+        import threading  # noqa: PLC0415
 
+        self.workers = default_workers() if workers <= 0 else workers
+        self._executor: ProcessPoolExecutor | None = None
+        self._error: BaseException | None = None
+        self._starting = None
+        if self.workers > 1:
+            self._starting = threading.Thread(target=self._start, name="render-pool-start", daemon=True)
+            self._starting.start()
+
+    def _start(self) -> None:
+        import multiprocessing as mp  # noqa: PLC0415
+
+        try:
             # forkserver: never fork this process (Dagster's step process holds threads and locks);
             # workers fork from a clean server that imported the rendering code once
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload(["music_assets.audio.render_preload"])
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
+            executor = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker)
+            self._executor = executor
             # one task per worker spawns them all now, not when the first jobs arrive
             for _ in range(self.workers):
-                self._executor.submit(os.getpid)
+                executor.submit(os.getpid)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by `map`
+            self._error = exc
+
+    def _ready(self) -> ProcessPoolExecutor | None:
+        if self._starting is not None:
+            self._starting.join()
+        if self._error is not None:
+            raise RenderError(f"the rendering processes could not start: {self._error!r}") from self._error
+        return self._executor
 
     def map(self, fn: Callable, items: Sequence, chunksize: int = 1):
-        if self._executor is None:
+        executor = self._ready()
+        if executor is None:
             return map(fn, items)
-        return self._executor.map(fn, items, chunksize=chunksize)
+        return executor.map(fn, items, chunksize=chunksize)
 
     def close(self) -> None:
+        if self._starting is not None:
+            self._starting.join()
         if self._executor is not None:
             self._executor.shutdown()
             self._executor = None
