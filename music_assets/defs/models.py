@@ -48,8 +48,9 @@ def _listening_md(items: list[dict[str, Any]]) -> dg.MetadataValue:
 
 # --- token_corpus --------------------------------------------------------------------------
 class TokenCorpusConfig(dg.Config):
-    ticks_per_beat: int = 384  # TIME_SHIFT unit: 1/384 beat, <= 3.9 ms at 40 BPM
+    ticks_per_beat: int = 384  # TIME_SHIFT and OFFSET unit: 1/384 beat, <= 3.9 ms at 40 BPM
     max_shift_ticks: int = 384
+    max_grid_steps: int = 32
     velocity_bins: int = 32
     tempo_step_bpm: int = 2
     max_seq_len: int = 1024
@@ -72,11 +73,13 @@ def token_corpus(context: dg.AssetExecutionContext, config: TokenCorpusConfig) -
     strokes = pd.read_parquet(strokes_path, columns=["sample_id", "intended_time_ms", "is_grace"])
     if "tempo_bpm" not in samples.columns:
         raise ValueError(f"{labels / 'samples.parquet'}: missing column tempo_bpm")
-    vocab = Vocab(TokenizerConfig(ticks_per_beat=config.ticks_per_beat, max_shift_ticks=config.max_shift_ticks,
-                                  velocity_bins=config.velocity_bins, tempo_step_bpm=config.tempo_step_bpm))
+    subdivisions = subdivisions_from_strokes(strokes, samples)  # each rudiment's grid, for the tokens and the timing
+    vocab = Vocab(TokenizerConfig.with_grid(
+        subdivisions, ticks_per_beat=config.ticks_per_beat, max_shift_ticks=config.max_shift_ticks,
+        velocity_bins=config.velocity_bins, tempo_step_bpm=config.tempo_step_bpm, max_grid_steps=config.max_grid_steps))
     out = models_dir() / "corpus"
-    summary = build_corpus(samples, data_dir(), out, vocab, config.max_seq_len,
-                           subdivisions_from_strokes(strokes, samples), source=str(labels / "samples.parquet"))
+    summary = build_corpus(samples, data_dir(), out, vocab, config.max_seq_len, subdivisions,
+                           source=str(labels / "samples.parquet"))
     rows = [[split, s["sequences"], s["tokens"], round(s["mean_length"], 1), s["max_length"], s["truncated"],
              ", ".join(f"{k} {v}" for k, v in s["by_tier"].items())] for split, s in summary["splits"].items()]
     context.log.info(f"corpus: {summary['splits']}")
@@ -110,11 +113,13 @@ def token_corpus_covers_tiers() -> dg.AssetCheckResult:
 
 # --- base_model -----------------------------------------------------------------------------
 class GenerationConfig(dg.Config):
-    """How evaluation and listening samples are generated."""
+    """How evaluation and listening samples are generated (also the defaults written to model.json)."""
 
     temperature: float = 1.0
     top_k: int = 0
-    top_p: float = 1.0
+    # nucleus sampling: the demo-size models leave a few percent of probability on tokens of the wrong
+    # kind or far-off grid moves; cutting that tail keeps performances whole (grammar) and in time
+    top_p: float = 0.9
     eval_samples: int = 64
     listening_samples: int = 3
     soundfont: str = "/usr/share/sounds/sf2/TimGM6mb.sf2"

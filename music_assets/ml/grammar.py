@@ -2,17 +2,20 @@
 
     score = closed / (note_ons + orphan_offs + illegal_transitions)
 
-- `closed`: NOTE_ONs closed by a later NOTE_OFF of the same pitch (the first open
-  note of that pitch).
+- `closed`: NOTE_ONs closed by their NOTE_OFF (a NOTE_OFF of the same pitch
+  after the note's duration shifts: each note is written whole, see `tokenizer.py`).
 - `note_ons`: every NOTE_ON. A NOTE_ON that is never closed (still open at the
-  end, or struck again before its NOTE_OFF) is an *unterminated* note: it sits
-  in the denominator but not in `closed`.
-- `orphan_offs`: NOTE_OFFs with no open note of their pitch.
+  end, or followed by another NOTE_ON before its NOTE_OFF) is an *unterminated*
+  note: it sits in the denominator but not in `closed`.
+- `orphan_offs`: NOTE_OFFs that do not close the open note (none is open, or
+  it has another pitch).
 - `illegal_transitions`: tokens whose type may not follow the previous token's
   type (the grammar in `tokenizer.py`: header BOS RUDIMENT TIER TEMPO, then
-  VELOCITY always directly before NOTE_ON, no header token in the body,
-  nothing but PAD after EOS), a note closed in the same time step it opened,
-  and a missing EOS (counted once).
+  TIME_SHIFTs only before the first note and inside notes, GRID moves then one
+  OFFSET before every note, VELOCITY always directly before NOTE_ON, a duration
+  shift after NOTE_ON, inside a note nothing but shifts, its NOTE_OFF or EOS, no
+  header token in the body, nothing but PAD after EOS), a note closed with no
+  duration, and a missing EOS (counted once).
 
 A sequence with no NOTE_ON and no errors scores 0: an empty performance is not a
 performance. Like MidiTok's `tokens_errors` the score is a per-sequence ratio,
@@ -35,18 +38,25 @@ import numpy as np
 from music_assets.ml.tokenizer import KIND_NAMES, Vocab
 
 _K = {name: i for i, name in enumerate(KIND_NAMES)}
-_BODY_NEXT = {_K["TIME_SHIFT"], _K["VELOCITY"], _K["NOTE_OFF"], _K["EOS"]}
-# Allowed token types after each type; None = the start of the sequence.
+# Where a note may start: GRID moves, its OFFSET; or the end. (NOTE_OFF here is an orphan, counted as such.)
+_BETWEEN_NOTES = frozenset({_K["GRID"], _K["OFFSET"], _K["NOTE_OFF"], _K["EOS"]})
+# Inside a note (after its NOTE_ON and a duration shift): more duration, its NOTE_OFF, or the end.
+IN_NOTE_NEXT = frozenset({_K["TIME_SHIFT"], _K["NOTE_OFF"], _K["EOS"]})
+# Before the first note: the lead-in shifts, then the first note's grid moves and OFFSET.
+LEAD_IN_NEXT = frozenset({_K["TIME_SHIFT"], _K["GRID"], _K["OFFSET"]})
+# Allowed token types after each type outside a note, after the lead-in; None = the start of the sequence.
 ALLOWED: dict[int | None, frozenset[int]] = {
     None: frozenset({_K["BOS"]}),
     _K["BOS"]: frozenset({_K["RUDIMENT"]}),
     _K["RUDIMENT"]: frozenset({_K["TIER"]}),
     _K["TIER"]: frozenset({_K["TEMPO"]}),
-    _K["TEMPO"]: frozenset({_K["TIME_SHIFT"], _K["VELOCITY"], _K["EOS"]}),
-    _K["TIME_SHIFT"]: frozenset(_BODY_NEXT),
+    _K["TEMPO"]: LEAD_IN_NEXT | {_K["EOS"]},
+    _K["TIME_SHIFT"]: _BETWEEN_NOTES,  # a shift between notes is itself illegal (no transition leads to it)
+    _K["GRID"]: frozenset({_K["GRID"], _K["OFFSET"]}),
+    _K["OFFSET"]: frozenset({_K["VELOCITY"]}),
     _K["VELOCITY"]: frozenset({_K["NOTE_ON"]}),
-    _K["NOTE_ON"]: frozenset({_K["TIME_SHIFT"], _K["VELOCITY"], _K["NOTE_OFF"]}),
-    _K["NOTE_OFF"]: frozenset(_BODY_NEXT),
+    _K["NOTE_ON"]: frozenset({_K["TIME_SHIFT"], _K["NOTE_OFF"]}),
+    _K["NOTE_OFF"]: _BETWEEN_NOTES,
     _K["EOS"]: frozenset(),
     _K["PAD"]: frozenset(),
 }
@@ -74,8 +84,8 @@ def grammar_report(ids: Iterable[int], vocab: Vocab) -> GrammarReport:
     """Parse one sequence (ids, PAD allowed only after EOS) and count its errors."""
     kinds, values = vocab.kinds, vocab.values
     prev: int | None = None
-    now = 0
-    open_at: dict[int, int] = {}  # pitch -> time step it opened
+    note: list[int] | None = None  # the open note: [pitch, duration so far]
+    started = False  # has a note been placed (its OFFSET seen)
     note_ons = closed = unterminated = orphans = illegal = 0
     has_eos = False
     for raw in ids:
@@ -85,28 +95,34 @@ def grammar_report(ids: Iterable[int], vocab: Vocab) -> GrammarReport:
             if k != _K["PAD"]:
                 illegal += 1
             continue
-        if k not in ALLOWED[prev]:
+        if prev == _K["TIME_SHIFT"]:
+            allowed = IN_NOTE_NEXT if note is not None else ALLOWED[prev] if started else LEAD_IN_NEXT
+        else:
+            allowed = ALLOWED[prev]
+        if k not in allowed:
             illegal += 1
         if k == _K["TIME_SHIFT"]:
-            now += int(values[i])
+            if note is not None:
+                note[1] += int(values[i])
+        elif k == _K["OFFSET"]:
+            started = True
         elif k == _K["NOTE_ON"]:
             note_ons += 1
-            p = int(values[i])
-            if p in open_at:
-                unterminated += 1  # struck again before its NOTE_OFF
-            open_at[p] = now
+            if note is not None:
+                unterminated += 1  # the previous note was never closed
+            note = [int(values[i]), 0]
         elif k == _K["NOTE_OFF"]:
-            p = int(values[i])
-            if p in open_at:
-                if open_at.pop(p) == now:
+            if note is not None and note[0] == int(values[i]):
+                if note[1] == 0:
                     illegal += 1  # zero-length note
                 closed += 1
+                note = None
             else:
                 orphans += 1
         elif k == _K["EOS"]:
             has_eos = True
         prev = k
-    unterminated += len(open_at)
+    unterminated += int(note is not None)
     if not has_eos:
         illegal += 1
     return GrammarReport(note_ons, closed, unterminated, orphans, illegal, has_eos)

@@ -2,29 +2,52 @@
 
 A performance is one sequence:
 
-    BOS RUDIMENT_<slug> TIER_<tier> TEMPO_<bpm> (TIME_SHIFT* [VELOCITY NOTE_ON] | NOTE_OFF)* EOS
+    BOS RUDIMENT_<slug> TIER_<tier> TEMPO_<bpm> TIME_SHIFT* note* EOS
+    note = GRID* OFFSET VELOCITY NOTE_ON TIME_SHIFT+ NOTE_OFF
 
-- `TIME_SHIFT_<k>` advances the clock by k ticks (k = 1 .. `max_shift_ticks`;
-  longer gaps use several). A tick is 1/`ticks_per_beat` of a beat at the
-  header's tempo bin, so the resolution is 60 / (bin_bpm * ticks_per_beat) s:
-  at most 3.9 ms at the slowest bin (40 BPM, 384 ticks), finer at faster ones,
-  which keeps professional timing errors representable. Because the tick
-  follows the tempo, a rudiment's pattern is (nearly) the same tokens at every
-  tempo, which is what lets a small model learn 40 patterns from a few
-  performances of each. Decoding uses the same bin tempo, so the round trip
-  is exact to half a tick.
-- Times are quantized as absolute positions and the shifts are their
-  differences, so rounding never accumulates.
+- Time is counted in ticks: 1/`ticks_per_beat` of a beat at the header's tempo
+  bin, so a tick is 60 / (bin_bpm * ticks_per_beat) s: at most 3.9 ms at the
+  slowest bin (40 BPM, 384 ticks), finer at faster ones, which keeps
+  professional timing errors representable. Because the tick follows the
+  tempo, a rudiment's pattern is (nearly) the same tokens at every tempo.
+  Decoding uses the same bin tempo, so the round trip is exact to half a tick.
+- Onsets are written against the rudiment's grid, a step of
+  `ticks_per_beat / subdivision` ticks (the subdivision its intended strokes
+  use, `TokenizerConfig.grid`; `default_subdivision` for a rudiment not in it),
+  anchored at the first main stroke (the first onset not followed by another
+  within half a step, i.e. not a grace note). Each onset is the grid point
+  it is nearest to plus a signed fine offset in ticks: `GRID_<k>` moves the
+  grid point k steps on from the previous onset's (several for longer gaps,
+  none for a grace note or a stroke on the same point), then `OFFSET_<o>`
+  places the onset. So the rhythm of a rudiment is the same few GRID tokens
+  at every tempo and for every player, and a player's timing is the OFFSETs:
+  a stroke's error is one token, not the difference of two neighbouring
+  intervals (what plain time shifts between onsets make of it, which a small
+  model does not learn).
+- The grid follows the player: a GRID move also shifts the grid point by
+  `grid_follow` (a quarter) of the previous stroke's offset, at most 1/8 beat.
+  A performance a little faster or slower than its tempo bin (or drifting)
+  then keeps small offsets instead of ones that grow stroke by stroke, while a
+  stroke's own error still stays in its offset.
+- Before the first note, `TIME_SHIFT_<k>` (k = 1 .. `max_shift_ticks`, several
+  for longer gaps) advances from time 0 to the first onset; its OFFSET then
+  places the grid (the first onset's grid point is the onset minus its offset).
+- Each note is written whole, at its onset: `VELOCITY NOTE_ON_<p>`, its
+  duration as TIME_SHIFTs, then its `NOTE_OFF_<p>`; the shifts inside a note
+  do not move the onsets.
+- Onsets are quantized as absolute positions and written against the grid,
+  so rounding never accumulates.
 - `VELOCITY_<b>` sets the velocity bin of the `NOTE_ON` that must follow it.
 - `NOTE_ON_<p>` / `NOTE_OFF_<p>` per pitch over the General MIDI percussion keys.
-  At equal times note-offs come before note-ons, and a note is cut at the next
-  onset of the same pitch (what a drum machine does; it keeps the sequence
-  unambiguous when a grace note still rings as its main stroke starts).
+  Notes sharing an onset are written one after the other (by pitch), each with
+  the same OFFSET. A note is cut at the next onset of the same pitch (what a
+  drum machine does; the rudiment MIDI already ends a note before the next one
+  starts), and decoding cuts a generated note the same way.
 - The header conditions generation on the rudiment, the skill tier and the tempo
   (bins of `tempo_step_bpm`).
 
 The vocabulary is fully determined by `TokenizerConfig`; it is stored as JSON next
-to the corpus (`Vocab.to_json`) and checked when read back.
+to the corpus (`Vocab.to_json`, with the sequence `FORMAT`) and checked when read back.
 """
 
 from __future__ import annotations
@@ -49,6 +72,11 @@ class TokenizerError(ValueError):
 
 
 MAX_RESOLUTION_MS = 5.0
+# The layout of a sequence (see the module docstring). 2: onsets as grid steps plus a fine offset, each
+# note written whole (1, unversioned: TIME_SHIFTs between all events in time order). Stored with the
+# vocabulary; another value is refused.
+FORMAT = 2
+DEFAULT_SUBDIVISION = 4
 
 
 @dataclass(frozen=True)
@@ -63,6 +91,11 @@ class TokenizerConfig:
     tempo_step_bpm: int = 2
     rudiments: tuple[str, ...] = RUDIMENT_SLUGS
     tiers: tuple[str, ...] = SKILL_TIERS
+    # (rudiment, subdivision of the beat) pairs: the grid onsets are written against
+    grid: tuple[tuple[str, int], ...] = ()
+    default_subdivision: int = DEFAULT_SUBDIVISION
+    max_grid_steps: int = 32  # one GRID token moves up to this many steps
+    grid_follow: float = 0.25  # the share of a stroke's offset the grid moves by at the next grid move
 
     def __post_init__(self) -> None:
         if self.max_resolution_ms > MAX_RESOLUTION_MS:
@@ -75,6 +108,18 @@ class TokenizerConfig:
             raise TokenizerError(f"bad pitch range {self.pitch_min}..{self.pitch_max}")
         if not 1 <= self.velocity_bins <= 127:
             raise TokenizerError("velocity_bins must be in 1..127")
+        if self.max_grid_steps < 1:
+            raise TokenizerError("max_grid_steps must be >= 1")
+        if not 0 <= self.grid_follow < 1:
+            raise TokenizerError("grid_follow must be in [0, 1)")
+        for slug, sub in (*self.grid, ("default", self.default_subdivision)):
+            if sub < 1 or self.ticks_per_beat % sub:
+                raise TokenizerError(f"subdivision {sub} of {slug}: it must divide ticks_per_beat "
+                                     f"({self.ticks_per_beat}) so every grid point is a whole tick")
+
+    def subdivision(self, rudiment: str | None) -> int:
+        """The subdivision of the beat that `rudiment`'s onsets are written against."""
+        return dict(self.grid).get(rudiment or "", self.default_subdivision)
 
     @property
     def max_resolution_ms(self) -> float:
@@ -87,7 +132,14 @@ class TokenizerConfig:
         for k in ("rudiments", "tiers"):
             if k in d:
                 d[k] = tuple(d[k])
+        if "grid" in d:
+            d["grid"] = tuple((str(slug), int(sub)) for slug, sub in d["grid"])
         return cls(**d)
+
+    @classmethod
+    def with_grid(cls, subdivisions: dict[str, int], **kwargs: Any) -> TokenizerConfig:
+        """A config whose grid is `subdivisions` (rudiment -> subdivision), in a stable order."""
+        return cls(grid=tuple(sorted((str(k), int(v)) for k, v in subdivisions.items())), **kwargs)
 
 
 @dataclass
@@ -122,6 +174,8 @@ class Vocab:
         tokens += [f"NOTE_ON_{p}" for p in self.pitches]
         tokens += [f"NOTE_OFF_{p}" for p in self.pitches]
         tokens += [f"TIME_SHIFT_{k}" for k in range(1, c.max_shift_ticks + 1)]
+        tokens += [f"GRID_{k}" for k in range(1, c.max_grid_steps + 1)]
+        tokens += [f"OFFSET_{o}" for o in self.offsets]
         self.tokens: list[str] = tokens
         self.index: dict[str, int] = {t: i for i, t in enumerate(tokens)}
         self.pad_id, self.bos_id, self.eos_id = 0, 1, 2
@@ -130,6 +184,17 @@ class Vocab:
     @cached_property
     def pitches(self) -> list[int]:
         return list(range(self.config.pitch_min, self.config.pitch_max + 1))
+
+    @cached_property
+    def offsets(self) -> list[int]:
+        """Every fine offset (ticks) from a grid point: half the coarsest step (a beat) plus the most the
+        grid follows the player (`follow`), either way."""
+        most = self.config.ticks_per_beat // 2 + self.config.ticks_per_beat // 8
+        return list(range(-most, most + 1))
+
+    def step_ticks(self, rudiment: str | None) -> int:
+        """The grid step of `rudiment` in ticks."""
+        return self.config.ticks_per_beat // self.config.subdivision(rudiment)
 
     @cached_property
     def tempo_bins(self) -> list[int]:
@@ -143,7 +208,8 @@ class Vocab:
     def ranges(self) -> dict[str, range]:
         """Id range of each token type (contiguous by construction)."""
         out: dict[str, range] = {}
-        for kind in ("RUDIMENT_", "TIER_", "TEMPO_", "VELOCITY_", "NOTE_ON_", "NOTE_OFF_", "TIME_SHIFT_"):
+        for kind in ("RUDIMENT_", "TIER_", "TEMPO_", "VELOCITY_", "NOTE_ON_", "NOTE_OFF_", "TIME_SHIFT_", "GRID_",
+                     "OFFSET_"):
             ids = [i for i, t in enumerate(self.tokens) if t.startswith(kind)]
             out[kind.rstrip("_")] = range(ids[0], ids[-1] + 1)
         return out
@@ -159,14 +225,17 @@ class Vocab:
 
     @cached_property
     def values(self) -> np.ndarray:
-        """Per id: pitch for notes, steps for time shifts, bin for velocity/tempo/tier/rudiment index."""
+        """Per id: pitch for notes, ticks for time shifts and offsets (signed), steps for grid moves,
+        bin for velocity/tempo/tier/rudiment index."""
         vals = np.zeros(len(self), dtype=np.int64)
         for name, r in self.ranges.items():
             for j, i in enumerate(r):
                 if name in ("NOTE_ON", "NOTE_OFF"):
                     vals[i] = self.pitches[j]
-                elif name == "TIME_SHIFT":
+                elif name in ("TIME_SHIFT", "GRID"):
                     vals[i] = j + 1
+                elif name == "OFFSET":
+                    vals[i] = self.offsets[j]
                 elif name == "TEMPO":
                     vals[i] = self.tempo_bins[j]
                 else:
@@ -215,7 +284,7 @@ class Vocab:
                 raise TokenizerError(f"{source}: invalid note times {n.start}..{n.end}")
             quant.append((int(round(n.start / res)), int(round(n.end / res)), n.pitch, n.velocity))
         quant.sort(key=lambda q: (q[0], q[2], -q[3]))
-        events: list[tuple[int, int, int, int]] = []  # (time, order, pitch, velocity); off=0 sorts first
+        notes_q: list[tuple[int, int, int, int]] = []  # (on, off, pitch, velocity), same-pitch overlaps cut
         last_on: dict[int, int] = {}
         for i, (on, off, pitch, vel) in enumerate(quant):
             if last_on.get(pitch) == on:
@@ -225,26 +294,53 @@ class Vocab:
             off = max(off, on + 1)
             if nxt is not None:
                 off = min(off, nxt)
-            events.append((on, 1, pitch, vel))
-            events.append((off, 0, pitch, 0))
-        events.sort()
+            notes_q.append((on, off, pitch, vel))
         ids = self.header(rudiment, tier, tempo_bpm)
-        now = 0
-        max_k = self.config.max_shift_ticks
-        for t, order, pitch, vel in events:
-            delta = t - now
-            while delta > 0:
-                k = min(delta, max_k)
-                ids.append(self.index[f"TIME_SHIFT_{k}"])
-                delta -= k
-            now = t
-            if order == 1:
+        if notes_q:
+            step = self.step_ticks(rudiment)
+            onsets = sorted({n[0] for n in notes_q})
+            # the grid is anchored at the first main stroke: the first onset not followed within half a step
+            anchor = next((t for t, u in zip(onsets, onsets[1:], strict=False) if 2 * (u - t) >= step), onsets[-1])
+            ids += self.shift_ids(notes_q[0][0])
+            point = anchor + (2 * (notes_q[0][0] - anchor) + step) // (2 * step) * step  # nearest, halves up
+            offset = None
+            for on, off, pitch, vel in notes_q:
+                if offset is not None:
+                    k = max(0, (2 * (on - point) + step) // (2 * step))  # steps to the nearest grid point
+                    if k:
+                        ids += self.grid_ids(k)
+                        point += k * step + self.follow(offset)
+                offset = on - point
+                ids.append(self.index[f"OFFSET_{offset}"])
                 ids.append(self.index[f"VELOCITY_{self.velocity_bin(vel)}"])
                 ids.append(self.index[f"NOTE_ON_{pitch}"])
-            else:
+                ids += self.shift_ids(off - on)
                 ids.append(self.index[f"NOTE_OFF_{pitch}"])
         ids.append(self.eos_id)
         return ids
+
+    def follow(self, offset: int) -> int:
+        """How far the grid moves with the player after a stroke `offset` ticks off it (see the module docstring)."""
+        bound = self.config.ticks_per_beat // 8
+        return max(-bound, min(bound, math.floor(self.config.grid_follow * offset + 0.5)))
+
+    def grid_ids(self, steps: int) -> list[int]:
+        """The GRID tokens of a move of `steps` grid steps (the longest first; none for 0)."""
+        out, max_k = [], self.config.max_grid_steps
+        while steps > 0:
+            k = min(steps, max_k)
+            out.append(self.index[f"GRID_{k}"])
+            steps -= k
+        return out
+
+    def shift_ids(self, ticks: int) -> list[int]:
+        """The TIME_SHIFT tokens of a `ticks` gap (the longest first; none for 0)."""
+        out, max_k = [], self.config.max_shift_ticks
+        while ticks > 0:
+            k = min(ticks, max_k)
+            out.append(self.index[f"TIME_SHIFT_{k}"])
+            ticks -= k
+        return out
 
     def encode_midi(self, midi: str | os.PathLike[str] | Any, rudiment: str, tier: str) -> list[int]:
         """Tokenize the drum notes of a MIDI file (path or pretty_midi.PrettyMIDI)."""
@@ -252,15 +348,24 @@ class Vocab:
         return self.encode_notes(notes, rudiment, tier, tempo, source=str(midi))
 
     def decode(self, ids: list[int] | np.ndarray, default_duration_s: float = 0.05) -> Performance:
-        """Tokens -> performance, leniently: orphan note-offs are skipped, open notes are closed
-        at the end, a NOTE_ON without VELOCITY gets a mid velocity. Decoding stops at EOS.
-        Ticks follow the header's tempo bin (120 BPM if there is none)."""
+        """Tokens -> performance, leniently: an orphan or mismatched NOTE_OFF is skipped, a note
+        left open is closed after the shifts that followed it (`default_duration_s` if none), a
+        NOTE_ON without VELOCITY gets a mid velocity, one without OFFSET sits on its grid point,
+        a TIME_SHIFT between notes moves the grid, and a note is cut at the next onset of its
+        pitch. Decoding stops at EOS. Ticks follow the header's tempo bin (120 BPM if there is
+        none); the grid step follows the header's rudiment."""
         kinds, values = self.kinds, self.values
         perf = Performance(None, None, None)
         res = self.tick_seconds(120)
-        now = 0
+        step = self.step_ticks(None)
+        cursor = 0  # ticks: time 0 until the first onset is placed, then the current grid point
+        placed = False  # has an OFFSET placed the grid yet
+        last_offset: int | None = None  # the latest OFFSET the grid has not followed yet
+        onset: int | None = None  # the onset an OFFSET set for the next NOTE_ON
         pending_vel: int | None = None
-        open_notes: dict[int, tuple[int, int]] = {}
+        note: list[int] | None = None  # the open note: [pitch, onset, velocity, duration so far]
+        raw_notes: list[tuple[int, int, int, int]] = []  # (onset, duration or -1, pitch, velocity), ticks
+
         for raw in ids:
             i = int(raw)
             if i < 0 or i >= len(self.tokens):
@@ -270,29 +375,50 @@ class Vocab:
                 break
             if kind == "RUDIMENT":
                 perf.rudiment = self.tokens[i][len("RUDIMENT_"):]
+                step = self.step_ticks(perf.rudiment)
             elif kind == "TIER":
                 perf.tier = self.tokens[i][len("TIER_"):]
             elif kind == "TEMPO":
                 perf.tempo_bpm = float(values[i])
                 res = self.tick_seconds(perf.tempo_bpm)
             elif kind == "TIME_SHIFT":
-                now += int(values[i])
+                if note is not None:
+                    note[3] += int(values[i])
+                else:
+                    cursor += int(values[i])
+            elif kind == "GRID":
+                if last_offset is not None:
+                    cursor += self.follow(last_offset)  # the grid follows the last stroke, once a move
+                    last_offset = None
+                cursor += int(values[i]) * step
+            elif kind == "OFFSET":
+                if not placed:
+                    cursor -= int(values[i])  # the first onset is where the lead-in ends: its grid point is before it
+                    placed = True
+                onset = cursor + int(values[i])
+                last_offset = int(values[i])
             elif kind == "VELOCITY":
                 pending_vel = self.bin_velocity(int(values[i]))
             elif kind == "NOTE_ON":
-                p = int(values[i])
-                if p in open_notes:
-                    on, vel = open_notes.pop(p)
-                    perf.notes.append(Note(on * res, max(now, on + 1) * res, p, vel))
-                open_notes[p] = (now, pending_vel if pending_vel is not None else 64)
-                pending_vel = None
+                if note is not None:
+                    raw_notes.append((note[1], note[3], note[0], note[2]))
+                note = [int(values[i]), max(0, cursor if onset is None else onset),
+                        pending_vel if pending_vel is not None else 64, 0]
+                pending_vel = onset = None
             elif kind == "NOTE_OFF":
-                p = int(values[i])
-                if p in open_notes:
-                    on, vel = open_notes.pop(p)
-                    perf.notes.append(Note(on * res, max(now, on + 1) * res, p, vel))
-        for p, (on, vel) in open_notes.items():
-            perf.notes.append(Note(on * res, on * res + default_duration_s, p, vel))
+                if note is not None and note[0] == int(values[i]):
+                    raw_notes.append((note[1], note[3], note[0], note[2]))
+                    note = None
+        if note is not None:
+            raw_notes.append((note[1], note[3] if note[3] > 0 else -1, note[0], note[2]))
+        next_on: dict[int, float] = {}
+        for on, dur, pitch, vel in sorted(raw_notes, key=lambda n: (-n[0], n[2])):
+            start = on * res
+            end = start + default_duration_s if dur < 0 else (on + max(dur, 1)) * res
+            if pitch in next_on and next_on[pitch] > start:
+                end = min(end, next_on[pitch])
+            next_on[pitch] = start
+            perf.notes.append(Note(start, end, pitch, vel))
         perf.notes.sort(key=lambda n: (n.start, n.pitch))
         return perf
 
@@ -307,17 +433,21 @@ class Vocab:
 
     # --- persistence ------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return {"config": asdict(self.config), "tokens": self.tokens}
+        return {"format": FORMAT, "config": asdict(self.config), "tokens": self.tokens}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], source: str = "vocab") -> Vocab:
+        if obj.get("format") != FORMAT:
+            raise TokenizerError(f"{source}: sequence format {obj.get('format', 1)}, this version reads {FORMAT} "
+                                 "(materialize token_corpus again)")
         vocab = cls(TokenizerConfig.from_dict(obj["config"]))
         if vocab.tokens != obj["tokens"]:
             raise TokenizerError(f"{source}: the token list does not match its config (written by another version?)")
         return vocab
 
 
-KIND_NAMES: tuple[str, ...] = ("PAD", "BOS", "EOS", "RUDIMENT", "TIER", "TEMPO", "VELOCITY", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT")
+KIND_NAMES: tuple[str, ...] = ("PAD", "BOS", "EOS", "RUDIMENT", "TIER", "TEMPO", "VELOCITY", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT",
+                               "GRID", "OFFSET")
 
 
 def read_drum_midi(midi: str | os.PathLike[str] | Any) -> tuple[list[Note], float]:

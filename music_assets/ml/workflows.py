@@ -47,14 +47,14 @@ class ModelFilesError(RuntimeError):
 
 
 # Correlation length (in token values) of the smooth initial embeddings of numeric tokens.
-SMOOTH_INIT = {"TIME_SHIFT": 6.0, "VELOCITY": 2.0, "TEMPO": 6.0}
+SMOOTH_INIT = {"TIME_SHIFT": 6.0, "OFFSET": 3.0, "VELOCITY": 2.0, "TEMPO": 6.0}
 
 
 def init_model(cfg: ModelConfig, seed: int, vocab: Vocab | None = None) -> DrumTransformer:
     """A freshly initialised model; the init draws from its own seeded stream.
 
     With `vocab`, the input embedding and output rows of numeric tokens (time
-    shifts, velocity and tempo bins) start as random Fourier features of their
+    shifts, grid offsets, velocity and tempo bins) start as random Fourier features of their
     value, so neighbouring values start out similar (an RBF-kernel prior) instead
     of unrelated: TIME_SHIFT_95 and _96 need not be learnt apart from scratch.
     """

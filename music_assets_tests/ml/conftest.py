@@ -9,7 +9,7 @@ import pytest
 
 from music_assets.ml.corpus import build_corpus
 from music_assets.ml.timing import subdivisions_from_strokes
-from music_assets.ml.tokenizer import Vocab
+from music_assets.ml.tokenizer import TokenizerConfig, Vocab
 from music_assets_tests.ml.fake_dataset import write_fake_dataset
 
 
@@ -18,7 +18,8 @@ def build_tiny_corpus(root: Path) -> Path:
     samples = write_fake_dataset(root)
     strokes = pd.read_parquet(root / "rudiments/labels/strokes.parquet")
     out = root / "models" / "corpus"
-    build_corpus(samples, root, out, Vocab(), 512, subdivisions_from_strokes(strokes, samples))
+    subdivisions = subdivisions_from_strokes(strokes, samples)
+    build_corpus(samples, root, out, Vocab(TokenizerConfig.with_grid(subdivisions)), 512, subdivisions)
     return out
 
 

@@ -16,7 +16,7 @@ def ids(*tokens: str) -> list[int]:
 
 
 def note(pitch: int = 38, vel: int = 20, dur: int = 10) -> list[str]:
-    return [f"VELOCITY_{vel}", f"NOTE_ON_{pitch}", f"TIME_SHIFT_{dur}", f"NOTE_OFF_{pitch}"]
+    return ["GRID_1", "OFFSET_-3", f"VELOCITY_{vel}", f"NOTE_ON_{pitch}", f"TIME_SHIFT_{dur}", f"NOTE_OFF_{pitch}"]
 
 
 def test_tokenized_performance_scores_one() -> None:
@@ -38,7 +38,7 @@ def test_one_token_repeated_scores_zero() -> None:
 def test_note_on_closed_by_another_pitch_scores_zero() -> None:
     body = []
     for _ in range(20):
-        body += ["VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_10", "NOTE_OFF_42", "TIME_SHIFT_20"]
+        body += ["GRID_1", "OFFSET_0", "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_10", "NOTE_OFF_42", "TIME_SHIFT_20"]
     r = grammar_report(ids(*HEAD, *body, "EOS"), V)
     assert r.closed == 0 and r.orphan_offs == 20 and r.unterminated == 20  # 38 re-struck while open, never closed
     assert r.score == 0.0
@@ -47,23 +47,36 @@ def test_note_on_closed_by_another_pitch_scores_zero() -> None:
 def test_each_error_kind_costs_something() -> None:
     good = ids(*HEAD, *note(), *note(), *note(), *note(), "EOS")
     assert grammar_score(good, V) == 1.0
-    unterminated = ids(*HEAD, *note(), *note(), *note(), "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_3", "EOS")
+    unterminated = ids(*HEAD, *note(), *note(), *note(), "GRID_1", "OFFSET_0", "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_3",
+                       "EOS")
     assert grammar_score(unterminated, V) == pytest.approx(3 / 4)
     orphan = ids(*HEAD, *note(), *note(), *note(), *note(), "NOTE_OFF_40", "EOS")
     assert grammar_score(orphan, V) == pytest.approx(4 / 5)
-    no_velocity = ids(*HEAD, *note(), *note(), *note(), "NOTE_ON_38", "TIME_SHIFT_3", "NOTE_OFF_38", "EOS")
+    no_velocity = ids(*HEAD, *note(), *note(), *note(), "GRID_1", "OFFSET_0", "NOTE_ON_38", "TIME_SHIFT_3",
+                      "NOTE_OFF_38", "EOS")
     assert grammar_score(no_velocity, V) == pytest.approx(4 / 5)  # NOTE_ON must follow VELOCITY
     no_eos = ids(*HEAD, *note(), *note(), *note(), *note())
     r = grammar_report(no_eos, V)
     assert not r.has_eos and r.score == pytest.approx(4 / 5)
-    zero_length = ids(*HEAD, *note(), *note(), *note(), "VELOCITY_20", "NOTE_ON_38", "NOTE_OFF_38", "EOS")
+    zero_length = ids(*HEAD, *note(), *note(), *note(), "GRID_1", "OFFSET_0", "VELOCITY_20", "NOTE_ON_38",
+                      "NOTE_OFF_38", "EOS")
     assert grammar_score(zero_length, V) == pytest.approx(4 / 5)
     header_in_body = ids(*HEAD, *note(), *note(), "TIER_beginner", *note(), *note(), "EOS")
     assert grammar_score(header_in_body, V) == pytest.approx(4 / 6)  # two bad transitions: into and out of it
     after_eos = ids(*HEAD, *note(), *note(), *note(), *note(), "EOS", *note())
-    assert grammar_score(after_eos, V) == pytest.approx(4 / 8)
+    assert grammar_score(after_eos, V) == pytest.approx(4 / (4 + len(note())))
     missing_header = ids("BOS", "TEMPO_120", *note(), *note(), *note(), "EOS")
     assert grammar_score(missing_header, V) == pytest.approx(3 / 4)
+    # time between notes is GRID moves and OFFSETs: a TIME_SHIFT there, or a note with no OFFSET, is illegal
+    shift_between = ids(*HEAD, *note(), *note(), "TIME_SHIFT_20", *note(), *note(), "EOS")
+    assert grammar_score(shift_between, V) == pytest.approx(4 / 5)
+    no_offset = ids(*HEAD, *note(), *note(), *note(), "GRID_1", "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_3",
+                    "NOTE_OFF_38", "EOS")
+    assert grammar_score(no_offset, V) == pytest.approx(4 / 5)
+    # the lead-in before the first note is TIME_SHIFTs
+    lead_in = ids(*HEAD, "TIME_SHIFT_100", "TIME_SHIFT_30", "OFFSET_0", "VELOCITY_20", "NOTE_ON_38",
+                  "TIME_SHIFT_3", "NOTE_OFF_38", *note(), "EOS")
+    assert grammar_score(lead_in, V) == 1.0
 
 
 def test_mean_weighs_sequences_equally() -> None:

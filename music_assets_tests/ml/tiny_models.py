@@ -53,12 +53,13 @@ def _build_corpus(root: Path) -> Path:
 
     from music_assets.ml.corpus import build_corpus
     from music_assets.ml.timing import subdivisions_from_strokes
-    from music_assets.ml.tokenizer import Vocab
+    from music_assets.ml.tokenizer import TokenizerConfig, Vocab
 
     samples = write_fake_dataset(root, cycles=8, profiles_per_tier={"train": 4, "validation": 1, "test": 1})
     strokes = pd.read_parquet(root / "rudiments/labels/strokes.parquet")
     out = root / "models" / "corpus"
-    build_corpus(samples, root, out, Vocab(), 512, subdivisions_from_strokes(strokes, samples))
+    subdivisions = subdivisions_from_strokes(strokes, samples)
+    build_corpus(samples, root, out, Vocab(TokenizerConfig.with_grid(subdivisions)), 512, subdivisions)
     return out
 
 
