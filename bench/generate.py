@@ -1,15 +1,18 @@
 """Benchmark the rudiment dataset pipeline against raw FluidSynth on the same notes.
 
-Workload (fixed): about N samples (default 400) spread over the 40 rudiments,
-generated with the rudiment domain code (`rudiments.dataset.generate_partition`:
-performances, MIDI, labels) into a temporary data dir, then rendered with
-audio (`audio.render.render_partitions`: dry FluidSynth render, onset
-alignment, augmentation, FLAC, audio.parquet; mono unless `--channels 2`) on
-a pool with one process per core. The pool (`audio.render.RenderPool`) is
-started first, so its start-up (imports, soundfonts) overlaps the generation,
-as a caller of the domain code would arrange it; the Dagster asset
-`rudiment_audio`, a step of its own, starts its pool before planning instead.
-The gates of every partition are evaluated and must pass.
+Workload (fixed): about N samples (default 400) spread over the 40 rudiments:
+performances, MIDI and labels generated with the rudiment domain code
+(`rudiments.dataset.generate_partition`) into a temporary data dir, and
+rendered with audio (`audio.render.render_partitions`: dry FluidSynth render,
+onset alignment, augmentation, FLAC, audio.parquet; mono unless
+`--channels 2`) on a pool with one process per core. The pool
+(`audio.render.RenderPool`) is started first, and each rudiment is generated
+(its `prepare` hook) just before it is planned and queued, so the pool's
+start-up and the rendering of earlier rudiments overlap the generation, as a
+caller of the domain code would arrange it. (The Dagster assets
+`rudiment_performances` and `rudiment_audio` are separate steps; the audio
+step starts its pool before planning.) The gates of every partition are
+evaluated and must pass.
 
 Baseline, measured in the same run: pyfluidsynth's `Synth.get_samples` on the
 very same notes, each sample on the soundfont the pipeline gave it, one synth
@@ -37,6 +40,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -45,8 +49,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def generate(data: Path, n_samples: int, seed: int) -> tuple[list[str], int]:
-    """Performances of the workload (the rudiment domain code); returns the slugs and sample count."""
+def workload(data: Path, n_samples: int, seed: int) -> tuple[list[str], Callable[[str], int]]:
+    """The workload's slugs, and the function that generates one slug's performances, MIDI and
+    labels (the rudiment domain code) and returns its sample count."""
     from music_assets.rudiments.constants import RUDIMENT_SLUGS
     from music_assets.rudiments.dataset import DatasetSettings, generate_partition
     from music_assets.rudiments.library import get_rudiment
@@ -56,10 +61,11 @@ def generate(data: Path, n_samples: int, seed: int) -> tuple[list[str], int]:
     n_profiles = max(1, math.ceil(n_samples / len(slugs)))
     settings = DatasetSettings.resolve("demo", seed=seed, num_profiles=n_profiles, tempos_per_pair=1, lengths_beats=[8])
     profiles = generate_profiles(n_profiles, seed)
-    total = 0
-    for slug in slugs:
-        total += generate_partition(get_rudiment(slug), profiles, settings, data).samples.num_rows
-    return slugs, total
+
+    def generate(slug: str) -> int:
+        return generate_partition(get_rudiment(slug), profiles, settings, data).samples.num_rows
+
+    return slugs, generate
 
 
 def raw_fluidsynth(data: Path, slugs: list[str], soundfonts: dict[str, str]) -> tuple[float, float, float, dict[str, float]]:
@@ -141,12 +147,21 @@ def main(argv: list[str] | None = None) -> int:
         data.mkdir(parents=True, exist_ok=True)
     try:
         t0, c0 = time.perf_counter(), time.process_time()
+        gen_wall = gen_cpu = 0.0
+        n = 0
+
+        def generate_timed(slug: str) -> None:
+            nonlocal gen_wall, gen_cpu, n
+            t, c = time.perf_counter(), time.process_time()
+            n += generate(slug)
+            gen_wall += time.perf_counter() - t
+            gen_cpu += time.process_time() - c
+
         with render.RenderPool(workers) as pool:
-            slugs, n = generate(data, args.samples, args.seed)
-            t_gen, c_gen = time.perf_counter() - t0, time.process_time() - c0
-            t1, c1 = time.perf_counter(), time.process_time()
-            rendered = render.render_partitions(slugs, data, seed=args.seed, channels=args.channels, pool=pool)
-            t_render, c_main = time.perf_counter() - t1, time.process_time() - c1
+            slugs, generate = workload(data, args.samples, args.seed)
+            rendered = render.render_partitions(slugs, data, seed=args.seed, channels=args.channels, pool=pool,
+                                                prepare=generate_timed)
+        c_all = time.process_time() - c0
         wall = time.perf_counter() - t0
         run = rendered.run
         audio_sec = sum(float(r["audio_duration_sec"]) for r in run.rows)
@@ -155,18 +170,19 @@ def main(argv: list[str] | None = None) -> int:
         raw_audio, raw_sec, raw_cpu, raw_by_sf = raw_fluidsynth(data, slugs, {p.name: str(p) for p in DEFAULT_SOUNDFONTS})
         raw_speed = raw_audio / raw_sec
         pipe_speed = audio_sec / wall
-        # with one worker the jobs run in this process: their CPU time is already in c_main
-        render_cpu = c_main if run.workers == 1 else c_main + run.cpu_seconds
-        pipe_cpu = c_gen + render_cpu
+        # with one worker the jobs run in this process: their CPU time is already in c_all
+        pipe_cpu = c_all + (run.cpu_seconds if run.workers > 1 else 0.0)
+        render_cpu = run.cpu_seconds if run.workers > 1 else c_all - gen_cpu
         rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         print(f"workload: {n} samples over {len(slugs)} rudiments, {audio_sec:.0f} s of audio, {args.channels} channel(s) "
               f"({audio_sec / max(n, 1):.2f} s each), {run.workers} worker process(es), {os.cpu_count()} CPU(s), "
               f"load average {os.getloadavg()[0]:.1f}")
-        print(f"  generate performances + MIDI + labels: {t_gen:6.2f} s wall, {c_gen:6.2f} s CPU")
-        started = " (the pool started during generation)" if run.workers > 1 else ""
-        print(f"  render + align + augment + FLAC:       {t_render:6.2f} s wall{started}, "
-              f"{render_cpu:6.2f} s CPU ({run.cpu_seconds / max(n, 1) * 1000:.1f} ms per sample in workers)")
+        where = "in this process, while the workers render earlier rudiments" if run.workers > 1 else "in this process"
+        print(f"  generate performances + MIDI + labels: {gen_wall:6.2f} s wall, {gen_cpu:6.2f} s CPU ({where})")
+        print(f"  render + align + augment + FLAC:       {render_cpu:6.2f} s CPU "
+              f"({render_cpu / max(n, 1) * 1000:.1f} ms per sample)")
+        print(f"  everything, every process:             {wall:6.2f} s wall, {pipe_cpu:6.2f} s CPU")
         print(f"pipeline: {n / wall:.1f} samples/s, {pipe_speed:.1f} audio s per wall s ({wall:.2f} s)")
         print(f"raw FluidSynth get_samples, same notes, one process: {raw_speed:.1f} audio s per s ("
               + ", ".join(f"{k} {v:.0f}" for k, v in raw_by_sf.items()) + ")")

@@ -205,7 +205,13 @@ def compress(x: np.ndarray, params: AugParams, sample_rate: int, block: int = 32
     nb = -(-n // block)
     pad = np.zeros((channels, nb * block), dtype=np.float32)
     np.abs(x, out=pad[:, :n])
-    peak_blocks = pad.reshape(channels, nb, block).max(axis=(0, 2))
+    # the block peaks as `block` column maxima of (channels * nb, block): numpy reduces a
+    # short last axis slowly (a 32-wide row at a time), whole columns several times faster
+    cols = pad.reshape(channels * nb, block)
+    peaks = cols[:, 0].copy()
+    for j in range(1, block):
+        np.maximum(peaks, cols[:, j], out=peaks)
+    peak_blocks = peaks.reshape(channels, nb).max(axis=0)
     top = float(peak_blocks.max())
     if top <= 0:
         return x
@@ -217,7 +223,7 @@ def compress(x: np.ndarray, params: AugParams, sample_rate: int, block: int = 32
     a = math.exp(-block_sec / (params.comp_attack_ms / 1000.0))
     smooth = signal.lfilter([1 - a], [1, -a], held)
     gain = (10.0 ** (-smooth / 20.0)).astype(np.float32)
-    out = np.empty((channels, nb * block), dtype=np.float32)
+    out = pad  # reused: its contents were only needed for the peaks
     out[:, :n] = x
     out[:, n:] = 0.0
     out.reshape(channels, nb, block)[...] *= gain[None, :, None]

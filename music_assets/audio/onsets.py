@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 HOP = 16  # envelope resolution in frames (0.36 ms at 44.1 kHz)
 WIN = 64  # RMS window in frames: long enough to smooth a snare's noisy decay, short for its attack
@@ -107,11 +106,15 @@ def detect_onsets_near(
     half = np.broadcast_to(np.asarray(half_windows_ms, dtype=np.float64), times.shape)
     span = max(1, int(round(RISE_MS / ms_per_block)))
     # rise[n]: how far the envelope climbed at n above its minimum over the preceding span
+    n = len(env)
     padded = np.concatenate([np.full(span, env[0]), env])
-    floor_before = sliding_window_view(padded, span + 1)[:, :-1].min(axis=1)
+    # a running minimum as `span` shifted element-wise minima: several times faster than
+    # reducing the short rows of a sliding-window view
+    floor_before = padded[:n].copy()
+    for j in range(1, span):
+        np.minimum(floor_before, padded[j : j + n], out=floor_before)
     rise = env - floor_before
     no_onset = NO_ONSET_FLOOR * float(env.max())
-    n = len(env)
     lo = np.clip(np.floor((times - half) / ms_per_block).astype(np.int64), 0, n)
     hi = np.clip(np.ceil((times + half) / ms_per_block).astype(np.int64) + 1, 0, n)
     width = int(max(1, (hi - lo).max()))

@@ -30,10 +30,11 @@ order.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,10 +242,13 @@ def render_job(job: RenderJob) -> dict[str, object]:
     try:
         dry, pitch = render_dry(job)
         if job.channels == 1:
-            dry = dry.mean(axis=0, keepdims=True, dtype=np.float32)
+            mono = np.add(dry[0], dry[1])
+            mono *= np.float32(0.5)  # exactly the channel mean (a power-of-two scale)
+            dry = mono[None, :]
         # the detector works on the channel mean, so mono and stereo align identically
         align = onsets.median_alignment_error_ms(
-            dry.T, SAMPLE_RATE, job.stroke_ms, job.stroke_velocity, _latency(job.soundfont, pitch), job.note_ms
+            dry[0] if job.channels == 1 else dry.T, SAMPLE_RATE, job.stroke_ms, job.stroke_velocity,
+            _latency(job.soundfont, pitch), job.note_ms,
         )
         rng = stable_rng(job.sample_id, job.seed, "augment")
         params = draw_params(job.preset, rng, dry.shape[1] / SAMPLE_RATE, job.beds)
@@ -260,7 +264,9 @@ def render_job(job: RenderJob) -> dict[str, object]:
     # stats from the exact integers in the file
     top = max(int(pcm.max()), -int(pcm.min())) if pcm.size else 0
     peak = top / 2.0**31
-    clipped = float(np.count_nonzero((pcm >= CLIP_LEVEL) | (pcm <= -CLIP_LEVEL))) / max(1, pcm.size)
+    # augment stages every preset below full scale, so the count is almost never needed
+    clipped = (float(np.count_nonzero((pcm >= CLIP_LEVEL) | (pcm <= -CLIP_LEVEL))) / max(1, pcm.size)
+               if top >= CLIP_LEVEL else 0.0)
     return {
         "sample_id": job.sample_id,
         "audio_path": job.audio_rel,
@@ -342,6 +348,11 @@ class RenderPool:
         except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread by `map`
             self._error = exc
 
+    @property
+    def starting(self) -> bool:
+        """True while the workers are still being started."""
+        return self._starting is not None and self._starting.is_alive()
+
     def _ready(self) -> ProcessPoolExecutor | None:
         if self._starting is not None:
             self._starting.join()
@@ -380,30 +391,47 @@ class RenderRun:
 
 
 def render_jobs(
-    jobs: Sequence[RenderJob],
+    jobs: Iterable[RenderJob],
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
     pool: RenderPool | None = None,
 ) -> RenderRun:
     """Render every job on `pool`, or on a pool of `workers` processes (0: one per core,
-    1: in this process) started and closed here."""
+    1: in this process) started and closed here.
+
+    `jobs` may be a lazy iterable (a caller producing the work as it goes): it
+    is drawn from while the pool starts, then each job is queued as soon as it
+    is drawn, so the workers render the first jobs while later ones are made.
+    """
     if pool is None:
+        jobs = list(jobs)
         workers = default_workers() if workers <= 0 else workers
         with RenderPool(min(workers, max(1, len(jobs)))) as own:
             return render_jobs(jobs, progress=progress, pool=own)
-    run = RenderRun([], pool.workers, 0.0, 0.0)
+    if isinstance(jobs, Sequence):
+        chunk = max(1, min(8, len(jobs) // (pool.workers * 8)))
+    else:
+        chunk = 2  # unknown length: small chunks keep both workers busy to the end
+    drawn = 0
 
-    def collect(i: int, measured: tuple[dict[str, object], float, float]) -> None:
-        row, cpu, rss = measured
+    def counted() -> Iterator[RenderJob]:
+        nonlocal drawn
+        for job in jobs:
+            drawn += 1
+            yield job
+
+    source = counted()
+    early = []
+    while pool.starting and (job := next(source, None)) is not None:
+        early.append(job)
+    run = RenderRun([], pool.workers, 0.0, 0.0)
+    # `map` queues every job before it returns, so `drawn` is the total from here on
+    for i, (row, cpu, rss) in enumerate(pool.map(_render_job_measured, itertools.chain(early, source), chunksize=chunk), 1):
         run.rows.append(row)
         run.cpu_seconds += cpu
         run.peak_rss_mib = max(run.peak_rss_mib, rss)
         if progress:
-            progress(i, len(jobs))
-
-    chunk = max(1, min(8, len(jobs) // (pool.workers * 8)))
-    for i, measured in enumerate(pool.map(_render_job_measured, jobs, chunksize=chunk), 1):
-        collect(i, measured)
+            progress(i, drawn)
     return run
 
 
@@ -453,12 +481,19 @@ def render_partitions(
     channels: int = DEFAULT_CHANNELS,
     progress: Callable[[int, int], None] | None = None,
     pool: RenderPool | None = None,
+    prepare: Callable[[str], None] | None = None,
 ) -> RenderResult:
     """Render every performance of `slugs` on one pool and write each partition's audio.parquet.
 
     The pool (`workers` processes unless one is given) starts before the
     partitions are planned, so its start-up overlaps the planning. Files of
     samples no longer in a partition are removed once its table is written.
+
+    `prepare`, when given, is called with each slug just before its partition
+    is planned, for a caller that produces the performances as it goes (the
+    benchmark generates them there): partitions are then planned and queued
+    one at a time, so the workers render the first ones while later ones are
+    prepared, and `progress` counts against the jobs queued so far.
     """
     from music_assets.io import remove_partials, write_parquet  # noqa: PLC0415
 
@@ -469,12 +504,21 @@ def render_partitions(
     if pool is None:
         with RenderPool(workers) as own:
             return render_partitions(slugs, data, soundfonts=soundfonts, presets=presets, seed=seed, use_beds=use_beds,
-                                     channels=channels, progress=progress, pool=own)
+                                     channels=channels, progress=progress, pool=own, prepare=prepare)
     beds = effects.beds_in(data / "sources" / "prepared") if use_beds else []
-    jobs_by_slug = {slug: plan_partition(slug, data, sf_paths, presets, seed, beds, channels) for slug in slugs}
-    for slug in slugs:
+    jobs_by_slug: dict[str, list[RenderJob]] = {}
+
+    def plan(slug: str) -> list[RenderJob]:
+        if prepare is not None:
+            prepare(slug)
+        jobs_by_slug[slug] = plan_partition(slug, data, sf_paths, presets, seed, beds, channels)
         remove_partials(audio_dir(data, slug))
-    all_jobs = [j for slug in slugs for j in jobs_by_slug[slug]]
+        return jobs_by_slug[slug]
+
+    if prepare is None:
+        all_jobs: Iterable[RenderJob] = [j for slug in slugs for j in plan(slug)]
+    else:
+        all_jobs = (j for slug in slugs for j in plan(slug))
     run = render_jobs(all_jobs, progress=progress, pool=pool)
     rows = iter(run.rows)
     os.sync()

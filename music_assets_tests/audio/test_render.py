@@ -108,6 +108,35 @@ def test_the_same_config_gives_identical_files_in_other_processes_and_orders(dat
     assert sha256_file(other_seed[0].audio_path) != first[other_seed[0].sample_id]
 
 
+def test_partitions_prepared_as_they_are_queued_render_the_same_files(data_dir: Path, tmp_path: Path) -> None:
+    slugs = [SLUG, "drag"]
+    for slug in slugs:
+        write_performances(data_dir, slug, n=3)
+    planned_first = render.render_partitions(slugs, data_dir, workers=1)
+    expected = {s: {r["sample_id"]: sha256_file(data_dir / r["audio_path"]) for r in planned_first.partitions[s].rows}
+                for s in slugs}
+
+    streamed = tmp_path / "streamed"
+    calls: list[tuple[str, bool]] = []
+
+    def prepare(slug: str) -> None:  # produce the performances only when asked for them
+        calls.append((slug, (render.performances_dir(streamed, slug) / "samples.parquet").exists()))
+        write_performances(streamed, slug, n=3)
+
+    seen: list[tuple[int, int]] = []
+    with render.RenderPool(2) as pool:
+        out = render.render_partitions(slugs, streamed, pool=pool, prepare=prepare,
+                                       progress=lambda i, n: seen.append((i, n)))
+    assert calls == [(SLUG, False), ("drag", False)]
+    assert out.run.workers == 2 and seen[-1] == (6, 6)
+    for s in slugs:
+        rows = out.partitions[s].rows
+        assert [r["sample_id"] for r in rows] == [r["sample_id"] for r in planned_first.partitions[s].rows]
+        assert {r["sample_id"]: sha256_file(streamed / r["audio_path"]) for r in rows} == expected[s]
+        assert pq.read_table(out.partitions[s].table_path).num_rows == 3
+    assert all(_gates(streamed, s) == dict.fromkeys(_gates(streamed, s), True) for s in slugs)
+
+
 def test_each_soundfont_is_loaded_once_per_process(data_dir: Path, monkeypatch) -> None:
     from music_assets.audio import synthesis
 
