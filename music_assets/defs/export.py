@@ -88,8 +88,10 @@ def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
 
 # --- quantized_models ---------------------------------------------------------------------------
 class QuantizedModelsConfig(dg.Config):
-    int4_block_size: int = 32
-    int4_symmetric: bool = True
+    # blocks of 16 with a zero point per block: top-1 agreement 0.92 on the demo models, where 32
+    # symmetric blocks gave 0.89 (files about 10 % larger)
+    int4_block_size: int = 16
+    int4_symmetric: bool = False
     int4_accuracy_level: int = 0  # 0 = onnxruntime's default
     eval_sequences: int = 32  # validation sequences of the tier sampled for perplexity and top-1 agreement
     grammar_samples: int = 32  # sequences generated for the grammar score

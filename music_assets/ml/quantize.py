@@ -58,8 +58,8 @@ class QuantizeError(RuntimeError):
 
 @dataclass(frozen=True)
 class QuantSettings:
-    int4_block_size: int = 32  # weights per 4-bit block (a power of two >= 16)
-    int4_symmetric: bool = True
+    int4_block_size: int = 16  # weights per 4-bit block (a power of two >= 16)
+    int4_symmetric: bool = False  # a zero point per block: the trained weights are not centred
     int4_accuracy_level: int = 0  # MatMulNBits compute type; 0 = onnxruntime's default
     int8_per_channel: bool = True
 

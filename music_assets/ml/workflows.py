@@ -218,9 +218,20 @@ def timing_by_tier(seqs: Sequence[Sequence[int]], vocab: Vocab, subdivisions: di
             for t, v in sorted(values.items())}
 
 
-def real_timing_ranges(corpus: Corpus, quantiles: tuple[float, float]) -> dict[str, dict[str, float]]:
-    """Per tier, the realism range of the real validation performances (same measure)."""
-    stats = timing_by_tier(corpus.split("validation").sequences(), corpus.vocab, corpus.subdivisions)
+REALISM_SPLITS = ("train", "validation")
+
+
+def real_timing_ranges(corpus: Corpus, quantiles: tuple[float, float],
+                       splits: Sequence[str] = REALISM_SPLITS) -> dict[str, dict[str, float]]:
+    """Per tier, the realism range of its real performances in `splits` (same measure).
+
+    Train and validation by default: the splits are by player, and at demo
+    scale a tier has a single validation player, whose range is that player's
+    rather than the tier's; the train players are the ones an adapter learns
+    to play like. The test split stays unseen.
+    """
+    seqs = [s for split in splits for s in corpus.split(split).sequences()]
+    stats = timing_by_tier(seqs, corpus.vocab, corpus.subdivisions)
     out = {}
     for t, s in stats.items():
         lo, hi = timing.realism_range(s["values_ms"], quantiles)

@@ -46,3 +46,23 @@ def test_subdivisions_from_intended_strokes() -> None:
                             "tempo_bpm": [90.0, 120.0, 75.0]})
     assert timing.subdivisions_from_strokes(strokes, samples) == {"flams": 2, "singles": 4, "triplets": 3}
     assert timing.realism_range([1.0, 2.0, 3.0, None], (0.0, 1.0)) == (1.0, 3.0)
+
+
+def test_a_tiers_real_range_covers_its_train_and_validation_players_not_test(tiny_corpus) -> None:
+    from music_assets.ml import workflows as wf
+    from music_assets.ml.corpus import Corpus
+
+    corpus = Corpus(tiny_corpus)
+
+    def per_tier(splits: tuple[str, ...]) -> dict[str, list[float]]:
+        seqs = [s for split in splits for s in corpus.split(split).sequences()]
+        return {t: s["values_ms"] for t, s in wf.timing_by_tier(seqs, corpus.vocab, corpus.subdivisions).items()}
+
+    both, val_only = per_tier(("train", "validation")), per_tier(("validation",))
+    ranges = wf.real_timing_ranges(corpus, (0.05, 0.95))
+    assert set(ranges) == set(both)
+    for tier, r in ranges.items():
+        assert r["n"] == len(both[tier]) > len(val_only.get(tier, []))
+        assert (r["low_ms"], r["high_ms"]) == pytest.approx(timing.realism_range(both[tier], (0.05, 0.95)))
+    validation = wf.real_timing_ranges(corpus, (0.05, 0.95), splits=("validation",))
+    assert {t: r["n"] for t, r in validation.items()} == {t: len(v) for t, v in val_only.items()}
