@@ -103,7 +103,7 @@ def test_a_range_reports_every_partition(data: Path, instance) -> None:
     assert all(checks[(f"int4|{t}", "int8_size_ratio")][0] for t in TIERS)  # not gated for int4
     assert instance.get_materialized_partitions(quantized_models.key) == {f"int4|{t}" for t in TIERS}
     for t in TIERS:
-        assert read_json(data / "models" / "quantized" / t / "int4" / "model.json")["quantization"]["block_size"] == 32
+        assert read_json(data / "models" / "quantized" / t / "int4" / "model.json")["quantization"]["block_size"] == 16
 
 
 def test_a_failing_grammar_gate_blocks_downstream(data: Path, instance) -> None:

@@ -68,8 +68,10 @@ def test_each_variant_is_one_file_of_its_precision(root: Path, variants: dict[st
     # every weight MatMul: q, k, v, o, up, down per layer and the lm_head
     assert len(nbits) == 6 * 2 + 1
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nbits[0].attribute}
-    assert attrs["bits"] == 4 and attrs["block_size"] == 32
-    assert read_json(variants["int4"] / "model.json")["quantization"]["block_size"] == 32
+    assert attrs["bits"] == 4 and attrs["block_size"] == 16
+    assert all(len(n.input) > 3 and n.input[3] for n in nbits)  # asymmetric: a zero point per block
+    quant = read_json(variants["int4"] / "model.json")["quantization"]
+    assert quant["block_size"] == 16 and quant["symmetric"] is False
 
 
 def test_variants_are_compared_with_fp32_on_the_same_data(evaluations: dict[str, qz.Evaluation]) -> None:
