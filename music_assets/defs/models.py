@@ -157,7 +157,7 @@ class BaseModelConfig(TrainingRunConfig):
     n_heads: int = 4
     d_ff: int = 512
     dropout: float = 0.1
-    # about 2 minutes on 2 cores; at 500 steps the base still mixed the tiers' timing, and the
+    # about 2.5 minutes on 2 cores; at 500 steps the base still mixed the tiers' timing, and the
     # professional adapter could not sharpen it to that tier's
     max_steps: int = 1000
     learning_rate: float = 3e-3
