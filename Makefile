@@ -14,7 +14,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 PYTEST_ARGS ?=
 
-.PHONY: run test dev bench setup setup-test demo-inputs clean-data
+.PHONY: run test lint format dev bench setup setup-test demo-inputs clean-data
 
 setup:
 	@scripts/setup.sh run
@@ -26,9 +26,19 @@ setup-test:
 run: setup
 	@$(PY) -m music_assets.demo
 
-## Run the test suite.
-test: setup-test
+## Lint, then run the test suite.
+test: setup-test lint
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+## ruff: lint and formatting, the whole tree (configured in pyproject.toml).
+lint: setup-test
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+
+## Apply ruff's fixes and formatting.
+format: setup-test
+	@.venv/bin/ruff check --fix .
+	@.venv/bin/ruff format .
 
 ## Open the Dagster UI on http://$(HOST):$(PORT).
 dev: setup

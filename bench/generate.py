@@ -68,7 +68,9 @@ def workload(data: Path, n_samples: int, seed: int) -> tuple[list[str], Callable
     return slugs, generate
 
 
-def raw_fluidsynth(data: Path, slugs: list[str], soundfonts: dict[str, str]) -> tuple[float, float, float, dict[str, float]]:
+def raw_fluidsynth(
+    data: Path, slugs: list[str], soundfonts: dict[str, str]
+) -> tuple[float, float, float, dict[str, float]]:
     """Audio seconds, wall and CPU seconds rendering every sample's notes with plain get_samples,
     and the speed per soundfont."""
     import fluidsynth
@@ -83,7 +85,9 @@ def raw_fluidsynth(data: Path, slugs: list[str], soundfonts: dict[str, str]) -> 
     for slug in slugs:
         audio = pd.read_parquet(performances_dir(data, slug) / "audio.parquet", columns=["sample_id", "soundfont"])
         samples = pd.read_parquet(performances_dir(data, slug) / "samples.parquet", columns=["sample_id", "midi_path"])
-        for sid, sf_name, midi in audio.merge(samples, on="sample_id")[["sample_id", "soundfont", "midi_path"]].itertuples(index=False):
+        for _sid, sf_name, midi in audio.merge(samples, on="sample_id")[
+            ["sample_id", "soundfont", "midi_path"]
+        ].itertuples(index=False):
             pm = pretty_midi.PrettyMIDI(str(data / midi))
             events = []
             for inst in pm.instruments:
@@ -94,8 +98,11 @@ def raw_fluidsynth(data: Path, slugs: list[str], soundfonts: dict[str, str]) -> 
             work.append((sf_name, events, int(round((pm.get_end_time() + TAIL_SEC) * sr))))
     synths = {}
     for name, path in soundfonts.items():
-        s = fluidsynth.Synth(gain=0.5, samplerate=float(sr), **{"synth.reverb.active": 0, "synth.chorus.active": 0,
-                                                               "synth.cpu-cores": 1, "synth.polyphony": POLYPHONY})
+        s = fluidsynth.Synth(
+            gain=0.5,
+            samplerate=float(sr),
+            **{"synth.reverb.active": 0, "synth.chorus.active": 0, "synth.cpu-cores": 1, "synth.polyphony": POLYPHONY},
+        )
         sfid = s.sfload(path)
         s.program_select(DRUM_CHANNEL, sfid, GM_DRUM_BANK, 0)
         synths[name] = s
@@ -159,15 +166,18 @@ def main(argv: list[str] | None = None) -> int:
 
         with render.RenderPool(workers) as pool:
             slugs, generate = workload(data, args.samples, args.seed)
-            rendered = render.render_partitions(slugs, data, seed=args.seed, channels=args.channels, pool=pool,
-                                                prepare=generate_timed)
+            rendered = render.render_partitions(
+                slugs, data, seed=args.seed, channels=args.channels, pool=pool, prepare=generate_timed
+            )
         c_all = time.process_time() - c0
         wall = time.perf_counter() - t0
         run = rendered.run
         audio_sec = sum(float(r["audio_duration_sec"]) for r in run.rows)
         failed = [f"{slug}:{g.name}" for slug in slugs for g in render.check_partition(slug, data) if not g.passed]
 
-        raw_audio, raw_sec, raw_cpu, raw_by_sf = raw_fluidsynth(data, slugs, {p.name: str(p) for p in DEFAULT_SOUNDFONTS})
+        raw_audio, raw_sec, raw_cpu, raw_by_sf = raw_fluidsynth(
+            data, slugs, {p.name: str(p) for p in DEFAULT_SOUNDFONTS}
+        )
         raw_speed = raw_audio / raw_sec
         pipe_speed = audio_sec / wall
         # with one worker the jobs run in this process: their CPU time is already in c_all
@@ -175,24 +185,37 @@ def main(argv: list[str] | None = None) -> int:
         render_cpu = run.cpu_seconds if run.workers > 1 else c_all - gen_cpu
         rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-        print(f"workload: {n} samples over {len(slugs)} rudiments, {audio_sec:.0f} s of audio, {args.channels} channel(s) "
-              f"({audio_sec / max(n, 1):.2f} s each), {run.workers} worker process(es), {os.cpu_count()} CPU(s), "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"workload: {n} samples over {len(slugs)} rudiments, {audio_sec:.0f} s of audio, "
+            f"{args.channels} channel(s) "
+            f"({audio_sec / max(n, 1):.2f} s each), {run.workers} worker process(es), {os.cpu_count()} CPU(s), "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         where = "in this process, while the workers render earlier rudiments" if run.workers > 1 else "in this process"
         print(f"  generate performances + MIDI + labels: {gen_wall:6.2f} s wall, {gen_cpu:6.2f} s CPU ({where})")
-        print(f"  render + align + augment + FLAC:       {render_cpu:6.2f} s CPU "
-              f"({render_cpu / max(n, 1) * 1000:.1f} ms per sample)")
+        print(
+            f"  render + align + augment + FLAC:       {render_cpu:6.2f} s CPU "
+            f"({render_cpu / max(n, 1) * 1000:.1f} ms per sample)"
+        )
         print(f"  everything, every process:             {wall:6.2f} s wall, {pipe_cpu:6.2f} s CPU")
         print(f"pipeline: {n / wall:.1f} samples/s, {pipe_speed:.1f} audio s per wall s ({wall:.2f} s)")
-        print(f"raw FluidSynth get_samples, same notes, one process: {raw_speed:.1f} audio s per s ("
-              + ", ".join(f"{k} {v:.0f}" for k, v in raw_by_sf.items()) + ")")
+        print(
+            f"raw FluidSynth get_samples, same notes, one process: {raw_speed:.1f} audio s per s ("
+            + ", ".join(f"{k} {v:.0f}" for k, v in raw_by_sf.items())
+            + ")"
+        )
         print(f"peak RSS: main process {rss_main:.0f} MiB, largest worker {run.peak_rss_mib:.0f} MiB")
         print(f"gates: {'all passed' if not failed else 'FAILED: ' + ', '.join(failed[:10])}")
         ratio = pipe_speed / raw_speed
         cpu_ratio = (raw_cpu / raw_audio) / (pipe_cpu / audio_sec)
-        print(f"ratio pipeline / raw FluidSynth (wall clock, pipeline on {run.workers} workers): {ratio:.2f} (target >= 0.50)")
-        print(f"  CPU time per audio second, raw / pipeline: {cpu_ratio:.2f} per core; x {run.workers} workers = "
-              f"{cpu_ratio * run.workers:.2f} on an otherwise idle machine")
+        print(
+            f"ratio pipeline / raw FluidSynth (wall clock, pipeline on {run.workers} workers): "
+            f"{ratio:.2f} (target >= 0.50)"
+        )
+        print(
+            f"  CPU time per audio second, raw / pipeline: {cpu_ratio:.2f} per core; x {run.workers} workers = "
+            f"{cpu_ratio * run.workers:.2f} on an otherwise idle machine"
+        )
         return 0 if not failed else 1
     finally:
         if tmp is not None:

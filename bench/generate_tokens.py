@@ -46,8 +46,16 @@ def tokens_per_second(model: DrumTransformer, batch: int, new_tokens: int, use_c
 
     def once() -> float:
         t0 = time.perf_counter()
-        generate(model, prompts, max_new_tokens=new_tokens, eos_id=2, pad_id=0, use_cache=use_cache,
-                 stop_at_eos=False, generator=torch_generator("bench"))
+        generate(
+            model,
+            prompts,
+            max_new_tokens=new_tokens,
+            eos_id=2,
+            pad_id=0,
+            use_cache=use_cache,
+            stop_at_eos=False,
+            generator=torch_generator("bench"),
+        )
         return batch * new_tokens / (time.perf_counter() - t0)
 
     generate(model, prompts, max_new_tokens=16, eos_id=2, pad_id=0, use_cache=use_cache, stop_at_eos=False)
@@ -65,10 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     model, what = load_model()
-    print(f"model: {what}; {model.num_parameters():,} parameters, {model.config.n_layers} layers, "
-          f"d_model {model.config.d_model}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {args.new_tokens} new tokens per sequence, "
-          f"median of {args.repeats}")
+    print(
+        f"model: {what}; {model.num_parameters():,} parameters, {model.config.n_layers} layers, "
+        f"d_model {model.config.d_model}"
+    )
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {args.new_tokens} new tokens per sequence, "
+        f"median of {args.repeats}"
+    )
     print(f"{'batch':>5}  {'with KV cache':>16}  {'without (baseline)':>19}  {'ratio':>6}")
     for b in args.batch:
         cached = tokens_per_second(model, b, args.new_tokens, True, args.repeats)

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from music_assets.ml import quantize as qz  # noqa: E402
 from music_assets.io import write_json  # noqa: E402
+from music_assets.ml import quantize as qz  # noqa: E402
 from music_assets.ml.export import DEFAULT_OPSET, DEFAULT_SAMPLING, export_onnx, model_json  # noqa: E402
 from music_assets.ml.model import DrumTransformer, ModelConfig  # noqa: E402
 from music_assets.ml.onnx_runtime import META_FILE, MODEL_FILE, OnnxDrumModel  # noqa: E402
@@ -66,8 +66,19 @@ def fresh_models(tier: str, scratch: Path) -> tuple[DrumTransformer, dict[str, P
     model = init_model(ModelConfig(vocab_size=len(vocab)), seed=0).eval()
     fp32 = scratch / "fp32"
     export_onnx(model, fp32 / MODEL_FILE)
-    write_json(fp32 / META_FILE, model_json(fp32 / MODEL_FILE, vocab, model, tier, opset=DEFAULT_OPSET,
-                                            sampling=DEFAULT_SAMPLING, tempi={}, source={"untrained": True}))
+    write_json(
+        fp32 / META_FILE,
+        model_json(
+            fp32 / MODEL_FILE,
+            vocab,
+            model,
+            tier,
+            opset=DEFAULT_OPSET,
+            sampling=DEFAULT_SAMPLING,
+            tempi={},
+            source={"untrained": True},
+        ),
+    )
     dirs = {"fp32": fp32}
     for p in qz.PRECISIONS:
         qz.write_variant(fp32, scratch / p, p)
@@ -109,15 +120,20 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(tmp)
         model, dirs, what = trained_models(args.tier, scratch) or fresh_models(args.tier, scratch)
         backends: dict[str, tuple[Callable, int]] = {
-            "torch eager + KV cache": (torch_step(model), 4 * model.num_parameters())}
+            "torch eager + KV cache": (torch_step(model), 4 * model.num_parameters())
+        }
         for name, d in dirs.items():
             runner = OnnxDrumModel(d, threads=args.threads)
-            backends[f"onnxruntime {name}"] = (lambda ids, past, r=runner: r.step(ids, past),
-                                               (d / MODEL_FILE).stat().st_size)
+            backends[f"onnxruntime {name}"] = (
+                lambda ids, past, r=runner: r.step(ids, past),
+                (d / MODEL_FILE).stat().st_size,
+            )
         cfg = model.config
         print(f"model: {what}; {model.num_parameters():,} parameters, {cfg.n_layers} layers, d_model {cfg.d_model}")
-        print(f"torch {torch.__version__}, onnxruntime CPU, {args.threads} thread(s); header prefill + "
-              f"{args.new_tokens} cached decode steps, greedy; median of {args.repeats}")
+        print(
+            f"torch {torch.__version__}, onnxruntime CPU, {args.threads} thread(s); header prefill + "
+            f"{args.new_tokens} cached decode steps, greedy; median of {args.repeats}"
+        )
         header = Vocab.from_json(OnnxDrumModel(dirs["fp32"]).meta["vocab"]).header("single_paradiddle", args.tier, 100)
         cols = "".join(f"  {f'batch {b} tok/s':>15}  {'ratio':>6}" for b in args.batch)
         print(f"{'backend':<24}  {'size (KiB)':>10}  {'size ratio':>10}{cols}")

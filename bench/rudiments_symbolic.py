@@ -37,8 +37,17 @@ from music_assets.rudiments.midi import midi_bytes, mido_file  # noqa: E402
 from music_assets.rudiments.performance import compile_rudiment  # noqa: E402
 from music_assets.rudiments.profiles import generate_profiles  # noqa: E402
 
-COLUMNS = ["tier", "samples", "timing_sd_mean_ms", "timing_sd_range_ms", "timing_sd_in_range",
-           "velocity_cv_mean", "velocity_cv_range", "velocity_cv_in_range", "timing_accuracy_mean"]
+COLUMNS = [
+    "tier",
+    "samples",
+    "timing_sd_mean_ms",
+    "timing_sd_range_ms",
+    "timing_sd_in_range",
+    "velocity_cv_mean",
+    "velocity_cv_range",
+    "velocity_cv_in_range",
+    "timing_accuracy_mean",
+]
 
 
 def generate(root: Path, settings: DatasetSettings, with_checks: bool) -> tuple[float, float, list[TableSet]]:
@@ -84,11 +93,15 @@ def main() -> int:
         for p in perfs:
             mido_file(p).save(file=io.BytesIO())
         with_mido = time.perf_counter() - t0
-        print(f"demo preset: {n} samples, performances + MIDI + labels + checks in {elapsed:.2f} s "
-              f"({cpu:.2f} s CPU) = {n / elapsed:.0f} samples/s")
+        print(
+            f"demo preset: {n} samples, performances + MIDI + labels + checks in {elapsed:.2f} s "
+            f"({cpu:.2f} s CPU) = {n / elapsed:.0f} samples/s"
+        )
         print(f"  baseline, bare performances only: {bare:.2f} s; pipeline / bare time = {elapsed / bare:.1f}x")
-        print(f"  MIDI encoding: direct {direct * 1000 / n:.2f} ms/file, mido {with_mido * 1000 / n:.2f} ms/file "
-              f"= {with_mido / direct:.1f}x faster")
+        print(
+            f"  MIDI encoding: direct {direct * 1000 / n:.2f} ms/file, mido {with_mido * 1000 / n:.2f} ms/file "
+            f"= {with_mido / direct:.1f}x faster"
+        )
         print(f"  peak RSS {psutil.Process().memory_info().rss / 2**20:.0f} MiB")
         realism(sets, f"demo scale ({n} samples)")
         big = DatasetSettings.resolve("demo", num_profiles=args.players)

@@ -65,7 +65,9 @@ def atomic_path(dest: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
 
 
 @contextlib.contextmanager
-def atomic_open(dest: str | os.PathLike[str], mode: str = "wb", *, fsync: bool = True, **kwargs: Any) -> Iterator[IO[Any]]:
+def atomic_open(
+    dest: str | os.PathLike[str], mode: str = "wb", *, fsync: bool = True, **kwargs: Any
+) -> Iterator[IO[Any]]:
     """Open a temporary file beside `dest` for writing; rename over `dest` on success."""
     if not mode.startswith("w"):
         raise ValueError(f"atomic_open is for writing, got mode {mode!r}")

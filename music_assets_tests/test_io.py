@@ -35,8 +35,9 @@ def test_remove_partials(tmp_path: Path) -> None:
 def test_stable_seed_is_the_same_in_another_process() -> None:
     here = stable_seed("flam", 3, 0.5)
     code = "from music_assets.seeding import stable_seed; print(stable_seed('flam', 3, 0.5))"
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           env={"PYTHONHASHSEED": "123"}, check=True).stdout.strip()
+    there = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONHASHSEED": "123"}, check=True
+    ).stdout.strip()
     assert int(there) == here
     assert stable_seed("flam", 3, 0.5) != stable_seed("flam", 3, 0.6)
     assert np.array_equal(stable_rng("a").random(4), stable_rng("a").random(4))

@@ -78,7 +78,9 @@ def arrangement(style: Style, seconds: float, name: str) -> list[NoteEvent]:
         hits = (0.0, 2.0) if style.drums == "ballad" else (0.0, 1.5, 2.5)
         for h in hits:
             for p in chord:
-                notes.append(NoteEvent(t + h * beat, p, int(rng.integers(55, 80)), beat * (2.0 if len(hits) == 2 else 0.8), 1))
+                notes.append(
+                    NoteEvent(t + h * beat, p, int(rng.integers(55, 80)), beat * (2.0 if len(hits) == 2 else 0.8), 1)
+                )
         for step in range(8):  # lead: eighth notes, a random walk on the scale with rests
             if rng.random() < 0.35:
                 continue
@@ -120,8 +122,15 @@ def render(style: Style, seconds: float, name: str, sample_rate: int, soundfont:
     return renderer.render(arrangement(style, seconds - 1.0, name), total_seconds=seconds, programs=programs)
 
 
-def finish(audio: np.ndarray, name: str, *, noise_dbfs: float = -55.0, lead_in: float = 0.4,
-           sample_rate: int, peak: float = 0.8) -> np.ndarray:
+def finish(
+    audio: np.ndarray,
+    name: str,
+    *,
+    noise_dbfs: float = -55.0,
+    lead_in: float = 0.4,
+    sample_rate: int,
+    peak: float = 0.8,
+) -> np.ndarray:
     """Normalize to `peak`, add a noise floor and a short silent lead-in, like a bounce."""
     rng = stable_rng("demo-noise", name, SEED)
     audio = audio * (peak / max(1e-9, float(np.abs(audio).max())))
@@ -159,7 +168,7 @@ def _room_tone(sf2: Path) -> np.ndarray:
     sr = 8000
     music = render(BALLAD, 6, "room", sr, sf2)[: 5 * sr]
     bed = np.zeros((45 * sr, 2), np.float32)
-    bed[20 * sr:25 * sr] = music * (0.3 / max(1e-9, float(np.abs(music).max())))
+    bed[20 * sr : 25 * sr] = music * (0.3 / max(1e-9, float(np.abs(music).max())))
     return finish(bed, "room", sample_rate=sr, noise_dbfs=-80.0, lead_in=0.0, peak=0.3)
 
 

@@ -50,12 +50,18 @@ LOSSY_SUBTYPES = frozenset({"MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "
 # libsndfile's parse log (SoundFile.extra_info) is where it admits a truncated
 # container: it silently shortens the frame count to what the file holds.
 _TRUNCATION_PATTERNS = (
-    (re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M),
-     lambda m: f"truncated: the {m[1]} chunk declares {m[2]} bytes but the file holds {m[3]}"),
-    (re.compile(r"Chunk size (\d+) > file length (\d+)"),
-     lambda m: f"truncated: a chunk declares {m[1]} bytes but the file is {m[2]} bytes long"),
-    (re.compile(r"reports a hole at (\d+) bytes"),
-     lambda m: f"corrupt stream: the Ogg pages have a hole at byte {m[1]}"),
+    (
+        re.compile(r"^\s*(data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M),
+        lambda m: f"truncated: the {m[1]} chunk declares {m[2]} bytes but the file holds {m[3]}",
+    ),
+    (
+        re.compile(r"Chunk size (\d+) > file length (\d+)"),
+        lambda m: f"truncated: a chunk declares {m[1]} bytes but the file is {m[2]} bytes long",
+    ),
+    (
+        re.compile(r"reports a hole at (\d+) bytes"),
+        lambda m: f"corrupt stream: the Ogg pages have a hole at byte {m[1]}",
+    ),
 )
 
 
@@ -106,7 +112,7 @@ class _WindowSums:
         rest = values[need:]
         k = len(rest) // self.length
         full = rest[: k * self.length].reshape(k, self.length).sum(axis=1)
-        tail = rest[k * self.length:]
+        tail = rest[k * self.length :]
         self.carry_sum, self.carry_n = float(tail.sum()), len(tail)
         return np.concatenate(([first], full))
 
@@ -139,8 +145,14 @@ class _KWeighting:
 class StreamingMeter:
     """Accumulates every measurement over consecutive blocks of shape (frames, channels)."""
 
-    def __init__(self, sample_rate: int, channels: int, *, clip_level: float = CLIP_LEVEL,
-                 silence_threshold_dbfs: float = SILENCE_THRESHOLD_DBFS):
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int,
+        *,
+        clip_level: float = CLIP_LEVEL,
+        silence_threshold_dbfs: float = SILENCE_THRESHOLD_DBFS,
+    ):
         self.sample_rate = int(sample_rate)
         self.channels = int(channels)
         self.clip_level = float(clip_level)
@@ -168,7 +180,9 @@ class StreamingMeter:
         power = np.einsum("ij,ij->i", block, block, dtype=np.float64)  # per-frame sum over channels
         self._sum_sq += float(power.sum())
         windows = self._silence.add(power / self.channels)
-        self._silent_frames += int(np.count_nonzero(windows / self._silence.length < self._silence_power)) * self._silence.length
+        self._silent_frames += (
+            int(np.count_nonzero(windows / self._silence.length < self._silence_power)) * self._silence.length
+        )
         self._hop_energy.append(self._hops.add(self._k.weighted_energy(block)))
 
     def _loudness(self) -> float | None:
@@ -205,15 +219,16 @@ class StreamingMeter:
         )
 
 
-def analyze_array(audio: np.ndarray, sample_rate: int, *, clip_level: float = CLIP_LEVEL,
-                  block_frames: int = BLOCK_FRAMES) -> AudioStats:
+def analyze_array(
+    audio: np.ndarray, sample_rate: int, *, clip_level: float = CLIP_LEVEL, block_frames: int = BLOCK_FRAMES
+) -> AudioStats:
     """Measure in-memory audio of shape (frames,) or (frames, channels)."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[:, None]
     meter = StreamingMeter(sample_rate, audio.shape[1], clip_level=clip_level)
     for start in range(0, len(audio), block_frames):
-        meter.update(audio[start:start + block_frames])
+        meter.update(audio[start : start + block_frames])
     return meter.result()
 
 
@@ -224,8 +239,9 @@ def _libsndfile_reason(exc: sf.LibsndfileError) -> str:
     return exc.error_string.strip().rstrip(".").lower() or f"libsndfile error {exc.code}"
 
 
-def analyze_file(path: str | os.PathLike[str], *, clip_level: float = CLIP_LEVEL,
-                 block_frames: int = BLOCK_FRAMES) -> AudioStats:
+def analyze_file(
+    path: str | os.PathLike[str], *, clip_level: float = CLIP_LEVEL, block_frames: int = BLOCK_FRAMES
+) -> AudioStats:
     """Decode the whole file in blocks and measure it.
 
     Raises AudioAnalysisError (the message is the reason) for an empty file, a

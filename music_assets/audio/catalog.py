@@ -89,8 +89,18 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("content_hash", "string"),
     ("analyzed", "bool"),
 )
-_MEASURES = ("duration_sec", "sample_rate", "channels", "frames", "subtype", "peak_dbfs", "rms_dbfs",
-             "clipped_ratio", "silence_ratio", "loudness_lufs")
+_MEASURES = (
+    "duration_sec",
+    "sample_rate",
+    "channels",
+    "frames",
+    "subtype",
+    "peak_dbfs",
+    "rms_dbfs",
+    "clipped_ratio",
+    "silence_ratio",
+    "loudness_lufs",
+)
 
 
 class CatalogError(ValueError):
@@ -149,8 +159,9 @@ class _Walker:
     def _file(self, root: str, rel: str, path: str, real: str, st: os.stat_result) -> None:
         first = self.seen_files.get(real)
         if first is not None:
-            self.entries.append(Entry(root, rel, path, st.st_size, st.st_mtime_ns, "skipped",
-                                      f"duplicate: another name for {first}"))
+            self.entries.append(
+                Entry(root, rel, path, st.st_size, st.st_mtime_ns, "skipped", f"duplicate: another name for {first}")
+            )
             return
         self.seen_files[real] = os.path.join(root, rel)
         self.entries.append(Entry(root, rel, path, st.st_size, st.st_mtime_ns))
@@ -180,26 +191,44 @@ class _Walker:
                     st = item.stat(follow_symlinks=False)
                 except OSError as exc:
                     if fmt:
-                        self.entries.append(Entry(root, rel, item.path, status="error",
-                                                  error=f"cannot stat: {exc.strerror}"))
+                        self.entries.append(
+                            Entry(root, rel, item.path, status="error", error=f"cannot stat: {exc.strerror}")
+                        )
                     continue
                 if stat.S_ISDIR(st.st_mode):
                     if fmt:
-                        self.entries.append(Entry(root, rel, item.path, status="skipped",
-                                                  error="is a directory, not an audio file"))
+                        self.entries.append(
+                            Entry(root, rel, item.path, status="skipped", error="is a directory, not an audio file")
+                        )
                     if self._excluded_dir(item.name, item.path):
                         self.stats.excluded.append(os.path.join(root, rel))
                     else:
                         subdirs.append((rel, item.path))
                 elif fmt:
                     if item.name.startswith(APPLEDOUBLE_PREFIX):
-                        self.entries.append(Entry(root, rel, item.path, st.st_size, st.st_mtime_ns, "skipped",
-                                                  "macOS metadata file (AppleDouble '._' companion), not audio"))
+                        self.entries.append(
+                            Entry(
+                                root,
+                                rel,
+                                item.path,
+                                st.st_size,
+                                st.st_mtime_ns,
+                                "skipped",
+                                "macOS metadata file (AppleDouble '._' companion), not audio",
+                            )
+                        )
                     elif stat.S_ISREG(st.st_mode):
                         self._file(root, rel, item.path, item.path, st)
                     else:
-                        self.entries.append(Entry(root, rel, item.path, status="skipped",
-                                                  error="not a regular file (pipe, socket or device)"))
+                        self.entries.append(
+                            Entry(
+                                root,
+                                rel,
+                                item.path,
+                                status="skipped",
+                                error="not a regular file (pipe, socket or device)",
+                            )
+                        )
             stack.extend(reversed(subdirs))
 
     def follow_links(self) -> None:
@@ -228,14 +257,17 @@ class _Walker:
                     self._not_followed(root, rel, path, audio, "symlink to a folder already cataloged (alias or loop)")
                     continue
                 if audio:
-                    self.entries.append(Entry(root, rel, path, status="skipped", error="is a directory, not an audio file"))
+                    self.entries.append(
+                        Entry(root, rel, path, status="skipped", error="is a directory, not an audio file")
+                    )
                 self.walk_dir(root, rel, real)
             elif audio:
                 if stat.S_ISREG(st.st_mode):
                     self._file(root, rel, path, real, st)
                 else:
-                    self.entries.append(Entry(root, rel, path, status="skipped",
-                                              error="not a regular file (pipe, socket or device)"))
+                    self.entries.append(
+                        Entry(root, rel, path, status="skipped", error="not a regular file (pipe, socket or device)")
+                    )
 
     def _not_followed(self, root: str, rel: str, path: str, audio: bool, reason: str) -> None:
         if audio:
@@ -258,7 +290,9 @@ def resolve_roots(roots: Iterable[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
-def scan(roots: Iterable[str | os.PathLike[str]], excluded: Iterable[str | os.PathLike[str]] = ()) -> tuple[list[Entry], WalkStats]:
+def scan(
+    roots: Iterable[str | os.PathLike[str]], excluded: Iterable[str | os.PathLike[str]] = ()
+) -> tuple[list[Entry], WalkStats]:
     """Walk the roots (see the module docstring); entries sorted by (root order, rel_path)."""
     real_roots = resolve_roots(roots)
     walker = _Walker(real_roots, excluded)
@@ -315,10 +349,19 @@ def analyze_path(path: str) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - a decoder bug on one file must not fail the catalog
         row["error"] = f"analysis failed: {type(exc).__name__}: {exc}"
         return row
-    row.update(status="ok", duration_sec=stats.duration_sec, sample_rate=stats.sample_rate,
-               channels=stats.channels, frames=stats.frames, subtype=stats.subtype,
-               peak_dbfs=stats.peak_dbfs, rms_dbfs=stats.rms_dbfs, clipped_ratio=stats.clipped_ratio,
-               silence_ratio=stats.silence_ratio, loudness_lufs=stats.loudness_lufs)
+    row.update(
+        status="ok",
+        duration_sec=stats.duration_sec,
+        sample_rate=stats.sample_rate,
+        channels=stats.channels,
+        frames=stats.frames,
+        subtype=stats.subtype,
+        peak_dbfs=stats.peak_dbfs,
+        rms_dbfs=stats.rms_dbfs,
+        clipped_ratio=stats.clipped_ratio,
+        silence_ratio=stats.silence_ratio,
+        loudness_lufs=stats.loudness_lufs,
+    )
     return row
 
 
@@ -342,12 +385,17 @@ def default_workers() -> int:
 
 
 def crashed_row() -> dict[str, Any]:
-    return {"content_hash": None, "status": "error", "analyzed": True,
-            "error": "the decoder crashed on this file (the analysis process died)"}
+    return {
+        "content_hash": None,
+        "status": "error",
+        "analyzed": True,
+        "error": "the decoder crashed on this file (the analysis process died)",
+    }
 
 
-def analyze_many(paths: Sequence[str], workers: int = 0,
-                 fn: Callable[[str], dict[str, Any]] = analyze_path) -> list[dict[str, Any]]:
+def analyze_many(
+    paths: Sequence[str], workers: int = 0, fn: Callable[[str], dict[str, Any]] = analyze_path
+) -> list[dict[str, Any]]:
     """`fn` (default `analyze_path`) over many files, in `workers` processes (0: one per core).
 
     Each worker holds a few paths in its pipe (`PREFETCH`, so it never waits
@@ -440,10 +488,17 @@ def catalog_schema():
     """The pyarrow schema of audio_catalog.parquet."""
     import pyarrow as pa  # noqa: PLC0415
 
-    types = {"string": pa.string(), "float64": pa.float64(), "int32": pa.int32(), "int64": pa.int64(),
-             "bool": pa.bool_(), "timestamp": pa.timestamp("ns", tz="UTC")}
-    return pa.schema([(name, types[t]) for name, t in COLUMNS],
-                     metadata={"music_assets.analysis_version": ANALYSIS_VERSION})
+    types = {
+        "string": pa.string(),
+        "float64": pa.float64(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "bool": pa.bool_(),
+        "timestamp": pa.timestamp("ns", tz="UTC"),
+    }
+    return pa.schema(
+        [(name, types[t]) for name, t in COLUMNS], metadata={"music_assets.analysis_version": ANALYSIS_VERSION}
+    )
 
 
 def rows_to_table(rows: list[dict[str, Any]]):
@@ -476,8 +531,16 @@ def load_previous(path: str | os.PathLike[str]) -> dict[tuple[str, str], dict[st
 
 def _row_from_entry(e: Entry, **extra: Any) -> dict[str, Any]:
     row = {name: None for name, _ in COLUMNS if name != "mtime"}  # mtime is derived from mtime_ns
-    row.update(root=e.root, rel_path=e.rel_path, format=audio_format(e.rel_path), status=e.status,
-               error=e.error, file_size_bytes=e.size, mtime_ns=e.mtime_ns, analyzed=False)
+    row.update(
+        root=e.root,
+        rel_path=e.rel_path,
+        format=audio_format(e.rel_path),
+        status=e.status,
+        error=e.error,
+        file_size_bytes=e.size,
+        mtime_ns=e.mtime_ns,
+        analyzed=False,
+    )
     row.update(extra)
     return row
 
@@ -510,7 +573,7 @@ def build_catalog(
             continue
         todo.append((len(rows), e))
         rows.append(None)
-    for (i, e), result in zip(todo, analyze_many([e.path for _, e in todo], workers)):
+    for (i, e), result in zip(todo, analyze_many([e.path for _, e in todo], workers), strict=True):
         rows[i] = _row_from_entry(e, **result)
     final = [r for r in rows if r is not None]
     _assign_source_ids(final)
@@ -559,8 +622,16 @@ def formats_markdown(rows: Sequence[dict[str, Any]]) -> str:
     for f in formats:
         of = [r for r in rows if r["format"] == f]
         ok = [r for r in of if r["status"] == "ok"]
-        table.append((f, len(of), len(ok), sum(r["status"] == "error" for r in of),
-                      sum(r["status"] == "skipped" for r in of), round(sum(r["duration_sec"] for r in ok) / 3600, 3)))
+        table.append(
+            (
+                f,
+                len(of),
+                len(ok),
+                sum(r["status"] == "error" for r in of),
+                sum(r["status"] == "skipped" for r in of),
+                round(sum(r["duration_sec"] for r in ok) / 3600, 3),
+            )
+        )
     return markdown_table(("format", "files", "ok", "errors", "skipped", "hours"), table)
 
 
@@ -574,6 +645,16 @@ def worst_files_markdown(rows: Sequence[dict[str, Any]], limit: int = 10) -> str
     worst = sorted(rows, key=key)[:limit]
     return markdown_table(
         ("file", "status", "problem", "duration s", "clipped", "silence", "LUFS"),
-        [(r["rel_path"], r["status"], r["error"], r["duration_sec"], r["clipped_ratio"], r["silence_ratio"],
-          r["loudness_lufs"]) for r in worst],
+        [
+            (
+                r["rel_path"],
+                r["status"],
+                r["error"],
+                r["duration_sec"],
+                r["clipped_ratio"],
+                r["silence_ratio"],
+                r["loudness_lufs"],
+            )
+            for r in worst
+        ],
     )

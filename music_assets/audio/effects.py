@@ -62,8 +62,11 @@ def noise_table(color: str) -> np.ndarray:
         x = white
     elif color == "pink":
         # -3 dB/octave: a standard 3-pole approximation of the 1/f filter
-        x = signal.lfilter([0.049922035, -0.095993537, 0.050612699, -0.004408786],
-                           [1.0, -2.494956002, 2.017265875, -0.522189400], white)
+        x = signal.lfilter(
+            [0.049922035, -0.095993537, 0.050612699, -0.004408786],
+            [1.0, -2.494956002, 2.017265875, -0.522189400],
+            white,
+        )
     else:
         # -6 dB/octave above 20 Hz: a leaky integrator (no DC drift)
         x = signal.lfilter([1.0], [1.0, -math.exp(-2 * math.pi * 20 / 44100)], white)
@@ -122,8 +125,9 @@ def impulse_response(params: AugParams, sample_rate: int, rng: np.random.Generat
     return ir
 
 
-def add_reverb(x: np.ndarray, params: AugParams, sample_rate: int, rng: np.random.Generator,
-               inplace: bool = False) -> np.ndarray:
+def add_reverb(
+    x: np.ndarray, params: AugParams, sample_rate: int, rng: np.random.Generator, inplace: bool = False
+) -> np.ndarray:
     """x + the room: the mono sum of x (channels, frames) convolved with one impulse response per channel.
 
     The diffuse field is computed at a quarter of the sample rate (content up
@@ -269,8 +273,13 @@ def load_bed(bed: Bed, offset_sec: float, frames: int, sample_rate: int, channel
     return out
 
 
-def add_noise(x: np.ndarray, params: AugParams, rng: np.random.Generator, bed_audio: np.ndarray | None = None,
-              inplace: bool = False) -> np.ndarray:
+def add_noise(
+    x: np.ndarray,
+    params: AugParams,
+    rng: np.random.Generator,
+    bed_audio: np.ndarray | None = None,
+    inplace: bool = False,
+) -> np.ndarray:
     """Add hiss at `noise_snr_db` and an optional bed (channels, frames) at `bed_snr_db` below the signal power."""
     channels, n = x.shape
     sig = _power(x)

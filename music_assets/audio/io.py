@@ -12,8 +12,15 @@ import soundfile as sf
 from music_assets.io import write_bytes
 
 
-def write_flac(dest: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, subtype: str = "PCM_24",
-               compression_level: float | None = None, *, fsync: bool = True) -> Path:
+def write_flac(
+    dest: str | os.PathLike[str],
+    audio: np.ndarray,
+    sample_rate: int,
+    subtype: str = "PCM_24",
+    compression_level: float | None = None,
+    *,
+    fsync: bool = True,
+) -> Path:
     """Write float audio (frames,) or (frames, channels) in [-1, 1] as FLAC, atomically.
 
     Values are clipped to [-1, 1] by libsndfile's float-to-int conversion; the

@@ -92,7 +92,7 @@ def _read_segment(path: str, max_sec: float, min_sec: float) -> tuple[np.ndarray
                     continue
                 started = True
                 offset += int(loud[0])
-                block = block[loud[0]:]
+                block = block[loud[0] :]
             parts.append(block[: keep - kept])
             kept += len(parts[-1])
         cut = kept >= keep and len(f.read(1, dtype="float32")) > 0
@@ -155,7 +155,7 @@ def prepare_source(
     stereo = stereo[: int(max_duration_sec * TARGET_SAMPLE_RATE)]
     if cut:
         n = min(len(stereo), int(FADE_OUT_SEC * TARGET_SAMPLE_RATE))
-        stereo[len(stereo) - n:] *= np.linspace(1.0, 0.0, n, dtype=np.float32)[:, None]
+        stereo[len(stereo) - n :] *= np.linspace(1.0, 0.0, n, dtype=np.float32)[:, None]
     peak = float(np.abs(stereo).max()) if len(stereo) else 0.0
     if peak < 1e-6:
         raise PreparationError(f"{src}: digitally silent, nothing to normalize")
@@ -203,15 +203,28 @@ def check_prepared(path: str | os.PathLike[str]) -> list[CheckOutcome]:
     eps = 0.5 / TARGET_SAMPLE_RATE
     d = s.duration_sec
     return [
-        CheckOutcome("duration_in_range", MIN_DURATION_SEC - eps <= d <= MAX_DURATION_SEC + eps,
-                     f"{d:.2f} s; want {CHECK_DESCRIPTIONS['duration_in_range']}", {"duration_sec": round(d, 3)}),
-        CheckOutcome("not_clipped", s.clipped_ratio <= MAX_CLIPPED_RATIO,
-                     f"{s.clipped_ratio:.4%} clipped; want {CHECK_DESCRIPTIONS['not_clipped']}",
-                     {"clipped_ratio": s.clipped_ratio, "peak_dbfs": round(s.peak_dbfs, 3)}),
-        CheckOutcome("not_mostly_silent", s.silence_ratio <= MAX_SILENCE_RATIO,
-                     f"{s.silence_ratio:.1%} silent; want {CHECK_DESCRIPTIONS['not_mostly_silent']}",
-                     {"silence_ratio": s.silence_ratio}),
-        CheckOutcome("format_48k_stereo", s.sample_rate == TARGET_SAMPLE_RATE and s.channels == TARGET_CHANNELS,
-                     f"{s.sample_rate} Hz, {s.channels} ch ({s.subtype}); want {CHECK_DESCRIPTIONS['format_48k_stereo']}",
-                     {"sample_rate": s.sample_rate, "channels": s.channels, "subtype": s.subtype or ""}),
+        CheckOutcome(
+            "duration_in_range",
+            MIN_DURATION_SEC - eps <= d <= MAX_DURATION_SEC + eps,
+            f"{d:.2f} s; want {CHECK_DESCRIPTIONS['duration_in_range']}",
+            {"duration_sec": round(d, 3)},
+        ),
+        CheckOutcome(
+            "not_clipped",
+            s.clipped_ratio <= MAX_CLIPPED_RATIO,
+            f"{s.clipped_ratio:.4%} clipped; want {CHECK_DESCRIPTIONS['not_clipped']}",
+            {"clipped_ratio": s.clipped_ratio, "peak_dbfs": round(s.peak_dbfs, 3)},
+        ),
+        CheckOutcome(
+            "not_mostly_silent",
+            s.silence_ratio <= MAX_SILENCE_RATIO,
+            f"{s.silence_ratio:.1%} silent; want {CHECK_DESCRIPTIONS['not_mostly_silent']}",
+            {"silence_ratio": s.silence_ratio},
+        ),
+        CheckOutcome(
+            "format_48k_stereo",
+            s.sample_rate == TARGET_SAMPLE_RATE and s.channels == TARGET_CHANNELS,
+            f"{s.sample_rate} Hz, {s.channels} ch ({s.subtype}); want {CHECK_DESCRIPTIONS['format_48k_stereo']}",
+            {"sample_rate": s.sample_rate, "channels": s.channels, "subtype": s.subtype or ""},
+        ),
     ]

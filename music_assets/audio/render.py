@@ -153,7 +153,9 @@ def plan_partition(
     variants = assign_variants(list(samples["sample_id"]), len(soundfonts), presets, seed, salt=slug)
     # measured: the primary strokes, neither grace notes nor buzz bounces (a bounce is the
     # child of a primary 26 ms before it, under whose decay its attack does not show)
-    primary = ~strokes["is_grace"].astype(bool).to_numpy() & ~(strokes["parent_stroke_index"].fillna(-1).to_numpy() >= 0)
+    primary = ~strokes["is_grace"].astype(bool).to_numpy() & ~(
+        strokes["parent_stroke_index"].fillna(-1).to_numpy() >= 0
+    )
     times = strokes["actual_time_ms"].to_numpy(dtype=np.float64)
     velocity = strokes["actual_velocity"].astype(float).fillna(100.0).to_numpy()
     ids = strokes["sample_id"].astype(str).to_numpy()
@@ -247,8 +249,12 @@ def render_job(job: RenderJob) -> dict[str, object]:
             dry = mono[None, :]
         # the detector works on the channel mean, so mono and stereo align identically
         align = onsets.median_alignment_error_ms(
-            dry[0] if job.channels == 1 else dry.T, SAMPLE_RATE, job.stroke_ms, job.stroke_velocity,
-            _latency(job.soundfont, pitch), job.note_ms,
+            dry[0] if job.channels == 1 else dry.T,
+            SAMPLE_RATE,
+            job.stroke_ms,
+            job.stroke_velocity,
+            _latency(job.soundfont, pitch),
+            job.note_ms,
         )
         rng = stable_rng(job.sample_id, job.seed, "augment")
         params = draw_params(job.preset, rng, dry.shape[1] / SAMPLE_RATE, job.beds)
@@ -265,8 +271,11 @@ def render_job(job: RenderJob) -> dict[str, object]:
     top = max(int(pcm.max()), -int(pcm.min())) if pcm.size else 0
     peak = top / 2.0**31
     # augment stages every preset below full scale, so the count is almost never needed
-    clipped = (float(np.count_nonzero((pcm >= CLIP_LEVEL) | (pcm <= -CLIP_LEVEL))) / max(1, pcm.size)
-               if top >= CLIP_LEVEL else 0.0)
+    clipped = (
+        float(np.count_nonzero((pcm >= CLIP_LEVEL) | (pcm <= -CLIP_LEVEL))) / max(1, pcm.size)
+        if top >= CLIP_LEVEL
+        else 0.0
+    )
     return {
         "sample_id": job.sample_id,
         "audio_path": job.audio_rel,
@@ -426,7 +435,9 @@ def render_jobs(
         early.append(job)
     run = RenderRun([], pool.workers, 0.0, 0.0)
     # `map` queues every job before it returns, so `drawn` is the total from here on
-    for i, (row, cpu, rss) in enumerate(pool.map(_render_job_measured, itertools.chain(early, source), chunksize=chunk), 1):
+    for i, (row, cpu, rss) in enumerate(
+        pool.map(_render_job_measured, itertools.chain(early, source), chunksize=chunk), 1
+    ):
         run.rows.append(row)
         run.cpu_seconds += cpu
         run.peak_rss_mib = max(run.peak_rss_mib, rss)
@@ -503,8 +514,18 @@ def render_partitions(
         raise RenderError(f"soundfont(s) not found: {', '.join(missing)}")
     if pool is None:
         with RenderPool(workers) as own:
-            return render_partitions(slugs, data, soundfonts=soundfonts, presets=presets, seed=seed, use_beds=use_beds,
-                                     channels=channels, progress=progress, pool=own, prepare=prepare)
+            return render_partitions(
+                slugs,
+                data,
+                soundfonts=soundfonts,
+                presets=presets,
+                seed=seed,
+                use_beds=use_beds,
+                channels=channels,
+                progress=progress,
+                pool=own,
+                prepare=prepare,
+            )
     beds = effects.beds_in(data / "sources" / "prepared") if use_beds else []
     jobs_by_slug: dict[str, list[RenderJob]] = {}
 
@@ -563,15 +584,23 @@ def check_partition(slug: str, data: Path) -> list[GateResult]:
     samples = _read_table(perf / "samples.parquet", ["sample_id", "duration_sec"])
     audio = _read_table(
         perf / "audio.parquet",
-        ["sample_id", "audio_path", "audio_channels", "audio_peak_dbfs", "audio_clipped_ratio", "align_median_error_ms"],
+        [
+            "sample_id",
+            "audio_path",
+            "audio_channels",
+            "audio_peak_dbfs",
+            "audio_clipped_ratio",
+            "align_median_error_ms",
+        ],
     )
     merged = samples.merge(audio, on="sample_id", how="left")
     n = len(merged)
 
     bad_duration: list[str] = []
     worst_dur = 0.0
-    for sid, rel, dur, channels in zip(merged["sample_id"], merged["audio_path"], merged["duration_sec"],
-                                       merged["audio_channels"], strict=True):
+    for sid, rel, dur, channels in zip(
+        merged["sample_id"], merged["audio_path"], merged["duration_sec"], merged["audio_channels"], strict=True
+    ):
         if not isinstance(rel, str):
             bad_duration.append(f"{sid}: no audio row")
             continue
@@ -581,9 +610,16 @@ def check_partition(slug: str, data: Path) -> list[GateResult]:
         except Exception as exc:  # noqa: BLE001 - missing or unreadable file
             bad_duration.append(f"{rel}: unreadable ({type(exc).__name__})")
             continue
-        if info.samplerate != SAMPLE_RATE or info.channels != channels or channels not in (1, 2) or info.subtype != SUBTYPE:
-            bad_duration.append(f"{rel}: {info.samplerate} Hz, {info.channels} ch, {info.subtype}; "
-                                f"expected {SAMPLE_RATE} Hz, {channels} ch, {SUBTYPE}")
+        if (
+            info.samplerate != SAMPLE_RATE
+            or info.channels != channels
+            or channels not in (1, 2)
+            or info.subtype != SUBTYPE
+        ):
+            bad_duration.append(
+                f"{rel}: {info.samplerate} Hz, {info.channels} ch, {info.subtype}; "
+                f"expected {SAMPLE_RATE} Hz, {channels} ch, {SUBTYPE}"
+            )
             continue
         off = abs(info.frames / info.samplerate - (float(dur) + TAIL_SEC))
         worst_dur = max(worst_dur, off)
@@ -604,7 +640,8 @@ def check_partition(slug: str, data: Path) -> list[GateResult]:
             "audio_duration_matches_midi",
             not bad_duration and n > 0,
             f"{n - len(bad_duration)}/{n} files last the MIDI length + {TAIL_SEC} s within "
-            f"+-{DURATION_TOLERANCE_SEC * 1000:.0f} ms" + (f"; failing: {_listing(bad_duration)}" if bad_duration else ""),
+            f"+-{DURATION_TOLERANCE_SEC * 1000:.0f} ms"
+            + (f"; failing: {_listing(bad_duration)}" if bad_duration else ""),
             {"samples": n, "failing": len(bad_duration), "worst_offset_ms": round(worst_dur * 1000, 2)},
         ),
         GateResult(
@@ -628,7 +665,10 @@ def check_partition(slug: str, data: Path) -> list[GateResult]:
             + (f"; failing: {_listing(misaligned)}" if misaligned else ""),
             {"samples": n, "failing": len(misaligned)}
             | (
-                {"median_error_ms": round(float(np.nanmedian(align)), 3), "worst_sample_error_ms": round(float(np.nanmax(align)), 3)}
+                {
+                    "median_error_ms": round(float(np.nanmedian(align)), 3),
+                    "worst_sample_error_ms": round(float(np.nanmax(align)), 3),
+                }
                 if np.isfinite(align).any()
                 else {}
             ),

@@ -104,8 +104,12 @@ def evaluate(row: dict[str, Any], rules: SelectionRules) -> tuple[float | None, 
 
 
 def selection_schema() -> pa.Schema:
-    return catalog_schema().append(pa.field("selection_score", pa.float64())).append(
-        pa.field("selected", pa.bool_())).append(pa.field("rejection_reason", pa.string()))
+    return (
+        catalog_schema()
+        .append(pa.field("selection_score", pa.float64()))
+        .append(pa.field("selected", pa.bool_()))
+        .append(pa.field("rejection_reason", pa.string()))
+    )
 
 
 def select_sources(catalog: pa.Table, rules: SelectionRules = SelectionRules()) -> tuple[pa.Table, Counter[str]]:
@@ -126,6 +130,11 @@ def select_sources(catalog: pa.Table, rules: SelectionRules = SelectionRules()) 
     out = out.append_column(schema.field("selection_score"), pa.array(scores, pa.float64()))
     out = out.append_column(schema.field("selected"), pa.array(selected, pa.bool_()))
     out = out.append_column(schema.field("rejection_reason"), pa.array(reasons, pa.string()))
-    out = out.sort_by([("selection_score", "descending", "at_end"), ("root", "ascending", "at_end"),
-                       ("rel_path", "ascending", "at_end")])
+    out = out.sort_by(
+        [
+            ("selection_score", "descending", "at_end"),
+            ("root", "ascending", "at_end"),
+            ("rel_path", "ascending", "at_end"),
+        ]
+    )
     return out.replace_schema_metadata(catalog.schema.metadata), failures

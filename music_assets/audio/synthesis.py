@@ -92,9 +92,14 @@ class Renderer:
             raise SynthesisError(f"{self.soundfont}: FluidSynth could not load this soundfont")
         self._write_float = fs._fl.fluid_synth_write_float
         self._write_float.argtypes = [
-            ctypes.c_void_p, ctypes.c_int,
-            ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-            ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_int,
         ]
         self._write_float.restype = ctypes.c_int
         self._set_log_fn = fs._fl.fluid_set_log_function
@@ -207,8 +212,9 @@ class Renderer:
         scratch = np.zeros((2, BLOCK), dtype=np.float32)
         self._render_into(scratch, 0, BLOCK)
 
-    def render_midi(self, midi: str | os.PathLike[str] | object, *, tail_seconds: float = 1.0,
-                    total_seconds: float | None = None) -> np.ndarray:
+    def render_midi(
+        self, midi: str | os.PathLike[str] | object, *, tail_seconds: float = 1.0, total_seconds: float | None = None
+    ) -> np.ndarray:
         """Render a MIDI file (path or pretty_midi.PrettyMIDI), honouring its drum flags and programs."""
         notes, programs = midi_to_events(midi)
         return self.render(notes, tail_seconds=tail_seconds, total_seconds=total_seconds, programs=programs)
@@ -245,7 +251,9 @@ def midi_to_events(midi: str | os.PathLike[str] | object) -> tuple[list[NoteEven
 _RENDERERS: dict[tuple[str, int, float], Renderer] = {}
 
 
-def get_renderer(soundfont: str | os.PathLike[str], sample_rate: int = DEFAULT_SAMPLE_RATE, gain: float = 0.5) -> Renderer:
+def get_renderer(
+    soundfont: str | os.PathLike[str], sample_rate: int = DEFAULT_SAMPLE_RATE, gain: float = 0.5
+) -> Renderer:
     """The process-wide renderer for a soundfont (each soundfont loads once per process)."""
     key = (str(Path(soundfont).resolve()), int(sample_rate), float(gain))
     r = _RENDERERS.get(key)

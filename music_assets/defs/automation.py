@@ -17,7 +17,13 @@ from music_assets.rudiments.constants import RUDIMENT_SLUGS
 # upstream (duration, clipping, alignment, grammar score, parity...) keeps
 # them from running, in the same run and in every later evaluation.
 FOLLOW_INPUTS = (
-    "rudiment_labels", "hf_staging", "token_corpus", "base_model", "lora_adapters", "onnx_models", "quantized_models",
+    "rudiment_labels",
+    "hf_staging",
+    "token_corpus",
+    "base_model",
+    "lora_adapters",
+    "onnx_models",
+    "quantized_models",
 )
 FOLLOW_CONDITION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
@@ -65,6 +71,7 @@ def nightly_rudiment_dataset(context: dg.ScheduleEvaluationContext) -> dg.RunReq
         },
     )
 
+
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -89,10 +96,19 @@ def failure_record(context: dg.RunFailureSensorContext) -> dict:
         steps.append({"step": event.step_key, "error": err.message.strip() if err else event.message})
     # Planned but not materialized = the assets this failure left stale.
     logs = context.instance.all_logs(
-        run.run_id, of_type={dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, dg.DagsterEventType.ASSET_MATERIALIZATION}
+        run.run_id,
+        of_type={dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, dg.DagsterEventType.ASSET_MATERIALIZATION},
     )
-    planned = {e.dagster_event.asset_key for e in logs if e.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED}
-    done = {e.dagster_event.asset_key for e in logs if e.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION}
+    planned = {
+        e.dagster_event.asset_key
+        for e in logs
+        if e.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    }
+    done = {
+        e.dagster_event.asset_key
+        for e in logs
+        if e.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+    }
     assets = sorted(k.to_user_string() for k in (planned - done) or planned or (run.asset_selection or []))
     return {
         "run_id": run.run_id,

@@ -39,12 +39,22 @@ class OnnxModelsConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="models", partitions_def=tier_partitions, backfill_policy=dg.BackfillPolicy.single_run(), pool=POOL,
-    deps=[dg.AssetKey("lora_adapters")], kinds={"pytorch", "onnx"},
-    check_specs=[dg.AssetCheckSpec(
-        "onnx_parity", asset="onnx_models", blocking=True, partitions_def=tier_partitions,
-        description=f"max |logit difference| onnxruntime vs torch <= {PARITY_TOLERANCE} on a prefill and on cached "
-                    "decode steps, and identical greedy generation")],
+    group_name="models",
+    partitions_def=tier_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=POOL,
+    deps=[dg.AssetKey("lora_adapters")],
+    kinds={"pytorch", "onnx"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "onnx_parity",
+            asset="onnx_models",
+            blocking=True,
+            partitions_def=tier_partitions,
+            description=f"max |logit difference| onnxruntime vs torch <= {PARITY_TOLERANCE} on a prefill and on cached "
+            "decode steps, and identical greedy generation",
+        )
+    ],
 )
 def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
     """Each tier's adapter merged into the base, exported to one ONNX file with a KV cache and dynamic axes."""
@@ -66,22 +76,55 @@ def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
         meta = export_tier(models / "base", adapter, models / "corpus", out, tier, opset=config.opset)
         reference, _ = load_tier_model(models / "base", adapter)  # unmerged, as trained: checks the merge too
         parity = parity_report(
-            reference, OnnxDrumModel(out), corpus.split("validation").sequences(tier), batch=config.parity_sequences,
-            prefill_tokens=config.parity_prefill_tokens, decode_steps=config.parity_decode_steps,
-            greedy_tokens=config.greedy_tokens, tolerance=PARITY_TOLERANCE)
+            reference,
+            OnnxDrumModel(out),
+            corpus.split("validation").sequences(tier),
+            batch=config.parity_sequences,
+            prefill_tokens=config.parity_prefill_tokens,
+            decode_steps=config.parity_decode_steps,
+            greedy_tokens=config.greedy_tokens,
+            tolerance=PARITY_TOLERANCE,
+        )
         write_json(out / "parity.json", parity.as_dict())
         context.log.info(f"[{tier}] exported {meta['size_bytes']} bytes; parity {parity.as_dict()}")
-        results[tier] = [dg.AssetCheckResult(check_name="onnx_parity", passed=parity.passed, metadata={
-            **{k: v for k, v in parity.as_dict().items() if k != "passed"}, "model": dg.MetadataValue.path(str(out))})]
-        rows.append([tier, meta["size_bytes"], meta["parameters"], meta["opset"], parity.prefill_max_abs_diff,
-                     parity.decode_max_abs_diff,
-                     f"{parity.greedy_mismatches} tokens differ" if parity.greedy_mismatches else "identical",
-                     "ok" if parity.passed else "FAILED"])
+        results[tier] = [
+            dg.AssetCheckResult(
+                check_name="onnx_parity",
+                passed=parity.passed,
+                metadata={
+                    **{k: v for k, v in parity.as_dict().items() if k != "passed"},
+                    "model": dg.MetadataValue.path(str(out)),
+                },
+            )
+        ]
+        rows.append(
+            [
+                tier,
+                meta["size_bytes"],
+                meta["parameters"],
+                meta["opset"],
+                parity.prefill_max_abs_diff,
+                parity.decode_max_abs_diff,
+                f"{parity.greedy_mismatches} tokens differ" if parity.greedy_mismatches else "identical",
+                "ok" if parity.passed else "FAILED",
+            ]
+        )
         metadata[f"{tier}/size_bytes"] = meta["size_bytes"]
         metadata[f"{tier}/parity_max_abs_diff"] = max(parity.prefill_max_abs_diff, parity.decode_max_abs_diff)
         metadata[f"{tier}/sha256"] = meta["sha256"]
-    metadata["tiers"] = md_table(["tier", "bytes", "parameters", "opset", "prefill max |diff|", "decode max |diff|",
-                                   f"greedy {config.greedy_tokens} tokens", "parity"], rows)
+    metadata["tiers"] = md_table(
+        [
+            "tier",
+            "bytes",
+            "parameters",
+            "opset",
+            "prefill max |diff|",
+            "decode max |diff|",
+            f"greedy {config.greedy_tokens} tokens",
+            "parity",
+        ],
+        rows,
+    )
     metadata["path"] = dg.MetadataValue.path(str(models / "onnx"))
     yield from materialize_with_checks(context, metadata, results)
 
@@ -105,22 +148,42 @@ class QuantizedModelsConfig(dg.Config):
 
 
 _QUANT_CHECKS = [
-    dg.AssetCheckSpec("grammar_score", asset="quantized_models", blocking=True, partitions_def=quantized_partitions,
-                      description=f"grammar score of sequences generated by the variant >= {GRAMMAR_GATE}"),
-    dg.AssetCheckSpec("top1_agreement", asset="quantized_models", partitions_def=quantized_partitions,
-                      description="top-1 agreement with fp32 over validation sequences >= "
-                                  + ", ".join(f"{v} ({k})" for k, v in MIN_TOP1_AGREEMENT.items())),
-    dg.AssetCheckSpec("int8_size_ratio", asset="quantized_models", partitions_def=quantized_partitions,
-                      description=f"the int8 file is <= {MAX_INT8_SIZE_RATIO:.0%} of the fp32 file "
-                                  "(other precisions: reported, not gated)"),
+    dg.AssetCheckSpec(
+        "grammar_score",
+        asset="quantized_models",
+        blocking=True,
+        partitions_def=quantized_partitions,
+        description=f"grammar score of sequences generated by the variant >= {GRAMMAR_GATE}",
+    ),
+    dg.AssetCheckSpec(
+        "top1_agreement",
+        asset="quantized_models",
+        partitions_def=quantized_partitions,
+        description="top-1 agreement with fp32 over validation sequences >= "
+        + ", ".join(f"{v} ({k})" for k, v in MIN_TOP1_AGREEMENT.items()),
+    ),
+    dg.AssetCheckSpec(
+        "int8_size_ratio",
+        asset="quantized_models",
+        partitions_def=quantized_partitions,
+        description=f"the int8 file is <= {MAX_INT8_SIZE_RATIO:.0%} of the fp32 file "
+        "(other precisions: reported, not gated)",
+    ),
 ]
 
 
 @dg.asset(
-    group_name="models", partitions_def=quantized_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=POOL, kinds={"onnx"}, check_specs=_QUANT_CHECKS,
-    deps=[dg.AssetDep(onnx_models, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
-        partition_dimension_name="tier"))],
+    group_name="models",
+    partitions_def=quantized_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=POOL,
+    kinds={"onnx"},
+    check_specs=_QUANT_CHECKS,
+    deps=[
+        dg.AssetDep(
+            onnx_models, partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="tier")
+        )
+    ],
 )
 def quantized_models(context: dg.AssetExecutionContext, config: QuantizedModelsConfig):
     """FP16, INT8 and INT4 variants of each tier's ONNX model, with size, latency and quality reports."""
@@ -131,11 +194,19 @@ def quantized_models(context: dg.AssetExecutionContext, config: QuantizedModelsC
 
     models = models_dir()
     corpus = Corpus(models / "corpus")
-    settings = qz.QuantSettings(int4_block_size=config.int4_block_size, int4_symmetric=config.int4_symmetric,
-                                int4_accuracy_level=config.int4_accuracy_level)
-    eval_settings = qz.EvalSettings(sequences=config.eval_sequences, samples=config.grammar_samples,
-                                    latency_tokens=config.latency_tokens, latency_repeats=config.latency_repeats,
-                                    threads=config.threads, seed=config.seed)
+    settings = qz.QuantSettings(
+        int4_block_size=config.int4_block_size,
+        int4_symmetric=config.int4_symmetric,
+        int4_accuracy_level=config.int4_accuracy_level,
+    )
+    eval_settings = qz.EvalSettings(
+        sequences=config.eval_sequences,
+        samples=config.grammar_samples,
+        latency_tokens=config.latency_tokens,
+        latency_repeats=config.latency_repeats,
+        threads=config.threads,
+        seed=config.seed,
+    )
     by_tier: dict[str, list[str]] = defaultdict(list)
     for key in context.partition_keys:
         dims = quantized_partitions.get_partition_key_from_str(str(key)).keys_by_dimension
@@ -148,21 +219,28 @@ def quantized_models(context: dg.AssetExecutionContext, config: QuantizedModelsC
         if not (fp32_dir / "model.json").is_file():
             raise FileNotFoundError(f"{fp32_dir / 'model.json'}: not found (materialize onnx_models for {tier} first)")
         fp32 = OnnxDrumModel(fp32_dir, threads=config.threads)
-        sampling = Sampling.from_meta(fp32.meta, temperature=config.temperature, top_k=config.top_k,
-                                      top_p=config.top_p)
+        sampling = Sampling.from_meta(fp32.meta, temperature=config.temperature, top_k=config.top_k, top_p=config.top_p)
         val = qz.validation_sample(corpus, tier, eval_settings.sequences, eval_settings.seed)
         reference = qz.evaluate(fp32, val, eval_settings, sampling)
         write_json(models / "quantized" / tier / qz.REFERENCE_FILE, reference.report)
         for precision in precisions:
             out = models / "quantized" / tier / precision
             qz.write_variant(fp32_dir, out, precision, settings)
-            report = qz.compare(qz.evaluate(OnnxDrumModel(out, threads=config.threads), val, eval_settings, sampling),
-                                reference)
+            report = qz.compare(
+                qz.evaluate(OnnxDrumModel(out, threads=config.threads), val, eval_settings, sampling), reference
+            )
             qz.write_report(out, report)
             context.log.info(f"[{tier}/{precision}] {report}")
             results[f"{precision}|{tier}"] = _variant_checks(precision, report)
-            for k in ("size_bytes", "size_ratio", "latency_ms_per_token", "top1_agreement", "grammar_score",
-                      "val_perplexity", "val_perplexity_change"):
+            for k in (
+                "size_bytes",
+                "size_ratio",
+                "latency_ms_per_token",
+                "top1_agreement",
+                "grammar_score",
+                "val_perplexity",
+                "val_perplexity_change",
+            ):
                 metadata[f"{tier}/{precision}/{k}"] = report[k]
     metadata["variants"] = dg.MetadataValue.md(qz.report_table(qz.collect_reports(models / "quantized")))
     metadata["path"] = dg.MetadataValue.path(str(models / "quantized"))
@@ -173,17 +251,33 @@ def _variant_checks(precision: str, r: dict[str, Any]) -> list[dg.AssetCheckResu
     warn = dg.AssetCheckSeverity.WARN
     grammar = {k: r[k] for k in ("grammar_score", "grammar_min", "ended_with_eos", "samples")}
     return [
-        dg.AssetCheckResult(check_name="grammar_score", passed=r["grammar_score"] >= GRAMMAR_GATE,
-                            metadata={**grammar, "threshold": GRAMMAR_GATE}),
-        dg.AssetCheckResult(check_name="top1_agreement", severity=warn,
-                            passed=r["top1_agreement"] >= MIN_TOP1_AGREEMENT[precision],
-                            metadata={"top1_agreement": r["top1_agreement"], "threshold": MIN_TOP1_AGREEMENT[precision],
-                                      "val_tokens": r["val_tokens"], "val_sequences": r["val_sequences"]}),
-        dg.AssetCheckResult(check_name="int8_size_ratio", severity=warn,
-                            passed=precision != "int8" or r["size_ratio"] <= MAX_INT8_SIZE_RATIO,
-                            description=None if precision == "int8" else f"applies to int8 only; {precision} reported",
-                            metadata={"size_ratio": r["size_ratio"], "size_bytes": r["size_bytes"],
-                                      "threshold": MAX_INT8_SIZE_RATIO if precision == "int8" else "none"}),
+        dg.AssetCheckResult(
+            check_name="grammar_score",
+            passed=r["grammar_score"] >= GRAMMAR_GATE,
+            metadata={**grammar, "threshold": GRAMMAR_GATE},
+        ),
+        dg.AssetCheckResult(
+            check_name="top1_agreement",
+            severity=warn,
+            passed=r["top1_agreement"] >= MIN_TOP1_AGREEMENT[precision],
+            metadata={
+                "top1_agreement": r["top1_agreement"],
+                "threshold": MIN_TOP1_AGREEMENT[precision],
+                "val_tokens": r["val_tokens"],
+                "val_sequences": r["val_sequences"],
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="int8_size_ratio",
+            severity=warn,
+            passed=precision != "int8" or r["size_ratio"] <= MAX_INT8_SIZE_RATIO,
+            description=None if precision == "int8" else f"applies to int8 only; {precision} reported",
+            metadata={
+                "size_ratio": r["size_ratio"],
+                "size_bytes": r["size_bytes"],
+                "threshold": MAX_INT8_SIZE_RATIO if precision == "int8" else "none",
+            },
+        ),
     ]
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import dagster as dg
 
 from music_assets.defs.checks import materialize_with_checks
-
 from music_assets.defs.partitions import tier_partitions
 from music_assets.paths import data_dir, models_dir, rudiments_dir
 from music_assets.rudiments.constants import SKILL_TIERS, SPLITS
@@ -32,6 +31,7 @@ def _png_md(path: Path, alt: str) -> dg.MetadataValue:
 
 def md_table(header: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
     """A markdown table for asset metadata; floats to 4 significant digits."""
+
     def fmt(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -41,9 +41,10 @@ def md_table(header: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
 
 
 def _listening_md(items: list[dict[str, Any]]) -> dg.MetadataValue:
-    return md_table(["rudiment", "tier", "tempo", "notes", "seconds", "FLAC", "MIDI"],
-                     [[i["rudiment"], i["tier"], i["tempo_bpm"], i["notes"], i["seconds"], i["flac"], i["midi"]]
-                      for i in items])
+    return md_table(
+        ["rudiment", "tier", "tempo", "notes", "seconds", "FLAC", "MIDI"],
+        [[i["rudiment"], i["tier"], i["tempo_bpm"], i["notes"], i["seconds"], i["flac"], i["midi"]] for i in items],
+    )
 
 
 # --- token_corpus --------------------------------------------------------------------------
@@ -74,23 +75,45 @@ def token_corpus(context: dg.AssetExecutionContext, config: TokenCorpusConfig) -
     if "tempo_bpm" not in samples.columns:
         raise ValueError(f"{labels / 'samples.parquet'}: missing column tempo_bpm")
     subdivisions = subdivisions_from_strokes(strokes, samples)  # each rudiment's grid, for the tokens and the timing
-    vocab = Vocab(TokenizerConfig.with_grid(
-        subdivisions, ticks_per_beat=config.ticks_per_beat, max_shift_ticks=config.max_shift_ticks,
-        velocity_bins=config.velocity_bins, tempo_step_bpm=config.tempo_step_bpm, max_grid_steps=config.max_grid_steps))
+    vocab = Vocab(
+        TokenizerConfig.with_grid(
+            subdivisions,
+            ticks_per_beat=config.ticks_per_beat,
+            max_shift_ticks=config.max_shift_ticks,
+            velocity_bins=config.velocity_bins,
+            tempo_step_bpm=config.tempo_step_bpm,
+            max_grid_steps=config.max_grid_steps,
+        )
+    )
     out = models_dir() / "corpus"
-    summary = build_corpus(samples, data_dir(), out, vocab, config.max_seq_len, subdivisions,
-                           source=str(labels / "samples.parquet"))
-    rows = [[split, s["sequences"], s["tokens"], round(s["mean_length"], 1), s["max_length"], s["truncated"],
-             ", ".join(f"{k} {v}" for k, v in s["by_tier"].items())] for split, s in summary["splits"].items()]
+    summary = build_corpus(
+        samples, data_dir(), out, vocab, config.max_seq_len, subdivisions, source=str(labels / "samples.parquet")
+    )
+    rows = [
+        [
+            split,
+            s["sequences"],
+            s["tokens"],
+            round(s["mean_length"], 1),
+            s["max_length"],
+            s["truncated"],
+            ", ".join(f"{k} {v}" for k, v in s["by_tier"].items()),
+        ]
+        for split, s in summary["splits"].items()
+    ]
     context.log.info(f"corpus: {summary['splits']}")
-    return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(out)),
-        "vocab_size": len(vocab),
-        "max_time_resolution_ms": round(vocab.config.max_resolution_ms, 3),
-        "sequences": sum(s["sequences"] for s in summary["splits"].values()),
-        "tokens": sum(s["tokens"] for s in summary["splits"].values()),
-        "splits": md_table(["split", "sequences", "tokens", "mean length", "max length", "truncated", "by tier"], rows),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            "vocab_size": len(vocab),
+            "max_time_resolution_ms": round(vocab.config.max_resolution_ms, 3),
+            "sequences": sum(s["sequences"] for s in summary["splits"].values()),
+            "tokens": sum(s["tokens"] for s in summary["splits"].values()),
+            "splits": md_table(
+                ["split", "sequences", "tokens", "mean length", "max length", "truncated", "by tier"], rows
+            ),
+        }
+    )
 
 
 @dg.asset_check(asset=token_corpus, blocking=True)
@@ -99,15 +122,23 @@ def token_corpus_covers_tiers() -> dg.AssetCheckResult:
     from music_assets.ml.corpus import Corpus  # noqa: PLC0415
 
     corpus = Corpus(models_dir() / "corpus")
-    missing = [f"{tier}/{split}" for tier in SKILL_TIERS for split in ("train", "validation")
-               if not corpus.summary["splits"][split]["by_tier"].get(tier)]
+    missing = [
+        f"{tier}/{split}"
+        for tier in SKILL_TIERS
+        for split in ("train", "validation")
+        if not corpus.summary["splits"][split]["by_tier"].get(tier)
+    ]
     total = sum(s["sequences"] for s in corpus.summary["splits"].values())
     truncated = sum(s["truncated"] for s in corpus.summary["splits"].values())
     frac = truncated / total if total else 1.0
     return dg.AssetCheckResult(
         passed=not missing and frac <= MAX_TRUNCATED_FRACTION,
-        metadata={"missing_tier_splits": ", ".join(missing) or "none", "truncated_fraction": frac,
-                  "sequences": total, "splits": ", ".join(SPLITS)},
+        metadata={
+            "missing_tier_splits": ", ".join(missing) or "none",
+            "truncated_fraction": frac,
+            "sequences": total,
+            "splits": ", ".join(SPLITS),
+        },
     )
 
 
@@ -145,10 +176,18 @@ class TrainingRunConfig(GenerationConfig):
         from music_assets.ml.training import TrainConfig  # noqa: PLC0415
 
         return TrainConfig(
-            max_steps=self.max_steps, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            warmup_steps=self.warmup_steps, grad_clip=self.grad_clip, checkpoint_every=self.checkpoint_every,
-            watch_samples=self.watch_samples, watch_threshold=self.watch_threshold, seed=self.seed,
-            num_threads=self.num_threads, **extra)
+            max_steps=self.max_steps,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            warmup_steps=self.warmup_steps,
+            grad_clip=self.grad_clip,
+            checkpoint_every=self.checkpoint_every,
+            watch_samples=self.watch_samples,
+            watch_threshold=self.watch_threshold,
+            seed=self.seed,
+            num_threads=self.num_threads,
+            **extra,
+        )
 
 
 class BaseModelConfig(TrainingRunConfig):
@@ -173,9 +212,18 @@ def _sampling(config: GenerationConfig):
 
 
 @dg.asset(
-    group_name="models", deps=[token_corpus], pool=POOL, kinds={"pytorch"},
-    check_specs=[dg.AssetCheckSpec("grammar_score", asset="base_model", blocking=True,
-                                   description=f"grammar score of generated sequences >= {GRAMMAR_GATE}")],
+    group_name="models",
+    deps=[token_corpus],
+    pool=POOL,
+    kinds={"pytorch"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "grammar_score",
+            asset="base_model",
+            blocking=True,
+            description=f"grammar score of generated sequences >= {GRAMMAR_GATE}",
+        )
+    ],
 )
 def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg.MaterializeResult:
     """A small decoder-only transformer trained on the train split of the whole corpus."""
@@ -185,18 +233,25 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
 
     corpus_dir, out = models_dir() / "corpus", models_dir() / "base"
     train_cfg = config.train_config()
-    model_cfg = {"d_model": config.d_model, "n_layers": config.n_layers, "n_heads": config.n_heads,
-                 "d_ff": config.d_ff, "dropout": config.dropout}
+    model_cfg = {
+        "d_model": config.d_model,
+        "n_layers": config.n_layers,
+        "n_heads": config.n_heads,
+        "d_ff": config.d_ff,
+        "dropout": config.dropout,
+    }
     result = wf.train_base(corpus_dir, out, model_cfg, train_cfg, _sampling(config), log=context.log.info)
 
     model, vocab, meta = wf.load_base(out)  # evaluate what was written, not what is in memory
     corpus = Corpus(corpus_dir)
-    ev = wf.evaluate(model, vocab, corpus, tier=None, n_samples=config.eval_samples, sampling=_sampling(config),
-                     seed=config.seed)
+    ev = wf.evaluate(
+        model, vocab, corpus, tier=None, n_samples=config.eval_samples, sampling=_sampling(config), seed=config.seed
+    )
     ev["val_loss_by_tier"] = wf.per_tier_val_loss(model, vocab, corpus)
     real_timing = wf.real_timing_ranges(corpus, (0.05, 0.95))
-    listening = wf.write_listening(ev["sequences"], vocab, out / "listening", "base", config.listening_samples,
-                                   config.soundfont)
+    listening = wf.write_listening(
+        ev["sequences"], vocab, out / "listening", "base", config.listening_samples, config.soundfont
+    )
     ev["listening"] = listening
     write_json(out / "evaluation.json", ev)
     passed = ev["grammar_score"] >= GRAMMAR_GATE
@@ -213,18 +268,35 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
             "train_seconds": round(result.seconds, 1),
             "by_tier": md_table(
                 ["tier", "val loss", "val perplexity", "generated timing median (ms)", "real timing median (ms)"],
-                [[t, v, math.exp(v), ev["timing_generated"].get(t, {}).get("median_ms", "n/a"),
-                  real_timing.get(t, {}).get("median_ms", "n/a")] for t, v in ev["val_loss_by_tier"].items()]),
+                [
+                    [
+                        t,
+                        v,
+                        math.exp(v),
+                        ev["timing_generated"].get(t, {}).get("median_ms", "n/a"),
+                        real_timing.get(t, {}).get("median_ms", "n/a"),
+                    ]
+                    for t, v in ev["val_loss_by_tier"].items()
+                ],
+            ),
             "loss_curve": dg.MetadataValue.path(str(out / "loss_curve.png")),
             "loss_curve_plot": _png_md(out / "loss_curve.png", "base model loss curve"),
             "listening": _listening_md(listening),
         },
-        check_results=[dg.AssetCheckResult(
-            check_name="grammar_score", passed=passed,
-            metadata={"grammar_score": ev["grammar_score"], "threshold": GRAMMAR_GATE, "samples": config.eval_samples,
-                      "min_sequence_score": ev["grammar_min"], "ended_with_eos": ev["ended_with_eos"],
-                      **ev["grammar_totals"]},
-        )],
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="grammar_score",
+                passed=passed,
+                metadata={
+                    "grammar_score": ev["grammar_score"],
+                    "threshold": GRAMMAR_GATE,
+                    "samples": config.eval_samples,
+                    "min_sequence_score": ev["grammar_min"],
+                    "ended_with_eos": ev["ended_with_eos"],
+                    **ev["grammar_totals"],
+                },
+            )
+        ],
     )
 
 
@@ -244,22 +316,41 @@ class LoraAdaptersConfig(TrainingRunConfig):
 
 
 _LORA_CHECKS = [  # reported per tier partition (`checks.materialize_with_checks`)
-    dg.AssetCheckSpec("grammar_score", asset="lora_adapters", blocking=True, partitions_def=tier_partitions,
-                      description=f"the adapter's grammar score on generated sequences >= {GRAMMAR_GATE}"),
-    dg.AssetCheckSpec("val_loss_not_worse_than_base", asset="lora_adapters", blocking=True,
-                      partitions_def=tier_partitions,
-                      description="the adapter's validation loss on its tier <= the base model's on that tier"),
-    dg.AssetCheckSpec("timing_realism", asset="lora_adapters", blocking=False, partitions_def=tier_partitions,
-                      description="the median timing deviation of the adapter's generated performances inside its tier's "
-                                  "real range (5-95 % of the tier's train and validation performances, same "
-                                  "measure), and the four tiers' medians ordered beginner > intermediate > "
-                                  "advanced > professional"),
+    dg.AssetCheckSpec(
+        "grammar_score",
+        asset="lora_adapters",
+        blocking=True,
+        partitions_def=tier_partitions,
+        description=f"the adapter's grammar score on generated sequences >= {GRAMMAR_GATE}",
+    ),
+    dg.AssetCheckSpec(
+        "val_loss_not_worse_than_base",
+        asset="lora_adapters",
+        blocking=True,
+        partitions_def=tier_partitions,
+        description="the adapter's validation loss on its tier <= the base model's on that tier",
+    ),
+    dg.AssetCheckSpec(
+        "timing_realism",
+        asset="lora_adapters",
+        blocking=False,
+        partitions_def=tier_partitions,
+        description="the median timing deviation of the adapter's generated performances inside its tier's "
+        "real range (5-95 % of the tier's train and validation performances, same "
+        "measure), and the four tiers' medians ordered beginner > intermediate > "
+        "advanced > professional",
+    ),
 ]
 
 
 @dg.asset(
-    group_name="models", deps=[base_model], pool=POOL, kinds={"pytorch"},
-    partitions_def=tier_partitions, backfill_policy=dg.BackfillPolicy.single_run(), check_specs=_LORA_CHECKS,
+    group_name="models",
+    deps=[base_model],
+    pool=POOL,
+    kinds={"pytorch"},
+    partitions_def=tier_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=_LORA_CHECKS,
 )
 def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig):
     """LoRA adapters (peft) that make the base model play like one skill tier each."""
@@ -274,22 +365,33 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
     corpus_dir, base_dir = models_dir() / "corpus", models_dir() / "base"
     corpus = Corpus(corpus_dir)
     base, vocab, _ = wf.load_base(base_dir)
-    train_cfg = config.train_config(rollback_lr_factor=config.rollback_lr_factor, max_rollbacks=config.max_rollbacks,
-                                    save_step_zero=True)
+    train_cfg = config.train_config(
+        rollback_lr_factor=config.rollback_lr_factor, max_rollbacks=config.max_rollbacks, save_step_zero=True
+    )
     ranges = wf.real_timing_ranges(corpus, (config.timing_quantile_low, config.timing_quantile_high))
     tier_meta: dict[str, tuple[dict[str, Any], Any, Path]] = {}
     for tier in context.partition_keys:
         out = models_dir() / "lora" / tier
-        result = wf.train_adapter(base_dir, corpus_dir, out, tier, settings, train_cfg, _sampling(config),
-                                  log=lambda m, t=tier: context.log.info(f"[{t}] {m}"))
+        result = wf.train_adapter(
+            base_dir,
+            corpus_dir,
+            out,
+            tier,
+            settings,
+            train_cfg,
+            _sampling(config),
+            log=lambda m, t=tier: context.log.info(f"[{t}] {m}"),
+        )
         model, _ = wf.load_tier_model(base_dir, out / "adapter")
-        ev = wf.evaluate(model, vocab, corpus, tier=tier, n_samples=config.eval_samples, sampling=_sampling(config),
-                         seed=config.seed)
+        ev = wf.evaluate(
+            model, vocab, corpus, tier=tier, n_samples=config.eval_samples, sampling=_sampling(config), seed=config.seed
+        )
         ev["base_val_loss"] = evaluate_loss(base, corpus.split("validation").sequences(tier), vocab.pad_id)
         ev["rollbacks"] = result.rollbacks
         ev["timing_real"] = ranges.get(tier)
-        ev["listening"] = wf.write_listening(ev["sequences"], vocab, out / "listening", tier,
-                                             config.listening_samples, config.soundfont)
+        ev["listening"] = wf.write_listening(
+            ev["sequences"], vocab, out / "listening", tier, config.listening_samples, config.soundfont
+        )
         write_json(out / "evaluation.json", ev)
         tier_meta[tier] = (ev, result, out)
 
@@ -304,31 +406,71 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
 
     results: dict[str, list[dg.AssetCheckResult]] = {}
     rows: list[list[Any]] = []
-    for tier, (ev, result, out) in tier_meta.items():
+    for tier, (ev, result, _out) in tier_meta.items():
         gen = ev["timing_generated"].get(tier)
         real = ev["timing_real"]
         inside = bool(gen and real and real["low_ms"] <= gen["median_ms"] <= real["high_ms"])
         results[tier] = [
-            dg.AssetCheckResult(check_name="grammar_score", passed=ev["grammar_score"] >= GRAMMAR_GATE,
-                                metadata={"grammar_score": ev["grammar_score"], "threshold": GRAMMAR_GATE,
-                                          "samples": config.eval_samples, "min_sequence_score": ev["grammar_min"],
-                                          "rollbacks": result.rollbacks}),
-            dg.AssetCheckResult(check_name="val_loss_not_worse_than_base",
-                                passed=ev["val_loss"] <= ev["base_val_loss"],
-                                metadata={"val_loss": ev["val_loss"], "base_val_loss": ev["base_val_loss"]}),
             dg.AssetCheckResult(
-                check_name="timing_realism", passed=inside and ordered, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"inside_real_range": inside, "tiers_ordered": ordered,
-                          "generated_median_ms": gen["median_ms"] if gen else "n/a",
-                          "real_range_ms": f"{real['low_ms']:.1f}..{real['high_ms']:.1f}" if real else "n/a",
-                          "generated_medians_ms": dg.MetadataValue.json({k: round(v, 2) for k, v in medians.items()})}),
+                check_name="grammar_score",
+                passed=ev["grammar_score"] >= GRAMMAR_GATE,
+                metadata={
+                    "grammar_score": ev["grammar_score"],
+                    "threshold": GRAMMAR_GATE,
+                    "samples": config.eval_samples,
+                    "min_sequence_score": ev["grammar_min"],
+                    "rollbacks": result.rollbacks,
+                },
+            ),
+            dg.AssetCheckResult(
+                check_name="val_loss_not_worse_than_base",
+                passed=ev["val_loss"] <= ev["base_val_loss"],
+                metadata={"val_loss": ev["val_loss"], "base_val_loss": ev["base_val_loss"]},
+            ),
+            dg.AssetCheckResult(
+                check_name="timing_realism",
+                passed=inside and ordered,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "inside_real_range": inside,
+                    "tiers_ordered": ordered,
+                    "generated_median_ms": gen["median_ms"] if gen else "n/a",
+                    "real_range_ms": f"{real['low_ms']:.1f}..{real['high_ms']:.1f}" if real else "n/a",
+                    "generated_medians_ms": dg.MetadataValue.json({k: round(v, 2) for k, v in medians.items()}),
+                },
+            ),
         ]
-        rows.append([tier, ev["grammar_score"], ev["val_loss"], ev["base_val_loss"], ev["val_perplexity"],
-                     result.rollbacks, result.best_step, gen["median_ms"] if gen else "n/a",
-                     f"{real['low_ms']:.1f}..{real['high_ms']:.1f} (median {real['median_ms']:.1f})" if real else "n/a",
-                     "yes" if inside else "no", round(result.seconds, 1)])
-    table = md_table(["tier", "grammar", "val loss", "base val loss", "val perplexity", "rollbacks", "best step",
-                       "generated timing median (ms)", "real range (ms)", "inside", "train s"], rows)
+        rows.append(
+            [
+                tier,
+                ev["grammar_score"],
+                ev["val_loss"],
+                ev["base_val_loss"],
+                ev["val_perplexity"],
+                result.rollbacks,
+                result.best_step,
+                gen["median_ms"] if gen else "n/a",
+                f"{real['low_ms']:.1f}..{real['high_ms']:.1f} (median {real['median_ms']:.1f})" if real else "n/a",
+                "yes" if inside else "no",
+                round(result.seconds, 1),
+            ]
+        )
+    table = md_table(
+        [
+            "tier",
+            "grammar",
+            "val loss",
+            "base val loss",
+            "val perplexity",
+            "rollbacks",
+            "best step",
+            "generated timing median (ms)",
+            "real range (ms)",
+            "inside",
+            "train s",
+        ],
+        rows,
+    )
     metadata: dict[str, Any] = {
         "tiers": table,
         "lora_config": dg.MetadataValue.json(settings),
@@ -338,11 +480,12 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
         "path": dg.MetadataValue.path(str(models_dir() / "lora")),
         "listening": _listening_md([i for ev, _, _ in tier_meta.values() for i in ev["listening"]]),
     }
-    for tier, (ev, result, out) in tier_meta.items():
+    for tier, (ev, _result, out) in tier_meta.items():
         metadata[f"{tier}/val_perplexity"] = ev["val_perplexity"]
         metadata[f"{tier}/grammar_score"] = ev["grammar_score"]
         metadata[f"{tier}/loss_curve"] = dg.MetadataValue.path(str(out / "loss_curve.png"))
         metadata[f"{tier}/loss_curve_plot"] = _png_md(out / "loss_curve.png", f"{tier} adapter loss curve")
     yield from materialize_with_checks(context, metadata, results)
+
 
 defs = dg.Definitions(assets=[token_corpus, base_model, lora_adapters], asset_checks=[token_corpus_covers_tiers])

@@ -12,7 +12,6 @@ The token comes from the environment variable named by the `hf_hub` resource
 part of config, metadata, logs or error messages.
 """
 
-
 import dagster as dg
 from pydantic import Field
 
@@ -56,7 +55,7 @@ class StagingConfig(dg.Config):
     file_budget: int = Field(
         default=50_000,
         description="media files (audio + MIDI) above this are embedded in parquet shards instead "
-                    "(the Hub refuses repositories of more than 100K files)",
+        "(the Hub refuses repositories of more than 100K files)",
     )
     shard_size_mb: float = Field(default=500.0, description="target size of an embedded-media parquet shard (MB)")
     license: str = Field(default="cc-by-4.0", description="license in the dataset card")
@@ -79,15 +78,21 @@ def _md_list(items: list[str], limit: int = 20) -> dg.MetadataValue:
     deps=["rudiment_labels"],
     kinds={"parquet", "huggingface"},
     description="The rudiment dataset in Hugging Face layout: split parquet files, media by rudiment, "
-                "auxiliary label tables, a dataset card with plots.",
+    "auxiliary label tables, a dataset card with plots.",
 )
-def hf_staging(context: dg.AssetExecutionContext, config: StagingConfig, hf_hub: HuggingFaceHub) -> dg.MaterializeResult:
+def hf_staging(
+    context: dg.AssetExecutionContext, config: StagingConfig, hf_hub: HuggingFaceHub
+) -> dg.MaterializeResult:
     from music_assets.publish.card import CardSettings, write_card  # noqa: PLC0415
     from music_assets.publish.staging import StagingSettings, expected_files, stage, sweep  # noqa: PLC0415
 
     staging = hf_staging_dir()
-    staged = stage(data_dir(), staging, StagingSettings(file_budget=config.file_budget, shard_size_mb=config.shard_size_mb))
-    card = write_card(staged, CardSettings(repo_id=hf_hub.repo_id, license=config.license, pretty_name=config.pretty_name))
+    staged = stage(
+        data_dir(), staging, StagingSettings(file_budget=config.file_budget, shard_size_mb=config.shard_size_mb)
+    )
+    card = write_card(
+        staged, CardSettings(repo_id=hf_hub.repo_id, license=config.license, pretty_name=config.pretty_name)
+    )
     removed = sweep(staging, expected_files(staged, card.files))
     files = layout.list_files(staging)
     if card.undocumented:
@@ -98,32 +103,36 @@ def hf_staging(context: dg.AssetExecutionContext, config: StagingConfig, hf_hub:
         f"written, {len(staged.parquet_unchanged)} unchanged; {len(removed)} stale files removed"
     )
     split_rows = "\n".join(f"| {s} | {n} | {len(staged.shards[s])} |" for s, n in staged.split_rows.items())
-    return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(staging)),
-        "card": dg.MetadataValue.path(str(staging / layout.CARD)),
-        "mode": staged.mode,
-        "samples": staged.table.num_rows,
-        "splits": dg.MetadataValue.md("| split | samples | parquet files |\n|---|---|---|\n" + split_rows),
-        "files": len(files),
-        "bytes": sum(files.values()),
-        "media_files": staged.media_files,
-        "media_bytes": staged.media_bytes,
-        "media_linked": staged.media.linked,
-        "media_copied": staged.media.copied,
-        "media_unchanged": staged.media.unchanged,
-        "parquet_written": _md_list(staged.parquet_written),
-        "parquet_unchanged": len(staged.parquet_unchanged),
-        "card_files_written": _md_list(card.written),
-        "stale_files_removed": _md_list(removed),
-        "undocumented_columns": _md_list(card.undocumented),
-        "score_plot": dg.MetadataValue.path(str(staging / layout.SCORE_PLOT)),
-        "rudiment_plot": dg.MetadataValue.path(str(staging / layout.RUDIMENT_PLOT)),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(staging)),
+            "card": dg.MetadataValue.path(str(staging / layout.CARD)),
+            "mode": staged.mode,
+            "samples": staged.table.num_rows,
+            "splits": dg.MetadataValue.md("| split | samples | parquet files |\n|---|---|---|\n" + split_rows),
+            "files": len(files),
+            "bytes": sum(files.values()),
+            "media_files": staged.media_files,
+            "media_bytes": staged.media_bytes,
+            "media_linked": staged.media.linked,
+            "media_copied": staged.media.copied,
+            "media_unchanged": staged.media.unchanged,
+            "parquet_written": _md_list(staged.parquet_written),
+            "parquet_unchanged": len(staged.parquet_unchanged),
+            "card_files_written": _md_list(card.written),
+            "stale_files_removed": _md_list(removed),
+            "undocumented_columns": _md_list(card.undocumented),
+            "score_plot": dg.MetadataValue.path(str(staging / layout.SCORE_PLOT)),
+            "rudiment_plot": dg.MetadataValue.path(str(staging / layout.RUDIMENT_PLOT)),
+        }
+    )
 
 
 def _check_result(outcome) -> dg.AssetCheckResult:
-    metadata = {k: (dg.MetadataValue.md(f"```\n{v}\n```") if isinstance(v, str) and "\n" in v else v)
-                for k, v in outcome.metadata.items()}
+    metadata = {
+        k: (dg.MetadataValue.md(f"```\n{v}\n```") if isinstance(v, str) and "\n" in v else v)
+        for k, v in outcome.metadata.items()
+    }
     return dg.AssetCheckResult(passed=outcome.passed, description=outcome.description, metadata=metadata)
 
 
@@ -138,14 +147,24 @@ def _staging_check(name: str, description: str):
 
 
 staging_checks = [
-    _staging_check("staging_paths_exist", "Every path in every parquet file exists in the staging folder "
-                                          "(embedded media: every row has bytes)."),
-    _staging_check("card_split_sizes_match", "The split sizes in the card's dataset_info equal the parquet row counts."),
+    _staging_check(
+        "staging_paths_exist",
+        "Every path in every parquet file exists in the staging folder (embedded media: every row has bytes).",
+    ),
+    _staging_check(
+        "card_split_sizes_match", "The split sizes in the card's dataset_info equal the parquet row counts."
+    ),
     _staging_check("no_profile_in_two_splits", "No player profile appears in two splits."),
-    _staging_check("card_front_matter_valid", "The card's YAML front matter parses, has the required keys, "
-                                              "and its configs' data_files match the data shards."),
-    _staging_check("datasets_loads_offline", "datasets.load_dataset('parquet', data_dir=staging) loads every split "
-                                             "offline and the Audio feature decodes one file per split."),
+    _staging_check(
+        "card_front_matter_valid",
+        "The card's YAML front matter parses, has the required keys, "
+        "and its configs' data_files match the data shards.",
+    ),
+    _staging_check(
+        "datasets_loads_offline",
+        "datasets.load_dataset('parquet', data_dir=staging) loads every split "
+        "offline and the Audio feature decodes one file per split.",
+    ),
 ]
 
 
@@ -155,23 +174,36 @@ staging_checks = [
     kinds={"huggingface"},
     retry_policy=RETRY,
     description="The staging folder pushed to a Hugging Face dataset repository (resumable, verified), "
-                "or the upload plan when there is no token or dry_run is set.",
+    "or the upload plan when there is no token or dry_run is set.",
 )
-def hf_dataset(context: dg.AssetExecutionContext, config: PublishConfig, hf_hub: HuggingFaceHub) -> dg.MaterializeResult:
+def hf_dataset(
+    context: dg.AssetExecutionContext, config: PublishConfig, hf_hub: HuggingFaceHub
+) -> dg.MaterializeResult:
     from music_assets.publish.card import written_for  # noqa: PLC0415
     from music_assets.publish.hub import HubError, plan_upload  # noqa: PLC0415
 
     staging = hf_staging_dir()
     if not (staging / layout.CARD).is_file():
-        raise dg.Failure(description=f"{staging}: no staged dataset (no {layout.CARD}); materialize hf_staging first",
-                         allow_retries=False)
+        raise dg.Failure(
+            description=f"{staging}: no staged dataset (no {layout.CARD}); materialize hf_staging first",
+            allow_retries=False,
+        )
     token = hf_hub.token()
-    base = {"repo_id": hf_hub.repo_id or "(not configured)", "private": hf_hub.private,
-            "token_env_var": hf_hub.token_env_var}
+    base = {
+        "repo_id": hf_hub.repo_id or "(not configured)",
+        "private": hf_hub.private,
+        "token_env_var": hf_hub.token_env_var,
+    }
     # A token alone does not publish: pushing also needs a repository chosen on purpose.
-    reason = ("no repo_id configured (resources.hf_hub.config.repo_id)" if not hf_hub.repo_id
-              else f"no token in ${hf_hub.token_env_var}" if token is None
-              else "dry_run is set" if config.dry_run else None)
+    reason = (
+        "no repo_id configured (resources.hf_hub.config.repo_id)"
+        if not hf_hub.repo_id
+        else f"no token in ${hf_hub.token_env_var}"
+        if token is None
+        else "dry_run is set"
+        if config.dry_run
+        else None
+    )
     try:
         if reason is not None:
             if token is None or not hf_hub.repo_id:
@@ -181,14 +213,22 @@ def hf_dataset(context: dg.AssetExecutionContext, config: PublishConfig, hf_hub:
                 plan = hf_hub.client(token, context.log.info).plan(staging)
                 remote = "read from the Hub"
             context.log.info(f"dry run ({reason}): {plan.summary()}")
-            return dg.MaterializeResult(metadata={
-                **base, "mode": "dry run", "reason": reason, "remote_state": remote, **plan.summary(),
-                "plan": dg.MetadataValue.md(plan.markdown()),
-            })
+            return dg.MaterializeResult(
+                metadata={
+                    **base,
+                    "mode": "dry run",
+                    "reason": reason,
+                    "remote_state": remote,
+                    **plan.summary(),
+                    "plan": dg.MetadataValue.md(plan.markdown()),
+                }
+            )
         if not written_for((staging / layout.CARD).read_text(encoding="utf-8"), hf_hub.repo_id):
-            raise dg.Failure(description=f"{staging / layout.CARD} was written for another repository than "
-                                         f"{hf_hub.repo_id}; materialize hf_staging with the same hf_hub config first",
-                             allow_retries=False)
+            raise dg.Failure(
+                description=f"{staging / layout.CARD} was written for another repository than "
+                f"{hf_hub.repo_id}; materialize hf_staging with the same hf_hub config first",
+                allow_retries=False,
+            )
         result = hf_hub.client(token, context.log.info).publish(staging, config.commit_message)
     except HubError as exc:
         if not exc.retryable:
@@ -196,15 +236,18 @@ def hf_dataset(context: dg.AssetExecutionContext, config: PublishConfig, hf_hub:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         raise
     endpoint = (hf_hub.endpoint or "https://huggingface.co").rstrip("/")
-    return dg.MaterializeResult(metadata={
-        **base, "mode": "uploaded",
-        "url": dg.MetadataValue.url(f"{endpoint}/datasets/{hf_hub.repo_id}"),
-        **result.plan.summary(),
-        "commits_made": len(result.commits),
-        "plan": dg.MetadataValue.md(result.plan.markdown()),
-        "verification": result.verification.describe(),
-        "remote_files": result.verification.remote_files,
-    })
+    return dg.MaterializeResult(
+        metadata={
+            **base,
+            "mode": "uploaded",
+            "url": dg.MetadataValue.url(f"{endpoint}/datasets/{hf_hub.repo_id}"),
+            **result.plan.summary(),
+            "commits_made": len(result.commits),
+            "plan": dg.MetadataValue.md(result.plan.markdown()),
+            "verification": result.verification.describe(),
+            "remote_files": result.verification.remote_files,
+        }
+    )
 
 
 defs = dg.Definitions(

@@ -23,8 +23,8 @@ from music_assets.paths import data_dir
 
 ASSET_KEY = dg.AssetKey("rudiment_audio")
 GATES: dict[str, str] = {
-    "audio_duration_matches_midi": "Every FLAC exists, is 44.1 kHz 24-bit with the configured channels and lasts the MIDI length "
-    "(samples.parquet duration_sec) plus the release tail, within +-50 ms.",
+    "audio_duration_matches_midi": "Every FLAC exists, is 44.1 kHz 24-bit with the configured channels and "
+    "lasts the MIDI length (samples.parquet duration_sec) plus the release tail, within +-50 ms.",
     "audio_not_clipped": "No file has more than 0.1 % of its samples at full scale.",
     "audio_not_silent": "No file peaks below -60 dBFS.",
     "audio_aligned_with_labels": "Onsets detected in each dry render are within a median 5 ms of the labelled "
@@ -43,10 +43,14 @@ class RudimentAudioConfig(dg.Config):
     )
     seed: int = Field(default=0, description="Seed of the soundfont/preset choice and every augmentation draw.")
     channels: int = Field(
-        default=1, ge=1, le=2,
+        default=1,
+        ge=1,
+        le=2,
         description="1: mono files (default; a General MIDI snare is centred), 2: stereo, with a stereo room.",
     )
-    workers: int = Field(default=0, description="Rendering processes; 0 = one per core, 1 = render in the step process.")
+    workers: int = Field(
+        default=0, description="Rendering processes; 0 = one per core, 1 = render in the step process."
+    )
     background_beds: bool = Field(
         default=True, description="Mix background beds cut from sources/prepared/*.flac when any exist."
     )
@@ -89,7 +93,8 @@ def _summary_table(results: dict, gates: dict) -> str:
     ],
     kinds={"python", "flac"},
     description="Every performance rendered with FluidSynth over several soundfonts and augmentation presets: "
-    "rudiments/audio/<slug>/<sample_id>.flac (44.1 kHz, 24-bit, mono unless configured) and performances/<slug>/audio.parquet.",
+    "rudiments/audio/<slug>/<sample_id>.flac (44.1 kHz, 24-bit, mono unless configured) and "
+    "performances/<slug>/audio.parquet.",
 )
 def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfig):
     from music_assets.audio import render  # noqa: PLC0415 - scipy/soundfile stay out of code-location loading
@@ -143,5 +148,6 @@ def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfi
         for slug in slugs
     }
     yield from materialize_with_checks(context, metadata, results_by_partition)
+
 
 defs = dg.Definitions(assets=[rudiment_audio])

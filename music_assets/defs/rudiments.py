@@ -42,7 +42,9 @@ class RudimentDataset(dg.ConfigurableResource):
     def settings(self):
         from music_assets.rudiments.dataset import DatasetSettings  # noqa: PLC0415
 
-        return DatasetSettings.resolve(self.preset, self.seed, self.num_profiles, self.tempos_per_pair, self.lengths_beats)
+        return DatasetSettings.resolve(
+            self.preset, self.seed, self.num_profiles, self.tempos_per_pair, self.lengths_beats
+        )
 
 
 def _md_rows(rows: Sequence[dict]) -> dg.MetadataValue:
@@ -68,13 +70,24 @@ def rudiment_library() -> dg.MaterializeResult:
 
     records = [r.to_record() for r in load_library().values()]
     path = write_parquet(layout.library_path(), frame_to_table(pd.DataFrame(records)))
-    cols = ("pas_number", "slug", "category", "subdivision", "cycle_beats", "tempo_min_bpm", "tempo_max_bpm", "sticking")
-    return dg.MaterializeResult(metadata={
-        "rudiments": len(records),
-        "triplet rudiments": sum(r["is_triplet"] for r in records),
-        "path": dg.MetadataValue.path(str(path)),
-        "library": _md_rows([{c: r[c] for c in cols} for r in records]),
-    })
+    cols = (
+        "pas_number",
+        "slug",
+        "category",
+        "subdivision",
+        "cycle_beats",
+        "tempo_min_bpm",
+        "tempo_max_bpm",
+        "sticking",
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "rudiments": len(records),
+            "triplet rudiments": sum(r["is_triplet"] for r in records),
+            "path": dg.MetadataValue.path(str(path)),
+            "library": _md_rows([{c: r[c] for c in cols} for r in records]),
+        }
+    )
 
 
 @dg.asset_check(asset=rudiment_library, blocking=True)
@@ -90,8 +103,11 @@ def library_complete() -> dg.AssetCheckResult:
         problems.append("PAS numbers are not 1..40 in order")
     if not (df["tempo_min_bpm"] < df["tempo_max_bpm"]).all():
         problems.append("a tempo range is empty")
-    return dg.AssetCheckResult(passed=not problems, description="; ".join(problems) or "40 unique PAS rudiments",
-                               metadata={"rows": len(df), "unique slugs": int(df["slug"].nunique())})
+    return dg.AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) or "40 unique PAS rudiments",
+        metadata={"rows": len(df), "unique slugs": int(df["slug"].nunique())},
+    )
 
 
 # ---------------------------------------------------------------- player_profiles
@@ -109,14 +125,16 @@ def player_profiles(rudiment_dataset: RudimentDataset) -> dg.MaterializeResult:
     write_json(layout.splits_path(), splits_of(profiles))
     counts = profiles.groupby(["skill_tier", "split"]).size()
     rows = [{"tier": t, **{s: int(counts.get((t, s), 0)) for s in SPLITS}} for t in SKILL_TIERS]
-    return dg.MaterializeResult(metadata={
-        "preset": settings.preset,
-        "profiles": len(profiles),
-        "left-handed": int((profiles["dominant_hand"] == "left").sum()),
-        "players per tier and split": _md_rows(rows),
-        "path": dg.MetadataValue.path(str(layout.profiles_path())),
-        "splits": dg.MetadataValue.path(str(layout.splits_path())),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "preset": settings.preset,
+            "profiles": len(profiles),
+            "left-handed": int((profiles["dominant_hand"] == "left").sum()),
+            "players per tier and split": _md_rows(rows),
+            "path": dg.MetadataValue.path(str(layout.profiles_path())),
+            "splits": dg.MetadataValue.path(str(layout.splits_path())),
+        }
+    )
 
 
 @dg.asset_check(asset=player_profiles, blocking=True)
@@ -147,8 +165,11 @@ def profiles_split_by_player() -> dg.AssetCheckResult:
         missing = [f"{t}/{s}" for t in SKILL_TIERS for s in SPLITS if (t, s) not in have]
         if missing:
             problems.append(f"tiers missing from a split: {missing}")
-    return dg.AssetCheckResult(passed=not problems, description="; ".join(problems) or "split by player, every tier in every split",
-                               metadata={"players": len(profiles), **{s: len(splits.get(s, [])) for s in SPLITS}})
+    return dg.AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) or "split by player, every tier in every split",
+        metadata={"players": len(profiles), **{s: len(splits.get(s, [])) for s in SPLITS}},
+    )
 
 
 # ---------------------------------------------------------------- rudiment_performances
@@ -177,9 +198,14 @@ def _partition_outcomes(slug: str, rudiment, profiles) -> tuple["CheckOutcome", 
 def _evaluations(slug: str, valid, realism) -> Iterator[dg.AssetCheckEvaluation]:
     for name, outcome, blocking in ((VALID_CHECK, valid, True), (REALISM_CHECK, realism, False)):
         yield dg.AssetCheckEvaluation(
-            asset_key=PERFORMANCES, check_name=name, passed=outcome.passed, partition=slug,
-            metadata=_check_metadata(outcome.metadata), description=outcome.description,
-            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN, blocking=blocking,
+            asset_key=PERFORMANCES,
+            check_name=name,
+            passed=outcome.passed,
+            partition=slug,
+            metadata=_check_metadata(outcome.metadata),
+            description=outcome.description,
+            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+            blocking=blocking,
         )
 
 
@@ -190,13 +216,22 @@ def _evaluations(slug: str, valid, realism) -> Iterator[dg.AssetCheckEvaluation]
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[rudiment_library, player_profiles],
     check_specs=[
-        dg.AssetCheckSpec(VALID_CHECK, asset=PERFORMANCES, blocking=True, partitions_def=rudiment_partitions,
-                          description="Every stroke/measure/exercise row has its sample and every sample its MIDI file; "
-                                      "stroke counts = MIDI note counts (snare 38, channel 10); scores in 0-100; tempos "
-                                      "inside the rudiment's and the player's range."),
-        dg.AssetCheckSpec(REALISM_CHECK, asset=PERFORMANCES, partitions_def=rudiment_partitions,
-                          description="Per tier, measured timing-error SD and velocity CV inside the published ranges; "
-                                      "timing_accuracy ordered by tier (warning)."),
+        dg.AssetCheckSpec(
+            VALID_CHECK,
+            asset=PERFORMANCES,
+            blocking=True,
+            partitions_def=rudiment_partitions,
+            description="Every stroke/measure/exercise row has its sample and every sample its MIDI file; "
+            "stroke counts = MIDI note counts (snare 38, channel 10); scores in 0-100; tempos "
+            "inside the rudiment's and the player's range.",
+        ),
+        dg.AssetCheckSpec(
+            REALISM_CHECK,
+            asset=PERFORMANCES,
+            partitions_def=rudiment_partitions,
+            description="Per tier, measured timing-error SD and velocity CV inside the published ranges; "
+            "timing_accuracy ordered by tier (warning).",
+        ),
     ],
 )
 def rudiment_performances(context: dg.AssetExecutionContext, rudiment_dataset: RudimentDataset) -> Iterator:
@@ -220,21 +255,28 @@ def rudiment_performances(context: dg.AssetExecutionContext, rudiment_dataset: R
         result = generate_partition(library[slug], profiles, settings)
         outcomes[slug] = _partition_outcomes(slug, library[slug], profiles)
         samples = result.samples
-        rows.append({
-            "rudiment": slug, "samples": samples.num_rows,
-            "strokes": int(sum(samples.column("num_strokes").to_pylist())),
-            "audio seconds": round(sum(samples.column("duration_sec").to_pylist()), 1),
-            "skipped players": len(result.skipped_profiles), "stale MIDI removed": result.removed_stale_midi,
-            "seconds": round(time.monotonic() - t0, 2),
-            "valid": outcomes[slug][0].passed, "realistic": outcomes[slug][1].passed,
-        })
+        rows.append(
+            {
+                "rudiment": slug,
+                "samples": samples.num_rows,
+                "strokes": int(sum(samples.column("num_strokes").to_pylist())),
+                "audio seconds": round(sum(samples.column("duration_sec").to_pylist()), 1),
+                "skipped players": len(result.skipped_profiles),
+                "stale MIDI removed": result.removed_stale_midi,
+                "seconds": round(time.monotonic() - t0, 2),
+                "valid": outcomes[slug][0].passed,
+                "realistic": outcomes[slug][1].passed,
+            }
+        )
         context.log.info(f"{slug}: {samples.num_rows} samples in {rows[-1]['seconds']} s")
     elapsed = time.monotonic() - started
     n = sum(r["samples"] for r in rows)
     if len(keys) > 1:
         for slug in keys:
             yield from _evaluations(slug, *outcomes[slug])
-    failed = {name: [k for k in keys if not outcomes[k][i].passed] for i, name in enumerate((VALID_CHECK, REALISM_CHECK))}
+    failed = {
+        name: [k for k in keys if not outcomes[k][i].passed] for i, name in enumerate((VALID_CHECK, REALISM_CHECK))
+    }
     summary = []
     for i, name in enumerate((VALID_CHECK, REALISM_CHECK)):
         if len(keys) == 1:
@@ -244,13 +286,21 @@ def rudiment_performances(context: dg.AssetExecutionContext, rudiment_dataset: R
             passed = not failed[name]
             desc = f"failed for {failed[name]}" if failed[name] else f"passed for all {len(keys)} partitions"
             meta = {"partitions": len(keys), "failed": len(failed[name])}
-        summary.append(dg.AssetCheckResult(
-            check_name=name, passed=passed, description=desc, metadata=meta,
-            severity=dg.AssetCheckSeverity.ERROR if name == VALID_CHECK else dg.AssetCheckSeverity.WARN,
-        ))
+        summary.append(
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=passed,
+                description=desc,
+                metadata=meta,
+                severity=dg.AssetCheckSeverity.ERROR if name == VALID_CHECK else dg.AssetCheckSeverity.WARN,
+            )
+        )
     yield dg.MaterializeResult(
         metadata={
-            "preset": settings.preset, "partitions": len(keys), "samples": n, "seconds": round(elapsed, 2),
+            "preset": settings.preset,
+            "partitions": len(keys),
+            "samples": n,
+            "seconds": round(elapsed, 2),
             "samples per second": round(n / elapsed, 1) if elapsed > 0 else 0.0,
             "per rudiment": _md_rows(rows),
             "dagster/row_count": n,
@@ -284,19 +334,25 @@ def rudiment_labels(config: LabelsConfig) -> dg.MaterializeResult:
     slugs = [s for s in RUDIMENT_SLUGS if s in set(config.rudiments)]
     t0 = time.monotonic()
     summary = merge_labels(slugs)
-    return dg.MaterializeResult(metadata={
-        "partitions": len(slugs),
-        **{f"{k} rows": v for k, v in summary.rows.items()},
-        "audio columns": ", ".join(summary.audio_columns),
-        "seconds": round(time.monotonic() - t0, 2),
-        "folder": dg.MetadataValue.path(str(layout.labels_dir())),
-        "dagster/row_count": summary.rows["samples"],
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "partitions": len(slugs),
+            **{f"{k} rows": v for k, v in summary.rows.items()},
+            "audio columns": ", ".join(summary.audio_columns),
+            "seconds": round(time.monotonic() - t0, 2),
+            "folder": dg.MetadataValue.path(str(layout.labels_dir())),
+            "dagster/row_count": summary.rows["samples"],
+        }
+    )
 
 
 def _to_result(outcome, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=outcome.passed, description=outcome.description,
-                               metadata=_check_metadata(outcome.metadata), severity=severity)
+    return dg.AssetCheckResult(
+        passed=outcome.passed,
+        description=outcome.description,
+        metadata=_check_metadata(outcome.metadata),
+        severity=severity,
+    )
 
 
 @dg.asset_check(asset=rudiment_labels, blocking=True)
@@ -335,7 +391,13 @@ def labels_realism() -> dg.AssetCheckResult:
 
 defs = dg.Definitions(
     assets=[rudiment_library, player_profiles, rudiment_performances, rudiment_labels],
-    asset_checks=[library_complete, profiles_split_by_player, labels_referential_integrity, labels_scores_in_range,
-                  labels_stroke_counts_match_midi, labels_realism],
+    asset_checks=[
+        library_complete,
+        profiles_split_by_player,
+        labels_referential_integrity,
+        labels_scores_in_range,
+        labels_stroke_counts_match_midi,
+        labels_realism,
+    ],
     resources={"rudiment_dataset": RudimentDataset()},
 )

@@ -70,10 +70,17 @@ class CatalogConfig(dg.Config):
 
 
 CATALOG_CHECKS = [
-    dg.AssetCheckSpec("unique_source_id", asset="audio_catalog", blocking=True,
-                      description="Every source_id is unique, and every readable file has one."),
-    dg.AssetCheckSpec("error_ratio", asset="audio_catalog",
-                      description="The fraction of files with status error stays under max_error_ratio (warning)."),
+    dg.AssetCheckSpec(
+        "unique_source_id",
+        asset="audio_catalog",
+        blocking=True,
+        description="Every source_id is unique, and every readable file has one.",
+    ),
+    dg.AssetCheckSpec(
+        "error_ratio",
+        asset="audio_catalog",
+        description="The fraction of files with status error stays under max_error_ratio (warning).",
+    ),
 ]
 
 
@@ -87,8 +94,12 @@ def check_unique_source_id(path: Path) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="unique_source_id",
         passed=not duplicated and not missing,
-        metadata={"rows": len(rows), "duplicated_ids": len(duplicated), "ok_rows_without_id": len(missing),
-                  "examples": ", ".join((duplicated + missing)[:10]) or "none"},
+        metadata={
+            "rows": len(rows),
+            "duplicated_ids": len(duplicated),
+            "ok_rows_without_id": len(missing),
+            "examples": ", ".join((duplicated + missing)[:10]) or "none",
+        },
     )
 
 
@@ -100,8 +111,12 @@ def check_error_ratio(path: Path, max_error_ratio: float) -> dg.AssetCheckResult
         check_name="error_ratio",
         passed=ratio <= max_error_ratio,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"error_ratio": round(ratio, 4), "errors": errors, "files": len(status),
-                  "max_error_ratio": max_error_ratio},
+        metadata={
+            "error_ratio": round(ratio, 4),
+            "errors": errors,
+            "files": len(status),
+            "max_error_ratio": max_error_ratio,
+        },
     )
 
 
@@ -116,18 +131,22 @@ def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> d
     roots = config.roots or default_roots()
     previous = catalog.load_previous(catalog_file()) if config.incremental else {}
     try:
-        result = catalog.build_catalog(roots, previous=previous, excluded=paths.generated_dirs(),
-                                       workers=config.workers)
+        result = catalog.build_catalog(
+            roots, previous=previous, excluded=paths.generated_dirs(), workers=config.workers
+        )
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from None
     write_parquet(catalog_file(), result.table())
     s = catalog.summary(result.rows)
     for problem in result.stats.unreadable_folders:
         context.log.warning(f"folder not readable, not cataloged: {problem}")
-    context.log.info(f"{s['files']} files: {result.analyzed} analysed, {result.reused} reused "
-                     f"in {result.seconds:.1f} s")
-    checks = {"unique_source_id": lambda: check_unique_source_id(catalog_file()),
-              "error_ratio": lambda: check_error_ratio(catalog_file(), config.max_error_ratio)}
+    context.log.info(
+        f"{s['files']} files: {result.analyzed} analysed, {result.reused} reused in {result.seconds:.1f} s"
+    )
+    checks = {
+        "unique_source_id": lambda: check_unique_source_id(catalog_file()),
+        "error_ratio": lambda: check_error_ratio(catalog_file(), config.max_error_ratio),
+    }
     return dg.MaterializeResult(
         metadata={
             "files": s["files"],
@@ -143,8 +162,12 @@ def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> d
             "roots": dg.MetadataValue.md("\n".join(f"- `{r}`" for r in result.roots)),
             "folders_walked": result.stats.folders,
             "folders_not_walked": dg.MetadataValue.md(
-                "\n".join(f"- {p}" for p in result.stats.excluded + result.stats.unreadable_folders
-                          + result.stats.links_not_followed) or "none"),
+                "\n".join(
+                    f"- {p}"
+                    for p in result.stats.excluded + result.stats.unreadable_folders + result.stats.links_not_followed
+                )
+                or "none"
+            ),
             "path": dg.MetadataValue.path(str(catalog_file())),
         },
         check_results=[checks[k.name]() for k in context.selected_asset_check_keys],
@@ -158,11 +181,11 @@ def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> d
 class SelectionConfig(dg.Config):
     min_duration_sec: float = 30.0
     max_duration_sec: float = 3600.0
-    preferred_patterns: list[str] = Field(default=["bounces", "masters", "tracks"],
-                                          description="Path words that add preferred_boost to the score.")
+    preferred_patterns: list[str] = Field(
+        default=["bounces", "masters", "tracks"], description="Path words that add preferred_boost to the score."
+    )
     preferred_boost: float = 10.0
-    skip_patterns: list[str] = Field(default=["scratch", "test", "draft"],
-                                     description="Path words that reject a file.")
+    skip_patterns: list[str] = Field(default=["scratch", "test", "draft"], description="Path words that reject a file.")
     preferred_channels: int | None = None
     preferred_sample_rate: int | None = None
     max_clipped_ratio: float = 0.001
@@ -171,8 +194,13 @@ class SelectionConfig(dg.Config):
 
 def preparable_ids(selected_rows: list[dict[str, Any]]) -> list[str]:
     """Partition keys of prepared_sources: selected sources long enough to prepare."""
-    return sorted({r["source_id"] for r in selected_rows
-                   if r["selected"] and r["source_id"] and r["duration_sec"] >= MIN_DURATION_SEC})
+    return sorted(
+        {
+            r["source_id"]
+            for r in selected_rows
+            if r["selected"] and r["source_id"] and r["duration_sec"] >= MIN_DURATION_SEC
+        }
+    )
 
 
 def sync_prepared_partitions(instance: dg.DagsterInstance, wanted: list[str]) -> tuple[list[str], list[str]]:
@@ -209,21 +237,29 @@ def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig)
         p.unlink()
     if removed or stale:
         context.log.info(f"removed {len(removed)} partitions and {len(stale)} prepared files no longer selected")
-    return dg.MaterializeResult(metadata={
-        "selected": len(chosen),
-        "rejected": len(rows) - len(chosen),
-        "selected_hours": round(sum(r["duration_sec"] for r in chosen) / 3600, 4),
-        "partitions": len(wanted),
-        "partitions_added": len(added),
-        "partitions_removed": len(removed),
-        "rejections_by_rule": dg.MetadataValue.md(
-            markdown_table(("rule", "rows"), sorted(failures.items())) if failures else "none"),
-        "ranking": dg.MetadataValue.md(markdown_table(
-            ("score", "selected", "file", "duration s", "rejection"),
-            [(r["selection_score"], r["selected"], r["rel_path"], r["duration_sec"], r["rejection_reason"])
-             for r in rows[:20]])),
-        "path": dg.MetadataValue.path(str(selected_file())),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "selected": len(chosen),
+            "rejected": len(rows) - len(chosen),
+            "selected_hours": round(sum(r["duration_sec"] for r in chosen) / 3600, 4),
+            "partitions": len(wanted),
+            "partitions_added": len(added),
+            "partitions_removed": len(removed),
+            "rejections_by_rule": dg.MetadataValue.md(
+                markdown_table(("rule", "rows"), sorted(failures.items())) if failures else "none"
+            ),
+            "ranking": dg.MetadataValue.md(
+                markdown_table(
+                    ("score", "selected", "file", "duration s", "rejection"),
+                    [
+                        (r["selection_score"], r["selected"], r["rel_path"], r["duration_sec"], r["rejection_reason"])
+                        for r in rows[:20]
+                    ],
+                )
+            ),
+            "path": dg.MetadataValue.path(str(selected_file())),
+        }
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -231,8 +267,9 @@ def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig)
 
 
 PREPARED_CHECKS = [
-    dg.AssetCheckSpec(name, asset="prepared_sources", blocking=True, description=desc,
-                      partitions_def=prepared_source_partitions)
+    dg.AssetCheckSpec(
+        name, asset="prepared_sources", blocking=True, description=desc, partitions_def=prepared_source_partitions
+    )
     for name, desc in CHECK_DESCRIPTIONS.items()
 ]
 
@@ -265,29 +302,39 @@ def prepared_sources(context: dg.AssetExecutionContext):
         except (PreparationError, OSError) as exc:
             failures.append(f"{key} ({row['rel_path']}): {exc}")
     if failures:
-        raise dg.Failure(description="could not prepare:\n" + "\n".join(failures),
-                         metadata={"failed": len(failures), "prepared_before_failure": len(prepared)})
+        raise dg.Failure(
+            description="could not prepare:\n" + "\n".join(failures),
+            metadata={"failed": len(failures), "prepared_before_failure": len(prepared)},
+        )
     for key, row, p in prepared:
-        context.add_asset_metadata(partition_key=key, metadata={
-            "source": f"{row['root']}/{row['rel_path']}",
-            "quality_score": p.quality_score,
-            "quality_components": dg.MetadataValue.json({k: round(v, 3) for k, v in p.quality_components.items()}),
-            "duration_sec": round(p.output.duration_sec, 3),
-            "source_offset_sec": round(p.source_offset_sec, 3),
-            "source_format": f"{p.source_sample_rate} Hz, {p.source_channels} ch",
-            "cut_at_240s": p.cut_at_max,
-            "gain_db": round(p.gain_db, 3),
-            "loudness_lufs": round(p.output.loudness_lufs, 2) if p.output.loudness_lufs is not None else None,
-            "path": dg.MetadataValue.path(str(p.path)),
-        })
+        context.add_asset_metadata(
+            partition_key=key,
+            metadata={
+                "source": f"{row['root']}/{row['rel_path']}",
+                "quality_score": p.quality_score,
+                "quality_components": dg.MetadataValue.json({k: round(v, 3) for k, v in p.quality_components.items()}),
+                "duration_sec": round(p.output.duration_sec, 3),
+                "source_offset_sec": round(p.source_offset_sec, 3),
+                "source_format": f"{p.source_sample_rate} Hz, {p.source_channels} ch",
+                "cut_at_240s": p.cut_at_max,
+                "gain_db": round(p.gain_db, 3),
+                "loudness_lufs": round(p.output.loudness_lufs, 2) if p.output.loudness_lufs is not None else None,
+                "path": dg.MetadataValue.path(str(p.path)),
+            },
+        )
     yield dg.MaterializeResult()
     selected_checks = {k.name for k in context.selected_asset_check_keys}
     for key, _row, p in prepared:
         for outcome in check_prepared(p.path):
             if outcome.name in selected_checks:
                 yield dg.AssetCheckEvaluation(
-                    asset_key=context.asset_key, check_name=outcome.name, passed=outcome.passed, blocking=True,
-                    partition=key, description=outcome.description, metadata=outcome.metadata,
+                    asset_key=context.asset_key,
+                    check_name=outcome.name,
+                    passed=outcome.passed,
+                    blocking=True,
+                    partition=key,
+                    description=outcome.description,
+                    metadata=outcome.metadata,
                 )
     # One output per check lets downstream steps wait on the gates; the results are the evaluations above.
     for check_key in context.selected_asset_check_keys:
@@ -306,7 +353,7 @@ refresh_selection = dg.AssetSelection.assets(audio_catalog, selected_sources)
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches <data dir>/raw_audio: requests a catalog + selection run when a file is added, "
-                "changed or removed, and keeps the prepared_sources partitions to the selected files that exist.",
+    "changed or removed, and keeps the prepared_sources partitions to the selected files that exist.",
 )
 def raw_audio_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     from music_assets.audio.catalog import CatalogError, fingerprint, resolve_roots, scan  # noqa: PLC0415
@@ -336,10 +383,12 @@ def raw_audio_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
             partition_requests.append(prepared_source_partitions.build_delete_request(sorted(current - wanted)))
     run_requests = []
     if tree != context.cursor:
-        run_requests.append(dg.RunRequest(
-            run_config={"ops": {"audio_catalog": {"config": {"roots": roots}}}},
-            tags={"music_assets/trigger": "raw_audio_changed"},
-        ))
+        run_requests.append(
+            dg.RunRequest(
+                run_config={"ops": {"audio_catalog": {"config": {"roots": roots}}}},
+                tags={"music_assets/trigger": "raw_audio_changed"},
+            )
+        )
     if not run_requests and not partition_requests:
         return dg.SkipReason(f"no change under {', '.join(roots)} ({len(entries)} audio files)")
     return dg.SensorResult(run_requests=run_requests, cursor=tree, dynamic_partitions_requests=partition_requests)

@@ -97,7 +97,9 @@ def verify_checkpoint(path: str | Path, fingerprint: str | None = None) -> Check
             raise CheckpointError(f"{f}: missing")
         actual = sha256_file(f)
         if actual != digest:
-            raise CheckpointError(f"{f}: sha256 {actual[:12]}... does not match the manifest's {digest[:12]}... (corrupt)")
+            raise CheckpointError(
+                f"{f}: sha256 {actual[:12]}... does not match the manifest's {digest[:12]}... (corrupt)"
+            )
     return Checkpoint(d, manifest)
 
 
@@ -160,7 +162,9 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return flat, sd["param_groups"]
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, flat: Mapping[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
+def load_optimizer(
+    optimizer: torch.optim.Optimizer, flat: Mapping[str, torch.Tensor], groups: list[dict[str, Any]]
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, t in flat.items():
         _, pid, key = name.split(".", 2)

@@ -80,8 +80,9 @@ def build_corpus(
     for split in SPLITS:
         rows = samples[samples["split"] == split].sort_values("sample_id", kind="stable")
         seqs: list[np.ndarray] = []
-        index: dict[str, list] = {k: [] for k in ("sample_id", "rudiment_slug", "skill_tier", "tempo_bpm",
-                                                  "offset", "length", "truncated")}
+        index: dict[str, list] = {
+            k: [] for k in ("sample_id", "rudiment_slug", "skill_tier", "tempo_bpm", "offset", "length", "truncated")
+        }
         offset = 0
         for r in rows.itertuples(index=False):
             midi = data_root / str(r.midi_path)
@@ -92,35 +93,51 @@ def build_corpus(
                 raise CorpusError(f"{source} row {r.sample_id}: {exc}") from exc
             ids, cut = truncate(ids, vocab, max_seq_len)
             seqs.append(np.asarray(ids, dtype=np.uint16))
-            for k, v in (("sample_id", r.sample_id), ("rudiment_slug", r.rudiment_slug), ("skill_tier", r.skill_tier),
-                         ("tempo_bpm", tempo), ("offset", offset), ("length", len(ids)), ("truncated", cut)):
+            for k, v in (
+                ("sample_id", r.sample_id),
+                ("rudiment_slug", r.rudiment_slug),
+                ("skill_tier", r.skill_tier),
+                ("tempo_bpm", tempo),
+                ("offset", offset),
+                ("length", len(ids)),
+                ("truncated", cut),
+            ):
                 index[k].append(v)
             offset += len(ids)
         tokenized[split] = (rows, seqs, index)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary: dict[str, Any] = {"max_seq_len": max_seq_len, "vocab_size": len(vocab), "splits": {},
-                               "subdivisions": subdivisions or {}, "files": {}}
+    summary: dict[str, Any] = {
+        "max_seq_len": max_seq_len,
+        "vocab_size": len(vocab),
+        "splits": {},
+        "subdivisions": subdivisions or {},
+        "files": {},
+    }
     write_json(out_dir / "vocab.json", vocab.to_json())
     for split, (rows, seqs, index) in tokenized.items():
         flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.uint16)
         tok_path = out_dir / f"{split}.tokens.npy"
         with atomic_open(tok_path, "wb") as fh:
             np.save(fh, flat, allow_pickle=False)
-        table = pa.table({
-            "sample_id": pa.array(index["sample_id"], pa.string()),
-            "rudiment_slug": pa.array(index["rudiment_slug"], pa.string()),
-            "skill_tier": pa.array(index["skill_tier"], pa.string()),
-            "tempo_bpm": pa.array(index["tempo_bpm"], pa.float64()),
-            "offset": pa.array(index["offset"], pa.int64()),
-            "length": pa.array(index["length"], pa.int32()),
-            "truncated": pa.array(index["truncated"], pa.bool_()),
-        })
+        table = pa.table(
+            {
+                "sample_id": pa.array(index["sample_id"], pa.string()),
+                "rudiment_slug": pa.array(index["rudiment_slug"], pa.string()),
+                "skill_tier": pa.array(index["skill_tier"], pa.string()),
+                "tempo_bpm": pa.array(index["tempo_bpm"], pa.float64()),
+                "offset": pa.array(index["offset"], pa.int64()),
+                "length": pa.array(index["length"], pa.int32()),
+                "truncated": pa.array(index["truncated"], pa.bool_()),
+            }
+        )
         idx_path = out_dir / f"{split}.index.parquet"
         write_parquet(idx_path, table)
         lengths = np.asarray(index["length"], dtype=float)
         summary["splits"][split] = {
-            "sequences": len(seqs), "tokens": int(flat.size), "truncated": int(sum(index["truncated"])),
+            "sequences": len(seqs),
+            "tokens": int(flat.size),
+            "truncated": int(sum(index["truncated"])),
             "mean_length": float(lengths.mean()) if len(lengths) else 0.0,
             "max_length": int(lengths.max()) if len(lengths) else 0,
             "by_tier": {str(k): int(v) for k, v in rows["skill_tier"].value_counts().sort_index().items()},

@@ -92,9 +92,16 @@ def export_onnx(model: DrumTransformer, dest: Path, opset: int = DEFAULT_OPSET) 
         # every cache input names the same batch/past axes; the exporter warns that it keeps one name each
         warnings.filterwarnings("ignore", message=r".*shares the same shape constraints", category=UserWarning)
         program = torch.onnx.export(
-            _FlatCache(model).eval(), (ids, *past), None, dynamo=True, opset_version=opset, verbose=False,
-            input_names=[INPUT_IDS, *cache_names(n, "past")], output_names=[LOGITS, *cache_names(n, "present")],
-            dynamic_shapes=dynamic, optimize=True,
+            _FlatCache(model).eval(),
+            (ids, *past),
+            None,
+            dynamo=True,
+            opset_version=opset,
+            verbose=False,
+            input_names=[INPUT_IDS, *cache_names(n, "past")],
+            output_names=[LOGITS, *cache_names(n, "present")],
+            dynamic_shapes=dynamic,
+            optimize=True,
         )
     with atomic_path(dest) as tmp:
         program.save(tmp, external_data=False)
@@ -107,8 +114,15 @@ def default_tempi(corpus: Corpus) -> dict[str, float]:
 
 
 def model_json(
-    onnx_path: Path, vocab: Vocab, model: DrumTransformer, tier: str, *, opset: int, sampling: dict[str, Any],
-    tempi: dict[str, float], source: dict[str, Any],
+    onnx_path: Path,
+    vocab: Vocab,
+    model: DrumTransformer,
+    tier: str,
+    *,
+    opset: int,
+    sampling: dict[str, Any],
+    tempi: dict[str, float],
+    source: dict[str, Any],
 ) -> dict[str, Any]:
     """What a torch-free runner needs to drive the file (see the module docstring)."""
     cfg = model.config
@@ -127,33 +141,49 @@ def model_json(
         "special_tokens": {"PAD": vocab.pad_id, "BOS": vocab.bos_id, "EOS": vocab.eos_id},
         "conditioning": {
             "header": ["BOS", "RUDIMENT", "TIER", "TEMPO"],
-            "rudiment": {vocab.tokens[i][len("RUDIMENT_"):]: i for i in ranges["RUDIMENT"]},
-            "tier": {vocab.tokens[i][len("TIER_"):]: i for i in ranges["TIER"]},
+            "rudiment": {vocab.tokens[i][len("RUDIMENT_") :]: i for i in ranges["RUDIMENT"]},
+            "tier": {vocab.tokens[i][len("TIER_") :]: i for i in ranges["TIER"]},
             "tempo_bpm": {str(vocab.values[i]): i for i in ranges["TEMPO"]},
             "default_tempo_bpm": tempi,
         },
-        "cache": {"n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "head_dim": cfg.head_dim,
-                  "layout": "(batch, heads, past_sequence, head_dim); first call: past_sequence = 0",
-                  "inputs": cache_names(cfg.n_layers, "past"), "outputs": cache_names(cfg.n_layers, "present")},
+        "cache": {
+            "n_layers": cfg.n_layers,
+            "n_heads": cfg.n_heads,
+            "head_dim": cfg.head_dim,
+            "layout": "(batch, heads, past_sequence, head_dim); first call: past_sequence = 0",
+            "inputs": cache_names(cfg.n_layers, "past"),
+            "outputs": cache_names(cfg.n_layers, "present"),
+        },
         **describe_io(onnx_path),
         "sampling": sampling,
         "source": source,
     }
 
 
-def export_tier(base_dir: Path, adapter_dir: Path, corpus_dir: Path, out_dir: Path, tier: str,
-                opset: int = DEFAULT_OPSET) -> dict[str, Any]:
+def export_tier(
+    base_dir: Path, adapter_dir: Path, corpus_dir: Path, out_dir: Path, tier: str, opset: int = DEFAULT_OPSET
+) -> dict[str, Any]:
     """Merge the tier's adapter into a fresh copy of the base, export it; write model.onnx and model.json."""
     model, vocab = load_tier_model(base_dir, adapter_dir, merge=True)
     base_meta = read_json(base_dir / META_FILE)
     onnx_path = out_dir / MODEL_FILE
     export_onnx(model, onnx_path, opset)
     adapter_weights = next(iter(sorted(adapter_dir.glob("adapter_model.*"))), None)
-    source = {"base_weights_sha256": base_meta["weights_sha256"],
-              "adapter_sha256": sha256_file(adapter_weights) if adapter_weights else None,
-              "lora": {k: v for k, v in read_json(adapter_dir / "adapter_config.json").items() if k in _LORA_KEYS}}
-    meta = model_json(onnx_path, vocab, model, tier, opset=opset, sampling=base_meta.get("sampling", DEFAULT_SAMPLING),
-                      tempi=default_tempi(Corpus(corpus_dir)), source=source)
+    source = {
+        "base_weights_sha256": base_meta["weights_sha256"],
+        "adapter_sha256": sha256_file(adapter_weights) if adapter_weights else None,
+        "lora": {k: v for k, v in read_json(adapter_dir / "adapter_config.json").items() if k in _LORA_KEYS},
+    }
+    meta = model_json(
+        onnx_path,
+        vocab,
+        model,
+        tier,
+        opset=opset,
+        sampling=base_meta.get("sampling", DEFAULT_SAMPLING),
+        tempi=default_tempi(Corpus(corpus_dir)),
+        source=source,
+    )
     write_json(out_dir / META_FILE, meta)
     return meta
 
@@ -172,8 +202,11 @@ class ParityReport:
 
     @property
     def passed(self) -> bool:
-        return (self.prefill_max_abs_diff <= self.tolerance and self.decode_max_abs_diff <= self.tolerance
-                and self.greedy_mismatches == 0)
+        return (
+            self.prefill_max_abs_diff <= self.tolerance
+            and self.decode_max_abs_diff <= self.tolerance
+            and self.greedy_mismatches == 0
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "greedy_identical": self.greedy_mismatches == 0, "passed": self.passed}
@@ -186,8 +219,15 @@ def _max_diff(a: np.ndarray, b: torch.Tensor) -> float:
 
 @torch.no_grad()
 def parity_report(
-    reference: nn.Module, onnx_model: OnnxDrumModel, seqs: Sequence[np.ndarray], *, batch: int = 4,
-    prefill_tokens: int = 32, decode_steps: int = 16, greedy_tokens: int = 64, tolerance: float = 1e-4,
+    reference: nn.Module,
+    onnx_model: OnnxDrumModel,
+    seqs: Sequence[np.ndarray],
+    *,
+    batch: int = 4,
+    prefill_tokens: int = 32,
+    decode_steps: int = 16,
+    greedy_tokens: int = 64,
+    tolerance: float = 1e-4,
 ) -> ParityReport:
     """Compare the ONNX file with `reference` (torch, `(input_ids, past) -> (logits, present)`).
 

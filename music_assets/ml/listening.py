@@ -24,8 +24,15 @@ def write_performance(
     renderer = get_renderer(soundfont)
     audio = renderer.render_midi(pm, tail_seconds=0.5)
     write_flac(flac_path, audio, renderer.sample_rate)
-    return {"rudiment": perf.rudiment, "tier": perf.tier, "tempo_bpm": perf.tempo_bpm, "notes": len(perf.notes),
-            "midi": str(midi_path), "flac": str(flac_path), "seconds": round(len(audio) / renderer.sample_rate, 2)}
+    return {
+        "rudiment": perf.rudiment,
+        "tier": perf.tier,
+        "tempo_bpm": perf.tempo_bpm,
+        "notes": len(perf.notes),
+        "midi": str(midi_path),
+        "flac": str(flac_path),
+        "seconds": round(len(audio) / renderer.sample_rate, 2),
+    }
 
 
 def plot_loss_curve(history: dict[str, list], events: list[str], dest: Path, title: str) -> Path:
@@ -42,7 +49,7 @@ def plot_loss_curve(history: dict[str, list], events: list[str], dest: Path, tit
     if len(train) >= 10:
         k = max(5, len(train) // 30)
         smooth = np.convolve(train[:, 1], np.ones(k) / k, mode="valid")
-        ax.plot(train[k - 1:, 0], smooth, color="C0", lw=1.5, label=f"train ({k}-step mean)")
+        ax.plot(train[k - 1 :, 0], smooth, color="C0", lw=1.5, label=f"train ({k}-step mean)")
     val = np.asarray(history.get("val") or [[0, np.nan]], dtype=float)
     ax.plot(val[:, 0], val[:, 1], "o-", color="C3", ms=4, label="validation")
     ax.set_xlabel("step")

@@ -26,8 +26,10 @@ from music_assets.seeding import stable_rng
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m music_assets.ml.onnx_generate",
-                                 description="Generate a rudiment performance (MIDI) with an exported ONNX model.")
+    ap = argparse.ArgumentParser(
+        prog="python -m music_assets.ml.onnx_generate",
+        description="Generate a rudiment performance (MIDI) with an exported ONNX model.",
+    )
     ap.add_argument("--model", required=True, type=Path, help="model folder holding model.onnx and model.json")
     ap.add_argument("--rudiment", required=True, help="rudiment slug, e.g. flam or single_paradiddle")
     ap.add_argument("--out", required=True, type=Path, help="MIDI file to write")
@@ -47,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         model = OnnxDrumModel(args.model, threads=args.threads)
         conditioning = model.meta["conditioning"]
         if args.rudiment not in conditioning["rudiment"]:
-            raise TokenizerError(f"unknown rudiment {args.rudiment!r}; the model knows: "
-                                 f"{', '.join(sorted(conditioning['rudiment']))}")
+            raise TokenizerError(
+                f"unknown rudiment {args.rudiment!r}; the model knows: {', '.join(sorted(conditioning['rudiment']))}"
+            )
         tempi = conditioning.get("default_tempo_bpm") or {}
         tempo = args.tempo or tempi.get(args.rudiment, 120.0)
         sampling = Sampling.from_meta(model.meta, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
@@ -67,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(args.out) as tmp:
         model.vocab.to_pretty_midi(perf).write(str(tmp))
     end = max(n.end for n in perf.notes)
-    print(f"{args.out}: {perf.rudiment}, {model.tier} ({model.meta['precision']}), {perf.tempo_bpm:g} BPM, "
-          f"{len(perf.notes)} notes, {end:.2f} s, {len(ids)} tokens, grammar score {report.score:.3f}"
-          f"{'' if report.has_eos else ' (no EOS: cut at the length limit)'}")
+    print(
+        f"{args.out}: {perf.rudiment}, {model.tier} ({model.meta['precision']}), {perf.tempo_bpm:g} BPM, "
+        f"{len(perf.notes)} notes, {end:.2f} s, {len(ids)} tokens, grammar score {report.score:.3f}"
+        f"{'' if report.has_eos else ' (no EOS: cut at the length limit)'}"
+    )
     return 0
 
 

@@ -175,7 +175,12 @@ class OnnxDrumModel:
         return self.vocab.header(rudiment, tier or self.tier, tempo_bpm)
 
     def generate(
-        self, prompts: np.ndarray, *, max_new_tokens: int, sampling: Sampling, rng: np.random.Generator,
+        self,
+        prompts: np.ndarray,
+        *,
+        max_new_tokens: int,
+        sampling: Sampling,
+        rng: np.random.Generator,
         stop_at_eos: bool = True,
     ) -> list[list[int]]:
         """Continue equal-length `prompts` (batch, prompt_len) with the cache; each sequence is cut

@@ -74,8 +74,13 @@ class QuantSettings:
         if precision == "int8":
             return {"method": "quantize_dynamic", "weight_type": "QInt8", "per_channel": self.int8_per_channel}
         if precision == "int4":
-            return {"method": "MatMulNBitsQuantizer", "bits": 4, "block_size": self.int4_block_size,
-                    "symmetric": self.int4_symmetric, "accuracy_level": self.int4_accuracy_level or None}
+            return {
+                "method": "MatMulNBitsQuantizer",
+                "bits": 4,
+                "block_size": self.int4_block_size,
+                "symmetric": self.int4_symmetric,
+                "accuracy_level": self.int4_accuracy_level or None,
+            }
         raise QuantizeError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
 
 
@@ -96,8 +101,13 @@ def quantize_file(src: Path, dest: Path, precision: str, settings: QuantSettings
         else:
             from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer  # noqa: PLC0415
 
-            q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=4, block_size=settings.int4_block_size,
-                                     is_symmetric=settings.int4_symmetric, accuracy_level=used["accuracy_level"])
+            q = MatMulNBitsQuantizer(
+                onnx.load(str(src)),
+                bits=4,
+                block_size=settings.int4_block_size,
+                is_symmetric=settings.int4_symmetric,
+                accuracy_level=used["accuracy_level"],
+            )
             q.process()
             q.model.save_model_to_file(str(tmp), use_external_data_format=False)
     return used
@@ -110,9 +120,15 @@ def write_variant(
     fp32_meta = read_model_meta(fp32_dir)
     model_path = out_dir / MODEL_FILE
     used = quantize_file(fp32_dir / MODEL_FILE, model_path, precision, settings)
-    meta = {**fp32_meta, **describe_io(model_path), "precision": precision, "sha256": sha256_file(model_path),
-            "size_bytes": model_path.stat().st_size, "quantization": used,
-            "fp32": {"sha256": fp32_meta["sha256"], "size_bytes": fp32_meta["size_bytes"]}}
+    meta = {
+        **fp32_meta,
+        **describe_io(model_path),
+        "precision": precision,
+        "sha256": sha256_file(model_path),
+        "size_bytes": model_path.stat().st_size,
+        "quantization": used,
+        "fp32": {"sha256": fp32_meta["sha256"], "size_bytes": fp32_meta["size_bytes"]},
+    }
     write_json(out_dir / META_FILE, meta)
     return meta
 
@@ -148,6 +164,7 @@ def validation_sample(corpus: Corpus, tier: str, n: int, seed: int) -> list[np.n
 
 def latency_ms_per_token(model: OnnxDrumModel, prompt: np.ndarray, tokens: int, repeats: int) -> float:
     """Median wall time of one cached decode step (batch 1), after a header prefill and a warm-up."""
+
     def run(n: int) -> float:
         logits, past = model.step(prompt)
         t0 = time.perf_counter()
@@ -162,20 +179,32 @@ def latency_ms_per_token(model: OnnxDrumModel, prompt: np.ndarray, tokens: int, 
 def evaluate(model: OnnxDrumModel, val: list[np.ndarray], settings: EvalSettings, sampling: Sampling) -> Evaluation:
     """Measure one model file on `val` (see the module docstring)."""
     scores = model.score(val, settings.batch_size)
-    seqs = model.generate(headers_of(val, settings.samples), max_new_tokens=model.max_seq_len - HEADER_LEN,
-                          sampling=sampling, rng=stable_rng(settings.seed, "grammar", model.tier))
+    seqs = model.generate(
+        headers_of(val, settings.samples),
+        max_new_tokens=model.max_seq_len - HEADER_LEN,
+        sampling=sampling,
+        rng=stable_rng(settings.seed, "grammar", model.tier),
+    )
     grammar = [grammar_report(s, model.vocab) for s in seqs]
     latency = latency_ms_per_token(model, headers_of(val, 1), settings.latency_tokens, settings.latency_repeats)
     size = (model.dir / MODEL_FILE).stat().st_size
     return Evaluation(
         report={
-            "tier": model.tier, "precision": model.meta["precision"], "sha256": model.meta["sha256"],
-            "size_bytes": size, "latency_ms_per_token": latency, "val_loss": scores.loss,
-            "val_perplexity": math.exp(scores.loss), "val_sequences": len(val), "val_tokens": scores.tokens,
+            "tier": model.tier,
+            "precision": model.meta["precision"],
+            "sha256": model.meta["sha256"],
+            "size_bytes": size,
+            "latency_ms_per_token": latency,
+            "val_loss": scores.loss,
+            "val_perplexity": math.exp(scores.loss),
+            "val_sequences": len(val),
+            "val_tokens": scores.tokens,
             "grammar_score": float(np.mean([g.score for g in grammar])),
             "grammar_min": float(min(g.score for g in grammar)),
-            "ended_with_eos": int(sum(g.has_eos for g in grammar)), "samples": len(seqs),
-            "sampling": asdict(sampling), "threads": settings.threads,
+            "ended_with_eos": int(sum(g.has_eos for g in grammar)),
+            "samples": len(seqs),
+            "sampling": asdict(sampling),
+            "threads": settings.threads,
         },
         argmax=scores.argmax,
     )
@@ -225,17 +254,25 @@ def collect_reports(quantized_root: Path) -> list[dict[str, Any]]:
 
 def report_table(rows: list[dict[str, Any]]) -> str:
     """One markdown table of reports (fp32 rows have no ratio/agreement columns)."""
+
     def num(r: dict[str, Any], key: str, fmt: str) -> str:
         return format(r[key], fmt) if key in r else "-"
 
-    lines = ["| tier | precision | size (KiB) | size / fp32 | ms / token | top-1 agreement | grammar | "
-             "val perplexity | change vs fp32 |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| tier | precision | size (KiB) | size / fp32 | ms / token | top-1 agreement | grammar | "
+        "val perplexity | change vs fp32 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        change = (f"{r['val_perplexity_change']:+.3f} ({r['val_perplexity_change_pct']:+.2f} %)"
-                  if "val_perplexity_change" in r else "-")
-        lines.append(f"| {r['tier']} | {r['precision']} | {r['size_bytes'] / 1024:.0f} | "
-                     f"{num(r, 'size_ratio', '.3f')} | {r['latency_ms_per_token']:.3f} | "
-                     f"{num(r, 'top1_agreement', '.4f')} | {r['grammar_score']:.3f} | {r['val_perplexity']:.3f} | "
-                     f"{change} |")
+        change = (
+            f"{r['val_perplexity_change']:+.3f} ({r['val_perplexity_change_pct']:+.2f} %)"
+            if "val_perplexity_change" in r
+            else "-"
+        )
+        lines.append(
+            f"| {r['tier']} | {r['precision']} | {r['size_bytes'] / 1024:.0f} | "
+            f"{num(r, 'size_ratio', '.3f')} | {r['latency_ms_per_token']:.3f} | "
+            f"{num(r, 'top1_agreement', '.4f')} | {r['grammar_score']:.3f} | {r['val_perplexity']:.3f} | "
+            f"{change} |"
+        )
     return "\n".join(lines)

@@ -40,7 +40,8 @@ def subdivisions_from_strokes(strokes: pd.DataFrame, samples: pd.DataFrame, tole
     does not depend on where the first stroke sits.
     """
     df = strokes.loc[~strokes["is_grace"].astype(bool), ["sample_id", "intended_time_ms"]].merge(
-        samples[["sample_id", "rudiment_slug", "tempo_bpm"]], on="sample_id", how="inner")
+        samples[["sample_id", "rudiment_slug", "tempo_bpm"]], on="sample_id", how="inner"
+    )
     out: dict[str, int] = {}
     for slug, g in df.groupby("rudiment_slug", sort=True):
         needed = 1
@@ -50,15 +51,17 @@ def subdivisions_from_strokes(strokes: pd.DataFrame, samples: pd.DataFrame, tole
             iois = iois[iois > 1e-6]
             if not len(iois):
                 continue
-            fit = next((d for d in SUBDIVISIONS if np.all(np.abs(iois * d - np.round(iois * d)) < tolerance)),
-                       SUBDIVISIONS[-1])
+            fit = next(
+                (d for d in SUBDIVISIONS if np.all(np.abs(iois * d - np.round(iois * d)) < tolerance)), SUBDIVISIONS[-1]
+            )
             needed = max(needed, fit)
         out[str(slug)] = int(needed)
     return out
 
 
-def grid_deviations_ms(onsets_s: Iterable[float], tempo_bpm: float, subdivision: int,
-                       grace_fraction: float = 0.5) -> np.ndarray:
+def grid_deviations_ms(
+    onsets_s: Iterable[float], tempo_bpm: float, subdivision: int, grace_fraction: float = 0.5
+) -> np.ndarray:
     """Deviations (ms) of the main-stroke onsets from the fitted tempo grid (empty if too few)."""
     t = np.sort(np.asarray(list(onsets_s), dtype=float))
     if len(t) < MIN_ONSETS or tempo_bpm <= 0:

@@ -101,7 +101,8 @@ class TokenizerConfig:
         if self.max_resolution_ms > MAX_RESOLUTION_MS:
             raise TokenizerError(
                 f"a tick at {self.tempo_min_bpm} BPM is {self.max_resolution_ms:.2f} ms; it must be <= "
-                f"{MAX_RESOLUTION_MS} ms so professional timing stays representable (raise ticks_per_beat)")
+                f"{MAX_RESOLUTION_MS} ms so professional timing stays representable (raise ticks_per_beat)"
+            )
         if self.max_shift_ticks < 1 or self.tempo_step_bpm < 1 or self.tempo_min_bpm < 1:
             raise TokenizerError("max_shift_ticks, tempo_step_bpm and tempo_min_bpm must be >= 1")
         if self.pitch_min > self.pitch_max or not (0 <= self.pitch_min and self.pitch_max <= 127):
@@ -114,8 +115,10 @@ class TokenizerConfig:
             raise TokenizerError("grid_follow must be in [0, 1)")
         for slug, sub in (*self.grid, ("default", self.default_subdivision)):
             if sub < 1 or self.ticks_per_beat % sub:
-                raise TokenizerError(f"subdivision {sub} of {slug}: it must divide ticks_per_beat "
-                                     f"({self.ticks_per_beat}) so every grid point is a whole tick")
+                raise TokenizerError(
+                    f"subdivision {sub} of {slug}: it must divide ticks_per_beat "
+                    f"({self.ticks_per_beat}) so every grid point is a whole tick"
+                )
 
     def subdivision(self, rudiment: str | None) -> int:
         """The subdivision of the beat that `rudiment`'s onsets are written against."""
@@ -208,8 +211,17 @@ class Vocab:
     def ranges(self) -> dict[str, range]:
         """Id range of each token type (contiguous by construction)."""
         out: dict[str, range] = {}
-        for kind in ("RUDIMENT_", "TIER_", "TEMPO_", "VELOCITY_", "NOTE_ON_", "NOTE_OFF_", "TIME_SHIFT_", "GRID_",
-                     "OFFSET_"):
+        for kind in (
+            "RUDIMENT_",
+            "TIER_",
+            "TEMPO_",
+            "VELOCITY_",
+            "NOTE_ON_",
+            "NOTE_OFF_",
+            "TIME_SHIFT_",
+            "GRID_",
+            "OFFSET_",
+        ):
             ids = [i for i, t in enumerate(self.tokens) if t.startswith(kind)]
             out[kind.rstrip("_")] = range(ids[0], ids[-1] + 1)
         return out
@@ -220,7 +232,7 @@ class Vocab:
         kinds = np.zeros(len(self), dtype=np.int8)
         kinds[self.bos_id], kinds[self.eos_id] = KIND_NAMES.index("BOS"), KIND_NAMES.index("EOS")
         for name, r in self.ranges.items():
-            kinds[r.start:r.stop] = KIND_NAMES.index(name)
+            kinds[r.start : r.stop] = KIND_NAMES.index(name)
         return kinds
 
     @cached_property
@@ -270,16 +282,25 @@ class Vocab:
         for kind, val in (("RUDIMENT", rudiment), ("TIER", tier)):
             if f"{kind}_{val}" not in self.index:
                 raise TokenizerError(f"unknown {kind.lower()} {val!r}")
-        return [self.bos_id, self.index[f"RUDIMENT_{rudiment}"], self.index[f"TIER_{tier}"], self.tempo_token(tempo_bpm)]
+        return [
+            self.bos_id,
+            self.index[f"RUDIMENT_{rudiment}"],
+            self.index[f"TIER_{tier}"],
+            self.tempo_token(tempo_bpm),
+        ]
 
     # --- encode / decode --------------------------------------------------------
-    def encode_notes(self, notes: list[Note], rudiment: str, tier: str, tempo_bpm: float, source: str = "<notes>") -> list[int]:
+    def encode_notes(
+        self, notes: list[Note], rudiment: str, tier: str, tempo_bpm: float, source: str = "<notes>"
+    ) -> list[int]:
         res = self.tick_seconds(self.tempo_bin(tempo_bpm))
         quant: list[tuple[int, int, int, int]] = []  # (on, off, pitch, velocity)
         for n in notes:
             if not self.config.pitch_min <= n.pitch <= self.config.pitch_max:
-                raise TokenizerError(f"{source}: pitch {n.pitch} outside the tokenizer's range "
-                                     f"{self.config.pitch_min}..{self.config.pitch_max}")
+                raise TokenizerError(
+                    f"{source}: pitch {n.pitch} outside the tokenizer's range "
+                    f"{self.config.pitch_min}..{self.config.pitch_max}"
+                )
             if n.start < 0 or n.end < n.start:
                 raise TokenizerError(f"{source}: invalid note times {n.start}..{n.end}")
             quant.append((int(round(n.start / res)), int(round(n.end / res)), n.pitch, n.velocity))
@@ -290,7 +311,7 @@ class Vocab:
             if last_on.get(pitch) == on:
                 continue  # same pitch struck twice in one time step: keep the louder (sorted first)
             last_on[pitch] = on
-            nxt = next((q[0] for q in quant[i + 1:] if q[2] == pitch and q[0] > on), None)
+            nxt = next((q[0] for q in quant[i + 1 :] if q[2] == pitch and q[0] > on), None)
             off = max(off, on + 1)
             if nxt is not None:
                 off = min(off, nxt)
@@ -374,10 +395,10 @@ class Vocab:
             if kind == "EOS":
                 break
             if kind == "RUDIMENT":
-                perf.rudiment = self.tokens[i][len("RUDIMENT_"):]
+                perf.rudiment = self.tokens[i][len("RUDIMENT_") :]
                 step = self.step_ticks(perf.rudiment)
             elif kind == "TIER":
-                perf.tier = self.tokens[i][len("TIER_"):]
+                perf.tier = self.tokens[i][len("TIER_") :]
             elif kind == "TEMPO":
                 perf.tempo_bpm = float(values[i])
                 res = self.tick_seconds(perf.tempo_bpm)
@@ -402,8 +423,12 @@ class Vocab:
             elif kind == "NOTE_ON":
                 if note is not None:
                     raw_notes.append((note[1], note[3], note[0], note[2]))
-                note = [int(values[i]), max(0, cursor if onset is None else onset),
-                        pending_vel if pending_vel is not None else 64, 0]
+                note = [
+                    int(values[i]),
+                    max(0, cursor if onset is None else onset),
+                    pending_vel if pending_vel is not None else 64,
+                    0,
+                ]
                 pending_vel = onset = None
             elif kind == "NOTE_OFF":
                 if note is not None and note[0] == int(values[i]):
@@ -427,7 +452,9 @@ class Vocab:
 
         pm = pretty_midi.PrettyMIDI(initial_tempo=float(perf.tempo_bpm or 120.0))
         inst = pretty_midi.Instrument(program=0, is_drum=True, name="drums")
-        inst.notes = [pretty_midi.Note(velocity=n.velocity, pitch=n.pitch, start=n.start, end=n.end) for n in perf.notes]
+        inst.notes = [
+            pretty_midi.Note(velocity=n.velocity, pitch=n.pitch, start=n.start, end=n.end) for n in perf.notes
+        ]
         pm.instruments.append(inst)
         return pm
 
@@ -438,16 +465,30 @@ class Vocab:
     @classmethod
     def from_json(cls, obj: dict[str, Any], source: str = "vocab") -> Vocab:
         if obj.get("format") != FORMAT:
-            raise TokenizerError(f"{source}: sequence format {obj.get('format', 1)}, this version reads {FORMAT} "
-                                 "(materialize token_corpus again)")
+            raise TokenizerError(
+                f"{source}: sequence format {obj.get('format', 1)}, this version reads {FORMAT} "
+                "(materialize token_corpus again)"
+            )
         vocab = cls(TokenizerConfig.from_dict(obj["config"]))
         if vocab.tokens != obj["tokens"]:
             raise TokenizerError(f"{source}: the token list does not match its config (written by another version?)")
         return vocab
 
 
-KIND_NAMES: tuple[str, ...] = ("PAD", "BOS", "EOS", "RUDIMENT", "TIER", "TEMPO", "VELOCITY", "NOTE_ON", "NOTE_OFF", "TIME_SHIFT",
-                               "GRID", "OFFSET")
+KIND_NAMES: tuple[str, ...] = (
+    "PAD",
+    "BOS",
+    "EOS",
+    "RUDIMENT",
+    "TIER",
+    "TEMPO",
+    "VELOCITY",
+    "NOTE_ON",
+    "NOTE_OFF",
+    "TIME_SHIFT",
+    "GRID",
+    "OFFSET",
+)
 
 
 def read_drum_midi(midi: str | os.PathLike[str] | Any) -> tuple[list[Note], float]:

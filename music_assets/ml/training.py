@@ -35,8 +35,9 @@ import torch.nn.functional as F
 
 from music_assets.io import remove_partials
 from music_assets.ml import checkpoints as ck
-from music_assets.ml.generation import SamplingConfig, generate, torch_generator
+from music_assets.ml.generation import generate, torch_generator
 from music_assets.ml.grammar import mean_grammar_score
+from music_assets.ml.sampling import SamplingConfig
 from music_assets.ml.tokenizer import HEADER_LEN, Vocab
 from music_assets.seeding import stable_rng, stable_seed
 
@@ -121,9 +122,13 @@ def make_batch(seqs: Sequence[np.ndarray], pad_id: int) -> tuple[torch.Tensor, t
     return ids_t[:, :-1], targets
 
 
-def lm_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def lm_loss(
+    model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     logits, _ = model(inputs)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE, reduction=reduction)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE, reduction=reduction
+    )
 
 
 @torch.no_grad()
@@ -155,10 +160,22 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def watch_score(
-    model: torch.nn.Module, prompts: torch.Tensor, vocab: Vocab, max_new_tokens: int, sampling: SamplingConfig, seed: Any
+    model: torch.nn.Module,
+    prompts: torch.Tensor,
+    vocab: Vocab,
+    max_new_tokens: int,
+    sampling: SamplingConfig,
+    seed: Any,
 ) -> float:
-    seqs = generate(model, prompts, max_new_tokens=max_new_tokens, eos_id=vocab.eos_id, pad_id=vocab.pad_id,
-                    sampling=sampling, generator=torch_generator(seed, "watch"))
+    seqs = generate(
+        model,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        eos_id=vocab.eos_id,
+        pad_id=vocab.pad_id,
+        sampling=sampling,
+        generator=torch_generator(seed, "watch"),
+    )
     return mean_grammar_score(seqs, vocab)
 
 
@@ -190,13 +207,24 @@ class Trainer:
         no_decay = [p for n, p in self.params.items() if p.dim() < 2]
         self.opt = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.learning_rate, betas=(0.9, 0.98), eps=1e-8,
+            lr=cfg.learning_rate,
+            betas=(0.9, 0.98),
+            eps=1e-8,
         )
-        self.fp = fingerprint(cfg.fingerprint_fields(), data_digest(train_seqs), data_digest(val_seqs),
-                              vocab.to_json()["config"], asdict(sampling), fingerprint_extra,
-                              {n: list(p.shape) for n, p in self.params.items()})
+        self.fp = fingerprint(
+            cfg.fingerprint_fields(),
+            data_digest(train_seqs),
+            data_digest(val_seqs),
+            vocab.to_json()["config"],
+            asdict(sampling),
+            fingerprint_extra,
+            {n: list(p.shape) for n, p in self.params.items()},
+        )
         self.state: dict[str, Any] = {
-            "lr_scale": 1.0, "rollbacks": 0, "history": {"train": [], "val": [], "watch": []}, "events": [],
+            "lr_scale": 1.0,
+            "rollbacks": 0,
+            "history": {"train": [], "val": [], "watch": []},
+            "events": [],
         }
         self.step = 0
 
@@ -204,8 +232,14 @@ class Trainer:
     def _save(self, val_loss: float | None, score: float | None) -> ck.Checkpoint:
         opt_flat, groups = ck.optimizer_tensors(self.opt)
         good = score is not None and score >= self.cfg.watch_threshold
-        state = {**self.state, "val_loss": val_loss, "watch_score": score, "good": good,
-                 "eligible_best": self.step > 0 and val_loss is not None, "param_groups": groups}
+        state = {
+            **self.state,
+            "val_loss": val_loss,
+            "watch_score": score,
+            "good": good,
+            "eligible_best": self.step > 0 and val_loss is not None,
+            "param_groups": groups,
+        }
         return ck.save_checkpoint(self.root, self.step, {"model": self.params, "optimizer": opt_flat}, state, self.fp)
 
     def _restore(self, ckpt: ck.Checkpoint, keep_loop_state: bool = False) -> None:
@@ -220,8 +254,12 @@ class Trainer:
         self.step = ckpt.step
         if not keep_loop_state:
             m = ckpt.manifest
-            self.state = {"lr_scale": m["lr_scale"], "rollbacks": m["rollbacks"], "history": m["history"],
-                          "events": m["events"]}
+            self.state = {
+                "lr_scale": m["lr_scale"],
+                "rollbacks": m["rollbacks"],
+                "history": m["history"],
+                "events": m["events"],
+            }
 
     def _prune(self) -> None:
         valid = ck.valid_checkpoints(self.root, self.fp)
@@ -266,16 +304,24 @@ class Trainer:
         """Evaluate, watch, then save or roll back. Returns False when training must stop."""
         cfg = self.cfg
         val = evaluate_loss(self.model, self.val_seqs, self.vocab.pad_id, cfg.eval_batch_size)
-        score = watch_score(self.model, self.watch_prompts, self.vocab, cfg.watch_max_new_tokens, self.sampling,
-                            (cfg.seed, self.step, self.state["rollbacks"]))
+        score = watch_score(
+            self.model,
+            self.watch_prompts,
+            self.vocab,
+            cfg.watch_max_new_tokens,
+            self.sampling,
+            (cfg.seed, self.step, self.state["rollbacks"]),
+        )
         self.state["history"]["val"].append([self.step, val])
         self.state["history"]["watch"].append([self.step, score])
         self.log(f"step {self.step}: val loss {val:.4f}, watch grammar {score:.3f}")
         last_good = ck.latest_valid_checkpoint(self.root, self.fp, where=lambda c: c.manifest["good"], log=self.log)
         if score < cfg.watch_threshold and last_good is not None:
             if self.state["rollbacks"] >= cfg.max_rollbacks:
-                self.state["events"].append(f"step {self.step}: grammar {score:.3f} < {cfg.watch_threshold}; "
-                                            f"rollback limit {cfg.max_rollbacks} reached, stopping")
+                self.state["events"].append(
+                    f"step {self.step}: grammar {score:.3f} < {cfg.watch_threshold}; "
+                    f"rollback limit {cfg.max_rollbacks} reached, stopping"
+                )
                 self.log(self.state["events"][-1])
                 return False
             collapsed_at = self.step
@@ -284,7 +330,8 @@ class Trainer:
             self.state["lr_scale"] *= cfg.rollback_lr_factor
             self.state["events"].append(
                 f"step {collapsed_at}: grammar {score:.3f} < {cfg.watch_threshold}; rolled back to step "
-                f"{last_good.step}, learning-rate scale now {self.state['lr_scale']:.4g}")
+                f"{last_good.step}, learning-rate scale now {self.state['lr_scale']:.4g}"
+            )
             self.log(self.state["events"][-1])
             return True
         self._save(val, score)
@@ -326,8 +373,14 @@ class Trainer:
         final_state = dict(self.state)
         self._restore(best, keep_loop_state=True)
         return TrainResult(
-            best_step=best.step, best_val_loss=float(best.manifest["val_loss"]), final_step=max(c.step for c in ckpts),
-            rollbacks=final_state["rollbacks"], lr_scale=final_state["lr_scale"], resumed_from=resumed_from,
-            history=final_state["history"], events=final_state["events"], seconds=time.monotonic() - t0,
+            best_step=best.step,
+            best_val_loss=float(best.manifest["val_loss"]),
+            final_step=max(c.step for c in ckpts),
+            rollbacks=final_state["rollbacks"],
+            lr_scale=final_state["lr_scale"],
+            resumed_from=resumed_from,
+            history=final_state["history"],
+            events=final_state["events"],
+            seconds=time.monotonic() - t0,
             skipped_checkpoints=skipped,
         )

@@ -82,30 +82,53 @@ def prompts_for(seqs: Sequence[np.ndarray], n: int) -> torch.Tensor:
 
 # --- base model ------------------------------------------------------------------------
 def train_base(
-    corpus_dir: Path, out_dir: Path, model_cfg: dict[str, Any], train_cfg: TrainConfig,
-    sampling: SamplingConfig, log: Log = print, smooth_init: bool = True,
+    corpus_dir: Path,
+    out_dir: Path,
+    model_cfg: dict[str, Any],
+    train_cfg: TrainConfig,
+    sampling: SamplingConfig,
+    log: Log = print,
+    smooth_init: bool = True,
 ) -> TrainResult:
     """Train (or resume) the base model on the train split; write its files under `out_dir`."""
     corpus = Corpus(corpus_dir)
     vocab = corpus.vocab
     train, val = corpus.split("train").sequences(), corpus.split("validation").sequences()
     if not train or not val:
-        raise ModelFilesError(f"{corpus_dir}: the corpus needs train and validation sequences "
-                              f"(has {len(train)} and {len(val)})")
+        raise ModelFilesError(
+            f"{corpus_dir}: the corpus needs train and validation sequences (has {len(train)} and {len(val)})"
+        )
     cfg = ModelConfig(vocab_size=len(vocab), max_seq_len=corpus.max_seq_len, **model_cfg)
     model = init_model(cfg, train_cfg.seed, vocab if smooth_init else None)
     watch = prompts_for(val, train_cfg.watch_samples)
-    result = Trainer(model, train, val, vocab, train_cfg, out_dir / "checkpoints", watch_prompts=watch,
-                     sampling=sampling, fingerprint_extra={"model": cfg.to_dict(), "kind": "base", "smooth_init": smooth_init}, log=log).fit()
+    result = Trainer(
+        model,
+        train,
+        val,
+        vocab,
+        train_cfg,
+        out_dir / "checkpoints",
+        watch_prompts=watch,
+        sampling=sampling,
+        fingerprint_extra={"model": cfg.to_dict(), "kind": "base", "smooth_init": smooth_init},
+        log=log,
+    ).fit()
     weights = out_dir / "model.safetensors"
     with atomic_path(weights) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     write_json(out_dir / "vocab.json", read_json(corpus_dir / "vocab.json"))
-    write_json(out_dir / "model.json", {
-        "model_config": cfg.to_dict(), "train_config": asdict(train_cfg), "sampling": asdict(sampling),
-        "corpus_sha256": sha256_file(corpus_dir / "corpus.json"), "weights_sha256": sha256_file(weights),
-        "parameters": model.num_parameters(), "summary": _summary(result),
-    })
+    write_json(
+        out_dir / "model.json",
+        {
+            "model_config": cfg.to_dict(),
+            "train_config": asdict(train_cfg),
+            "sampling": asdict(sampling),
+            "corpus_sha256": sha256_file(corpus_dir / "corpus.json"),
+            "weights_sha256": sha256_file(weights),
+            "parameters": model.num_parameters(),
+            "summary": _summary(result),
+        },
+    )
     plot_loss_curve(result.history, result.events, out_dir / "loss_curve.png", "base model")
     return result
 
@@ -127,14 +150,21 @@ def load_base(base_dir: Path) -> tuple[DrumTransformer, Vocab, dict[str, Any]]:
 
 def check_same_corpus(base_meta: dict[str, Any], corpus_dir: Path) -> None:
     if base_meta["corpus_sha256"] != sha256_file(corpus_dir / "corpus.json"):
-        raise ModelFilesError(f"{corpus_dir}: the corpus changed since the base model was trained; "
-                              "materialize base_model again")
+        raise ModelFilesError(
+            f"{corpus_dir}: the corpus changed since the base model was trained; materialize base_model again"
+        )
 
 
 # --- adapters ----------------------------------------------------------------------------
 def train_adapter(
-    base_dir: Path, corpus_dir: Path, out_dir: Path, tier: str, settings: dict[str, Any],
-    train_cfg: TrainConfig, sampling: SamplingConfig, log: Log = print,
+    base_dir: Path,
+    corpus_dir: Path,
+    out_dir: Path,
+    tier: str,
+    settings: dict[str, Any],
+    train_cfg: TrainConfig,
+    sampling: SamplingConfig,
+    log: Log = print,
 ) -> TrainResult:
     """Train (or resume) a LoRA adapter on one tier's train sequences; save it with `save_pretrained`."""
     base, vocab, meta = load_base(base_dir)
@@ -142,13 +172,23 @@ def train_adapter(
     corpus = Corpus(corpus_dir)
     train, val = corpus.split("train").sequences(tier), corpus.split("validation").sequences(tier)
     if not train or not val:
-        raise ModelFilesError(f"{corpus_dir}: tier {tier!r} needs train and validation sequences "
-                              f"(has {len(train)} and {len(val)})")
+        raise ModelFilesError(
+            f"{corpus_dir}: tier {tier!r} needs train and validation sequences (has {len(train)} and {len(val)})"
+        )
     model = apply_lora(base, settings)
     watch = prompts_for(val, train_cfg.watch_samples)
-    result = Trainer(model, train, val, vocab, train_cfg, out_dir / "checkpoints", watch_prompts=watch,
-                     sampling=sampling, log=log,
-                     fingerprint_extra={"base": meta["weights_sha256"], "lora": settings, "tier": tier}).fit()
+    result = Trainer(
+        model,
+        train,
+        val,
+        vocab,
+        train_cfg,
+        out_dir / "checkpoints",
+        watch_prompts=watch,
+        sampling=sampling,
+        log=log,
+        fingerprint_extra={"base": meta["weights_sha256"], "lora": settings, "tier": tier},
+    ).fit()
     adapter = out_dir / "adapter"
     staging = out_dir / ".adapter.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -156,8 +196,16 @@ def train_adapter(
     # swap the finished folder in; a kill in between leaves the previous adapter or none, never a mix
     shutil.rmtree(adapter, ignore_errors=True)
     staging.replace(adapter)
-    write_json(out_dir / "training.json", {"tier": tier, "lora": settings, "train_config": asdict(train_cfg),
-                                           "base_weights_sha256": meta["weights_sha256"], "summary": _summary(result)})
+    write_json(
+        out_dir / "training.json",
+        {
+            "tier": tier,
+            "lora": settings,
+            "train_config": asdict(train_cfg),
+            "base_weights_sha256": meta["weights_sha256"],
+            "summary": _summary(result),
+        },
+    )
     plot_loss_curve(result.history, result.events, out_dir / "loss_curve.png", f"LoRA adapter: {tier}")
     return result
 
@@ -171,8 +219,14 @@ def load_tier_model(base_dir: Path, adapter_dir: Path, merge: bool = False) -> t
 
 # --- evaluation ----------------------------------------------------------------------------
 def evaluate(
-    model: torch.nn.Module, vocab: Vocab, corpus: Corpus, *, tier: str | None, n_samples: int,
-    sampling: SamplingConfig, seed: int,
+    model: torch.nn.Module,
+    vocab: Vocab,
+    corpus: Corpus,
+    *,
+    tier: str | None,
+    n_samples: int,
+    sampling: SamplingConfig,
+    seed: int,
 ) -> dict[str, Any]:
     """Validation loss/perplexity, and grammar and timing of `n_samples` generated sequences.
 
@@ -181,18 +235,29 @@ def evaluate(
     """
     val = corpus.split("validation").sequences(tier)
     val_loss = evaluate_loss(model, val, vocab.pad_id)
-    seqs = generate(model, prompts_for(val, n_samples), max_new_tokens=corpus.max_seq_len - HEADER_LEN,
-                    eos_id=vocab.eos_id, pad_id=vocab.pad_id, sampling=sampling,
-                    generator=torch_generator(seed, "evaluate", tier))
+    seqs = generate(
+        model,
+        prompts_for(val, n_samples),
+        max_new_tokens=corpus.max_seq_len - HEADER_LEN,
+        eos_id=vocab.eos_id,
+        pad_id=vocab.pad_id,
+        sampling=sampling,
+        generator=torch_generator(seed, "evaluate", tier),
+    )
     reports = [grammar_report(s, vocab) for s in seqs]
     return {
-        "tier": tier, "val_loss": val_loss, "val_perplexity": math.exp(val_loss),
+        "tier": tier,
+        "val_loss": val_loss,
+        "val_perplexity": math.exp(val_loss),
         "grammar_score": float(np.mean([r.score for r in reports])),
         "grammar_min": float(min(r.score for r in reports)),
-        "grammar_totals": {k: int(sum(getattr(r, k) for r in reports))
-                           for k in ("note_ons", "closed", "unterminated", "orphan_offs", "illegal_transitions")},
+        "grammar_totals": {
+            k: int(sum(getattr(r, k) for r in reports))
+            for k in ("note_ons", "closed", "unterminated", "orphan_offs", "illegal_transitions")
+        },
         "ended_with_eos": int(sum(r.has_eos for r in reports)),
-        "n_samples": n_samples, "sampling": asdict(sampling),
+        "n_samples": n_samples,
+        "sampling": asdict(sampling),
         "timing_generated": timing_by_tier(seqs, vocab, corpus.subdivisions),
         "sequences": seqs,
     }
@@ -203,26 +268,38 @@ def per_tier_val_loss(model: torch.nn.Module, vocab: Vocab, corpus: Corpus) -> d
     return {t: evaluate_loss(model, split.sequences(t), vocab.pad_id) for t in SKILL_TIERS if len(split.sequences(t))}
 
 
-def timing_by_tier(seqs: Sequence[Sequence[int]], vocab: Vocab, subdivisions: dict[str, int]) -> dict[str, dict[str, Any]]:
+def timing_by_tier(
+    seqs: Sequence[Sequence[int]], vocab: Vocab, subdivisions: dict[str, int]
+) -> dict[str, dict[str, Any]]:
     """Per tier: per-performance mean |deviation| from the tempo grid (ms), summarised."""
     values: dict[str, list[float]] = {}
     for s in seqs:
         perf = vocab.decode(s)
         if perf.tier is None or perf.tempo_bpm is None or perf.rudiment not in subdivisions:
             continue
-        dev = timing.performance_deviation_ms([n.start for n in perf.notes], perf.tempo_bpm, subdivisions[perf.rudiment])
+        dev = timing.performance_deviation_ms(
+            [n.start for n in perf.notes], perf.tempo_bpm, subdivisions[perf.rudiment]
+        )
         if dev is not None:
             values.setdefault(perf.tier, []).append(dev)
-    return {t: {"n": len(v), "median_ms": float(np.median(v)), "p10_ms": float(np.quantile(v, 0.1)),
-                "p90_ms": float(np.quantile(v, 0.9)), "values_ms": [round(x, 3) for x in v]}
-            for t, v in sorted(values.items())}
+    return {
+        t: {
+            "n": len(v),
+            "median_ms": float(np.median(v)),
+            "p10_ms": float(np.quantile(v, 0.1)),
+            "p90_ms": float(np.quantile(v, 0.9)),
+            "values_ms": [round(x, 3) for x in v],
+        }
+        for t, v in sorted(values.items())
+    }
 
 
 REALISM_SPLITS = ("train", "validation")
 
 
-def real_timing_ranges(corpus: Corpus, quantiles: tuple[float, float],
-                       splits: Sequence[str] = REALISM_SPLITS) -> dict[str, dict[str, float]]:
+def real_timing_ranges(
+    corpus: Corpus, quantiles: tuple[float, float], splits: Sequence[str] = REALISM_SPLITS
+) -> dict[str, dict[str, float]]:
     """Per tier, the realism range of its real performances in `splits` (same measure).
 
     Train and validation by default: the splits are by player, and at demo
@@ -239,16 +316,29 @@ def real_timing_ranges(corpus: Corpus, quantiles: tuple[float, float],
     return out
 
 
-def write_listening(seqs: Sequence[list[int]], vocab: Vocab, out_dir: Path, prefix: str, n: int,
-                    soundfont: str) -> list[dict[str, Any]]:
+def write_listening(
+    seqs: Sequence[list[int]], vocab: Vocab, out_dir: Path, prefix: str, n: int, soundfont: str
+) -> list[dict[str, Any]]:
     """The first `n` sequences as MIDI + FLAC under `out_dir` (older files there are removed)."""
     shutil.rmtree(out_dir, ignore_errors=True)
-    return [write_performance(list(s), vocab, out_dir / f"{prefix}_{i:02d}.mid", out_dir / f"{prefix}_{i:02d}.flac",
-                              soundfont) for i, s in enumerate(seqs[:n])]
+    return [
+        write_performance(
+            list(s), vocab, out_dir / f"{prefix}_{i:02d}.mid", out_dir / f"{prefix}_{i:02d}.flac", soundfont
+        )
+        for i, s in enumerate(seqs[:n])
+    ]
 
 
 def _summary(r: TrainResult) -> dict[str, Any]:
-    return {"best_step": r.best_step, "best_val_loss": r.best_val_loss, "best_val_perplexity": r.best_val_perplexity,
-            "final_step": r.final_step, "rollbacks": r.rollbacks, "lr_scale": r.lr_scale,
-            "resumed_from": r.resumed_from, "events": r.events, "seconds": round(r.seconds, 1),
-            "skipped_checkpoints": r.skipped_checkpoints}
+    return {
+        "best_step": r.best_step,
+        "best_val_loss": r.best_val_loss,
+        "best_val_perplexity": r.best_val_perplexity,
+        "final_step": r.final_step,
+        "rollbacks": r.rollbacks,
+        "lr_scale": r.lr_scale,
+        "resumed_from": r.resumed_from,
+        "events": r.events,
+        "seconds": round(r.seconds, 1),
+        "skipped_checkpoints": r.skipped_checkpoints,
+    }

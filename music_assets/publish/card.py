@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.metadata
 import inspect
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -28,8 +27,21 @@ from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS, SPLITS
 # Licences as stated in the Debian packages' copyright files (fluid-soundfont-gm, timgm6mb-soundfont).
 SOUNDFONT_LICENSES = {"FluidR3_GM.sf2": "MIT", "TimGM6mb.sf2": "GPL-2.0"}
 VERSIONED_PACKAGES = (
-    "music_assets", "numpy", "pandas", "pyarrow", "pretty_midi", "mido", "pyfluidsynth", "soundfile", "soxr",
-    "librosa", "scipy", "pyloudnorm", "datasets", "huggingface_hub", "dagster",
+    "music_assets",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pretty_midi",
+    "mido",
+    "pyfluidsynth",
+    "soundfile",
+    "soxr",
+    "librosa",
+    "scipy",
+    "pyloudnorm",
+    "datasets",
+    "huggingface_hub",
+    "dagster",
 )
 
 
@@ -69,15 +81,18 @@ def front_matter(staged: StagedData, settings: CardSettings) -> dict:
         "task_categories": list(settings.task_categories),
         "tags": list(settings.tags),
         "size_categories": [layout.size_category(staged.table.num_rows)],
-        "configs": [{
-            "config_name": "default",
-            "data_files": [{"split": s, "path": f"{layout.DATA}/{s}-*.parquet"} for s in splits],
-        }],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"{layout.DATA}/{s}-*.parquet"} for s in splits],
+            }
+        ],
         "dataset_info": {
             # datasets' own YAML form of the features (pinned datasets==5.2.0)
             "features": features._to_yaml_list(),
-            "splits": [{"name": s, "num_bytes": staged.split_bytes[s], "num_examples": staged.split_rows[s]}
-                       for s in splits],
+            "splits": [
+                {"name": s, "num_bytes": staged.split_bytes[s], "num_examples": staged.split_rows[s]} for s in splits
+            ],
             "download_size": download,
             "dataset_size": sum(staged.split_bytes[s] for s in splits),
         },
@@ -148,9 +163,21 @@ def _rudiment_section(df: pd.DataFrame) -> str:
     rows = []
     for slug in RUDIMENT_SLUGS:
         r = lib[slug]
-        rows.append([r.pas_number, r.name, f"`{slug}`", r.category, r.subdivision,
-                     f"{r.tempo_min_bpm:g}–{r.tempo_max_bpm:g}", f"`{r.sticking}`", int(counts.get(slug, 0))])
-    return _md_table(["#", "rudiment", "slug", "family", "grid", "tempo (bpm)", "sticking (one cycle)", "samples"], rows)
+        rows.append(
+            [
+                r.pas_number,
+                r.name,
+                f"`{slug}`",
+                r.category,
+                r.subdivision,
+                f"{r.tempo_min_bpm:g}–{r.tempo_max_bpm:g}",
+                f"`{r.sticking}`",
+                int(counts.get(slug, 0)),
+            ]
+        )
+    return _md_table(
+        ["#", "rudiment", "slug", "family", "grid", "tempo (bpm)", "sticking (one cycle)", "samples"], rows
+    )
 
 
 def _tier_section(df: pd.DataFrame) -> str:
@@ -160,11 +187,29 @@ def _tier_section(df: pd.DataFrame) -> str:
     for tier in SKILL_TIERS:
         d = df[df["skill_tier"] == tier]
         binary = profiles.BINARY_TIER.get(tier, "")
-        rows.append([tier, binary, f"{profiles.TIER_MIX.get(tier, 0):.0%}", d["profile_id"].nunique(), len(d),
-                     _num(d["overall_score"].mean()) if "overall_score" in d else "–",
-                     _num(d["timing_error_sd_ms"].mean()) if "timing_error_sd_ms" in d else "–"])
-    data_table = _md_table(["tier", "binary class", "target share of players", "players", "samples",
-                            "mean overall_score", "mean timing-error SD (ms)"], rows)
+        rows.append(
+            [
+                tier,
+                binary,
+                f"{profiles.TIER_MIX.get(tier, 0):.0%}",
+                d["profile_id"].nunique(),
+                len(d),
+                _num(d["overall_score"].mean()) if "overall_score" in d else "–",
+                _num(d["timing_error_sd_ms"].mean()) if "timing_error_sd_ms" in d else "–",
+            ]
+        )
+    data_table = _md_table(
+        [
+            "tier",
+            "binary class",
+            "target share of players",
+            "players",
+            "samples",
+            "mean overall_score",
+            "mean timing-error SD (ms)",
+        ],
+        rows,
+    )
     trait_rows = []
     for t in profiles.TRAITS:
         cells = [f"{m:g} ± {s:g} [{lo:g}, {hi:g}]" for m, s, lo, hi in t.tiers]
@@ -190,11 +235,14 @@ def _score_section() -> str:
     doc = inspect.cleandoc(scores.__doc__ or "").strip()
     body = doc.split("\n", 1)[1].strip() if "\n" in doc else doc
     weights = getattr(scores, "OVERALL_WEIGHTS", {})
-    text = ("Computed by `music_assets.rudiments.scores` from the labelled strokes; reproduced from its "
-            "documentation:\n\n```text\n" + body + "\n```")
+    text = (
+        "Computed by `music_assets.rudiments.scores` from the labelled strokes; reproduced from its "
+        "documentation:\n\n```text\n" + body + "\n```"
+    )
     if weights:
         text += "\n\nWeights of `overall_score` (renormalized over the scores that apply):\n\n" + _md_table(
-            ["score", "weight"], [[f"`{k}`", f"{v:g}"] for k, v in weights.items()])
+            ["score", "weight"], [[f"`{k}`", f"{v:g}"] for k, v in weights.items()]
+        )
     return text
 
 
@@ -219,26 +267,41 @@ def _generation_section(df: pd.DataFrame) -> str:
 
     parts = []
     if "soundfont" in df:
-        rows = [[f"`{k}`", SOUNDFONT_LICENSES.get(k, "see the soundfont's distribution"), v]
-                for k, v in df["soundfont"].value_counts().sort_index().items()]
-        parts.append("Soundfonts (General MIDI, rendered offline with FluidSynth):\n\n"
-                     + _md_table(["soundfont", "soundfont licence", "samples"], rows))
+        rows = [
+            [f"`{k}`", SOUNDFONT_LICENSES.get(k, "see the soundfont's distribution"), v]
+            for k, v in df["soundfont"].value_counts().sort_index().items()
+        ]
+        parts.append(
+            "Soundfonts (General MIDI, rendered offline with FluidSynth):\n\n"
+            + _md_table(["soundfont", "soundfont licence", "samples"], rows)
+        )
     if "aug_preset" in df:
         presets = getattr(effects, "PRESETS", {})
-        rows = [[f"`{k}`", getattr(presets.get(k), "description", ""), v]
-                for k, v in df["aug_preset"].value_counts().sort_index().items()]
-        parts.append("Augmentation presets (recording situations; every parameter drawn per sample is in an "
-                     "`aug_*` column):\n\n" + _md_table(["preset", "what it simulates", "samples"], rows))
+        rows = [
+            [f"`{k}`", getattr(presets.get(k), "description", ""), v]
+            for k, v in df["aug_preset"].value_counts().sort_index().items()
+        ]
+        parts.append(
+            "Augmentation presets (recording situations; every parameter drawn per sample is in an "
+            "`aug_*` column):\n\n" + _md_table(["preset", "what it simulates", "samples"], rows)
+        )
     facts = [["samples", len(df)], ["players", df["profile_id"].nunique()]]
     if "tempo_bpm" in df:
         facts.append(["tempo range (bpm)", f"{df['tempo_bpm'].min():.1f}–{df['tempo_bpm'].max():.1f}"])
     if "audio_sample_rate" in df:
-        facts.append(["audio sample rates (Hz)", ", ".join(str(int(v)) for v in sorted(df["audio_sample_rate"].unique()))])
+        facts.append(
+            ["audio sample rates (Hz)", ", ".join(str(int(v)) for v in sorted(df["audio_sample_rate"].unique()))]
+        )
     if "audio_duration_sec" in df:
         facts.append(["audio hours", f"{df['audio_duration_sec'].sum() / 3600:.2f}"])
     if "seed" in df:
-        facts.append(["per-sample seeds", f"{df['seed'].nunique()} distinct, derived by stable hashing from the "
-                                          "dataset seed and the sample identity (`music_assets.seeding`)"])
+        facts.append(
+            [
+                "per-sample seeds",
+                f"{df['seed'].nunique()} distinct, derived by stable hashing from the "
+                "dataset seed and the sample identity (`music_assets.seeding`)",
+            ]
+        )
     parts.append(_md_table(["setting", "value"], facts))
     parts.append("Package versions:\n\n" + _md_table(["package", "version"], _versions()))
     return "\n\n".join(parts)
@@ -293,25 +356,36 @@ def render_card(staged: StagedData, settings: CardSettings, result: CardResult) 
     meta = front_matter(staged, settings)
     n = len(df)
     hours = df["audio_duration_sec"].sum() / 3600 if "audio_duration_sec" in df else None
-    split_rows = [[s, staged.split_rows[s], df.loc[df["split"] == s, "profile_id"].nunique(), len(staged.shards[s])]
-                  for s in SPLITS if s in staged.shards]
+    split_rows = [
+        [s, staged.split_rows[s], df.loc[df["split"] == s, "profile_id"].nunique(), len(staged.shards[s])]
+        for s in SPLITS
+        if s in staged.shards
+    ]
     mode_text = (
         "Media are embedded: `audio` and `midi` hold each file's bytes and name, in parquet shards "
-        f"(the media would have exceeded the staging file budget as separate files)."
-        if staged.mode == "embedded" else
-        "Media are separate files: `audio/<rudiment>/<sample_id>.flac` and `midi/<rudiment>/<sample_id>.mid`, "
+        "(the media would have exceeded the staging file budget as separate files)."
+        if staged.mode == "embedded"
+        else "Media are separate files: `audio/<rudiment>/<sample_id>.flac` and `midi/<rudiment>/<sample_id>.mid`, "
         "referenced from the `audio` and `midi` columns by their path relative to the repository root."
     )
-    howpublished = (f"\n  howpublished = {{\\url{{https://huggingface.co/datasets/{settings.repo_id}}}}},"
-                    if settings.repo_id else "")
+    media_lines = (
+        ""
+        if staged.mode == "embedded"
+        else f"{layout.AUDIO}/<rudiment>/<sample_id>.flac\n{layout.MIDI}/<rudiment>/<sample_id>.mid\n"
+    )
+    howpublished = (
+        f"\n  howpublished = {{\\url{{https://huggingface.co/datasets/{settings.repo_id}}}}},"
+        if settings.repo_id
+        else ""
+    )
     n_rudiments = df["rudiment_slug"].nunique()
     which = "all 40" if n_rudiments == len(RUDIMENT_SLUGS) else f"{n_rudiments} of the 40"
     body = f"""# {settings.pretty_name}
 
 {n} synthetic snare-drum performances of {which} PAS International Drum Rudiments by
-{df['profile_id'].nunique()} simulated players in four skill tiers. Every performance comes as General MIDI and as
-rendered, augmented audio (FLAC{f", {hours:.2f} hours" if hours is not None else ""}), with labels at three levels: every
-stroke (intended and played time and velocity, hand, grace notes, diddles), every cycle of the rudiment, and 14
+{df["profile_id"].nunique()} simulated players in four skill tiers. Every performance comes as General MIDI and as
+rendered, augmented audio (FLAC{f", {hours:.2f} hours" if hours is not None else ""}), with labels at three levels:
+every stroke (intended and played time and velocity, hand, grace notes, diddles), every cycle of the rudiment, and 14
 exercise scores (0-100) per performance. Stroke times are positions in the audio (audio time 0 = MIDI time 0).
 
 ![Exercise scores by skill tier]({layout.SCORE_PLOT})
@@ -323,7 +397,7 @@ exercise scores (0-100) per performance. Stroke times are positions in the audio
 ```
 README.md
 {layout.DATA}/{{split}}-NNNNN-of-NNNNN.parquet   one row per performance
-{"" if staged.mode == "embedded" else f"{layout.AUDIO}/<rudiment>/<sample_id>.flac{chr(10)}{layout.MIDI}/<rudiment>/<sample_id>.mid{chr(10)}"}{layout.AUXILIARY}/strokes.parquet            one row per stroke (join on sample_id)
+{media_lines}{layout.AUXILIARY}/strokes.parquet            one row per stroke (join on sample_id)
 {layout.AUXILIARY}/measures.parquet           one row per cycle (join on sample_id)
 {layout.PLOTS}/*.png
 ```
@@ -381,14 +455,20 @@ def write_card(staged: StagedData, settings: CardSettings) -> CardResult:
     """Write the plots and README.md into staging (only files whose content changed)."""
     result = CardResult()
     present = staged.table.column_names
-    df = staged.table.select([c for c in ("rudiment_slug", "split", "skill_tier") if c in present]
-                             + [c for c in column_docs.SCORE_COLUMNS if c in present]).to_pandas()
+    df = staged.table.select(
+        [c for c in ("rudiment_slug", "split", "skill_tier") if c in present]
+        + [c for c in column_docs.SCORE_COLUMNS if c in present]
+    ).to_pandas()
     scores, splits = list(column_docs.SCORE_COLUMNS), [s for s in SPLITS if s in staged.shards]
     figures = {
-        layout.SCORE_PLOT: (plots.data_fingerprint(df, scores, SKILL_TIERS),
-                            lambda fp: plots.score_distributions(df, scores, SKILL_TIERS, fp)),
-        layout.RUDIMENT_PLOT: (plots.data_fingerprint(df[["rudiment_slug", "split"]], RUDIMENT_SLUGS, splits),
-                               lambda fp: plots.samples_per_rudiment(df, RUDIMENT_SLUGS, splits, fp)),
+        layout.SCORE_PLOT: (
+            plots.data_fingerprint(df, scores, SKILL_TIERS),
+            lambda fp: plots.score_distributions(df, scores, SKILL_TIERS, fp),
+        ),
+        layout.RUDIMENT_PLOT: (
+            plots.data_fingerprint(df[["rudiment_slug", "split"]], RUDIMENT_SLUGS, splits),
+            lambda fp: plots.samples_per_rudiment(df, RUDIMENT_SLUGS, splits, fp),
+        ),
     }
     for rel, (fingerprint, draw) in figures.items():
         result.files.append(rel)

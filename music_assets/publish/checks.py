@@ -75,8 +75,12 @@ def paths_exist(staging: Path) -> CheckOutcome:
                 checked += 1
                 if rel is None or not _inside(staging, rel):
                     problems.append(f"{rel_file}: row {i} `{col}` = {rel!r} is not a file in staging")
-    meta = {"parquet_files": len(files), "paths_checked": checked, "embedded_media_checked": embedded,
-            "problems": len(problems)}
+    meta = {
+        "parquet_files": len(files),
+        "paths_checked": checked,
+        "embedded_media_checked": embedded,
+        "problems": len(problems),
+    }
     if problems:
         meta["first_problems"] = "\n".join(problems[:SHOWN])
         return CheckOutcome(False, f"{len(problems)} path(s) in the parquet files do not resolve in staging", meta)
@@ -99,8 +103,9 @@ def _shard_rows(staging: Path) -> tuple[dict[str, int], list[str]]:
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"{p.name}: unreadable ({exc})")
         if len(counts) != 1 or sorted(indices) != list(range(next(iter(counts)))):
-            problems.append(f"split {split}: shard names {sorted(p.name for p in shards)} are not a complete "
-                            f"NNNNN-of-NNNNN series")
+            problems.append(
+                f"split {split}: shard names {sorted(p.name for p in shards)} are not a complete NNNNN-of-NNNNN series"
+            )
     return rows, problems
 
 
@@ -169,8 +174,10 @@ def front_matter_valid(staging: Path) -> CheckOutcome:
             for entry in cfg["data_files"]:
                 matched = [f for fs in shards.values() for f in fs if fnmatch.fnmatchcase(f, entry["path"])]
                 if not matched:
-                    problems.append(f"config {cfg['config_name']!r} split {entry['split']!r}: "
-                                    f"{entry['path']!r} matches no data file")
+                    problems.append(
+                        f"config {cfg['config_name']!r} split {entry['split']!r}: "
+                        f"{entry['path']!r} matches no data file"
+                    )
                 if any(f not in shards.get(entry["split"], []) for f in matched):
                     problems.append(f"{entry['path']!r} matches files of another split")
                 covered.update(matched)
@@ -199,8 +206,11 @@ def offline_datasets() -> Iterator[None]:
     import datasets.config  # noqa: PLC0415
     import huggingface_hub.constants  # noqa: PLC0415
 
-    flags = [(datasets.config, "HF_HUB_OFFLINE"), (datasets.config, "HF_DATASETS_OFFLINE"),
-             (huggingface_hub.constants, "HF_HUB_OFFLINE")]
+    flags = [
+        (datasets.config, "HF_HUB_OFFLINE"),
+        (datasets.config, "HF_DATASETS_OFFLINE"),
+        (huggingface_hub.constants, "HF_HUB_OFFLINE"),
+    ]
     saved = [getattr(mod, name) for mod, name in flags]
     for mod, name in flags:
         setattr(mod, name, True)
@@ -239,7 +249,9 @@ def loads_with_datasets(staging: Path) -> CheckOutcome:
         for split in sorted(set(ds) & set(expected)):
             part = ds[split]
             if part.num_rows != expected[split]:
-                problems.append(f"{split}: datasets loaded {part.num_rows} rows, the parquet files hold {expected[split]}")
+                problems.append(
+                    f"{split}: datasets loaded {part.num_rows} rows, the parquet files hold {expected[split]}"
+                )
             if part.num_rows == 0:
                 continue
             try:
@@ -251,12 +263,16 @@ def loads_with_datasets(staging: Path) -> CheckOutcome:
                     decoder = datasets.Audio().decode_example({"path": str(staging / row["audio"]), "bytes": None})
                 samples = decoder.get_all_samples()
                 channels, frames = samples.data.shape
-                md[f"{split}_decoded"] = f"{row['sample_id']}: {channels} ch, {frames} frames at {samples.sample_rate} Hz"
+                md[f"{split}_decoded"] = (
+                    f"{row['sample_id']}: {channels} ch, {frames} frames at {samples.sample_rate} Hz"
+                )
                 if frames == 0:
                     problems.append(f"{split}: {row['sample_id']} decoded to no audio")
                 if "audio_sample_rate" in row and row["audio_sample_rate"] != samples.sample_rate:
-                    problems.append(f"{split}: {row['sample_id']} decodes at {samples.sample_rate} Hz, "
-                                    f"audio_sample_rate says {row['audio_sample_rate']}")
+                    problems.append(
+                        f"{split}: {row['sample_id']} decodes at {samples.sample_rate} Hz, "
+                        f"audio_sample_rate says {row['audio_sample_rate']}"
+                    )
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"{split}: decoding the first audio failed: {type(exc).__name__}: {exc}")
         md["splits"] = str({s: ds[s].num_rows for s in ds})

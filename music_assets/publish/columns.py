@@ -13,10 +13,10 @@ from __future__ import annotations
 SAMPLE_COLUMNS: dict[str, str] = {
     "sample_id": "unique id of the performance (stable for the same generator config)",
     "audio": "the rendered performance: a path relative to the repository root (FLAC, 44.1 kHz, 24-bit, mono "
-             "unless the render was configured for stereo), "
-             "or, in embedded mode, the file's bytes and name (`datasets` Audio feature)",
+    "unless the render was configured for stereo), "
+    "or, in embedded mode, the file's bytes and name (`datasets` Audio feature)",
     "midi": "the performance as General MIDI (one drum track, snare pitch 38): a path relative to the repository "
-            "root, or, in embedded mode, the file's bytes and name",
+    "root, or, in embedded mode, the file's bytes and name",
     "rudiment_slug": "which of the 40 PAS rudiments is played (see the rudiment table)",
     "rudiment_name": "the rudiment's PAS name",
     "pas_number": "the rudiment's number in the PAS list (1-40)",
@@ -24,7 +24,9 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "subdivision": "the rhythmic grid the rudiment is written on (e.g. sixteenth, eighth_triplet)",
     "profile_id": "the simulated player; every player is in exactly one split",
     "skill_tier": "the player's tier: beginner, intermediate, advanced or professional",
-    "skill_tier_binary": "two-class grouping of skill_tier (novice = beginner/intermediate, skilled = advanced/professional)",
+    "skill_tier_binary": (
+        "two-class grouping of skill_tier (novice = beginner/intermediate, skilled = advanced/professional)"
+    ),
     "dominant_hand": "the player's lead hand (left-handed players mirror every sticking)",
     "split": "train, validation or test (by player)",
     "tempo_bpm": "quarter-note tempo of the performance",

@@ -208,8 +208,9 @@ def _patterns(files: list[str], local: Iterable[str]) -> list[str]:
     return patterns + exact
 
 
-def plan_upload(repo_id: str, staging: Path, remote: dict[str, RemoteFile] | None,
-                hashes: LocalHashes | None = None) -> UploadPlan:
+def plan_upload(
+    repo_id: str, staging: Path, remote: dict[str, RemoteFile] | None, hashes: LocalHashes | None = None
+) -> UploadPlan:
     """What an upload of `staging` has to do, given the remote files (None: unknown, assumed empty)."""
     local = layout.list_files(staging)
     hashes = hashes or LocalHashes(staging)
@@ -246,8 +247,14 @@ def verify(staging: Path, remote: dict[str, RemoteFile], hashes: LocalHashes | N
 class HubClient:
     """One dataset repository on the Hub, through an `HfApi`-like object already holding the token."""
 
-    def __init__(self, api: Any, repo_id: str, token: str | None, private: bool = True,
-                 log: Callable[[str], None] = lambda _msg: None):
+    def __init__(
+        self,
+        api: Any,
+        repo_id: str,
+        token: str | None,
+        private: bool = True,
+        log: Callable[[str], None] = lambda _msg: None,
+    ):
         self.api = api
         self.repo_id = repo_id
         self._token = token
@@ -260,8 +267,10 @@ class HubClient:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - classified and re-raised below
-            failure = HubError(redact(f"{what} failed for {self.repo_id}: {type(exc).__name__}: {exc}", self._token),
-                               retryable=_retryable(exc))
+            failure = HubError(
+                redact(f"{what} failed for {self.repo_id}: {type(exc).__name__}: {exc}", self._token),
+                retryable=_retryable(exc),
+            )
         # Raised outside the handler, so the original exception (and whatever it echoes) is not attached.
         raise failure
 
@@ -292,26 +301,44 @@ class HubClient:
 
     def publish(self, staging: Path, commit_message: str) -> PublishResult:
         """Create the repo if needed, upload what differs, delete what staging dropped, then verify."""
-        self._call("creating the repository", self.api.create_repo, self.repo_id, repo_type=REPO_TYPE,
-                   private=self.private, exist_ok=True)
+        self._call(
+            "creating the repository",
+            self.api.create_repo,
+            self.repo_id,
+            repo_type=REPO_TYPE,
+            private=self.private,
+            exist_ok=True,
+        )
         hashes = LocalHashes(staging)
         plan = self.plan(staging, hashes)
-        self.log(f"{self.repo_id}: {len(plan.unchanged)} files already on the Hub, {len(plan.upload)} to upload "
-                 f"({plan.upload_bytes:,} bytes) in {len(plan.batches)} batch(es), {len(plan.delete)} to delete")
+        self.log(
+            f"{self.repo_id}: {len(plan.unchanged)} files already on the Hub, {len(plan.upload)} to upload "
+            f"({plan.upload_bytes:,} bytes) in {len(plan.batches)} batch(es), {len(plan.delete)} to delete"
+        )
         commits = []
         for batch in plan.batches:
             self.log(f"uploading {batch.name}: {len(batch.files)} files, {batch.bytes:,} bytes")
             info = self._call(
-                f"uploading {batch.name}", self.api.upload_folder, repo_id=self.repo_id, repo_type=REPO_TYPE,
-                folder_path=str(staging), allow_patterns=batch.allow_patterns, ignore_patterns=list(IGNORE_PATTERNS),
+                f"uploading {batch.name}",
+                self.api.upload_folder,
+                repo_id=self.repo_id,
+                repo_type=REPO_TYPE,
+                folder_path=str(staging),
+                allow_patterns=batch.allow_patterns,
+                ignore_patterns=list(IGNORE_PATTERNS),
                 commit_message=f"{commit_message} ({batch.name})",
             )
             commits.append(str(getattr(info, "commit_url", None) or getattr(info, "oid", None) or info))
         if plan.delete:
             self.log(f"deleting {len(plan.delete)} remote files staging no longer has")
-            info = self._call("deleting stale files", self.api.delete_files, repo_id=self.repo_id, repo_type=REPO_TYPE,
-                              delete_patterns=[glob.escape(p) for p in plan.delete],
-                              commit_message=f"{commit_message} (remove stale files)")
+            info = self._call(
+                "deleting stale files",
+                self.api.delete_files,
+                repo_id=self.repo_id,
+                repo_type=REPO_TYPE,
+                delete_patterns=[glob.escape(p) for p in plan.delete],
+                commit_message=f"{commit_message} (remove stale files)",
+            )
             commits.append(str(getattr(info, "commit_url", None) or getattr(info, "oid", None) or info))
         verification = verify(staging, self.remote_files(), hashes)
         if not verification.ok:

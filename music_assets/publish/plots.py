@@ -38,7 +38,9 @@ def existing_fingerprint(path: Path) -> str | None:
         return None
 
 
-def render_if_changed(path: Path, fingerprint: str, draw: Callable[[str], bytes], write: Callable[[Path, bytes], bool]) -> bool:
+def render_if_changed(
+    path: Path, fingerprint: str, draw: Callable[[str], bytes], write: Callable[[Path, bytes], bool]
+) -> bool:
     """Draw and write the figure unless `path` already shows data with this fingerprint; True if written."""
     if existing_fingerprint(path) == fingerprint:
         return False
@@ -83,8 +85,13 @@ def score_distributions(df: pd.DataFrame, scores: Sequence[str], tiers: Sequence
     ax.set_ylim(-2, 102)
     ax.set_ylabel("score (0-100)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(handles=[Patch(facecolor=TIER_COLORS[j % len(TIER_COLORS)], label=t) for j, t in enumerate(tiers)],
-              loc="upper center", bbox_to_anchor=(0.5, 1.12), ncols=len(tiers), frameon=False)
+    ax.legend(
+        handles=[Patch(facecolor=TIER_COLORS[j % len(TIER_COLORS)], label=t) for j, t in enumerate(tiers)],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1.12),
+        ncols=len(tiers),
+        frameon=False,
+    )
     return _png(fig, fingerprint)
 
 

@@ -171,7 +171,9 @@ def sample_table(samples: pa.Table, exercises: pa.Table, labels_dir: Path) -> pa
 
     joined = samples.join(exercises, keys="sample_id", join_type="left outer", use_threads=False)
     split_rank = pc.index_in(joined["split"], value_set=pa.array(SPLITS))
-    slug_rank = pc.fill_null(pc.index_in(joined["rudiment_slug"], value_set=pa.array(RUDIMENT_SLUGS)), len(RUDIMENT_SLUGS))
+    slug_rank = pc.fill_null(
+        pc.index_in(joined["rudiment_slug"], value_set=pa.array(RUDIMENT_SLUGS)), len(RUDIMENT_SLUGS)
+    )
     keys = pa.table({"split": split_rank, "slug": slug_rank, "id": joined["sample_id"]})
     order = pc.sort_indices(keys, sort_keys=[("split", "ascending"), ("slug", "ascending"), ("id", "ascending")])
     # Keep the upstream column order: samples first, then the scores.
@@ -270,8 +272,13 @@ def _write_if_changed(path: Path, fingerprint: bytes, build, row_group_size: int
     meta = dict(table.schema.metadata or {})
     meta[FINGERPRINT_KEY] = fingerprint
     # Content-defined chunking lets the Hub's Xet storage deduplicate unchanged pages on re-upload.
-    write_parquet(path, table.replace_schema_metadata(meta), row_group_size=row_group_size,
-                  use_content_defined_chunking=True, write_page_index=True)
+    write_parquet(
+        path,
+        table.replace_schema_metadata(meta),
+        row_group_size=row_group_size,
+        use_content_defined_chunking=True,
+        write_page_index=True,
+    )
     out.parquet_written.append(rel)
 
 
@@ -319,15 +326,21 @@ def _embedded_column(files: Sequence[Path]) -> pa.Array:
     )
 
 
-def _write_shards(out: StagedData, plan: dict[str, list[tuple[Path, str]]],
-                  media_stats: dict[str, list[os.stat_result]], shard_bytes: float) -> None:
+def _write_shards(
+    out: StagedData,
+    plan: dict[str, list[tuple[Path, str]]],
+    media_stats: dict[str, list[os.stat_result]],
+    shard_bytes: float,
+) -> None:
     """Write each split's `data/{split}-NNNNN-of-NNNNN.parquet` files (unless unchanged)."""
     base, schema, staging = out.table, out.data_schema, out.staging
     embedded = out.mode == "embedded"
     # Rows per shard: by media bytes when embedded, by the table's own size otherwise.
     row_bytes = np.full(base.num_rows, base.nbytes / max(base.num_rows, 1))
     if embedded:
-        row_bytes += np.array([a.st_size + m.st_size for a, m in zip(media_stats["audio"], media_stats["midi"], strict=True)])
+        row_bytes += np.array(
+            [a.st_size + m.st_size for a, m in zip(media_stats["audio"], media_stats["midi"], strict=True)]
+        )
     splits = base["split"].to_pylist()
     for split in SPLITS:
         idx = [i for i, s in enumerate(splits) if s == split]
@@ -383,18 +396,32 @@ def stage(data_root: Path, staging: Path, settings: StagingSettings = StagingSet
     rest = [c for c in table.column_names if c not in SOURCE_PATH_COLUMNS.values() and c != "sample_id"]
     staged_paths = {col: pa.array([rel for _, rel in plan[col]], pa.string()) for col in MEDIA_COLUMNS}
     names = {col: pa.array([Path(rel).name for _, rel in plan[col]], pa.string()) for col in MEDIA_COLUMNS}
-    base = pa.table({"sample_id": table["sample_id"], **(names if embedded else staged_paths),
-                     **{c: table[c] for c in rest}})
+    base = pa.table(
+        {"sample_id": table["sample_id"], **(names if embedded else staged_paths), **{c: table[c] for c in rest}}
+    )
     if embedded:
         media_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
         data_schema = features_schema(
-            pa.schema([base.schema.field("sample_id"), *(pa.field(c, media_type) for c in MEDIA_COLUMNS),
-                       *(base.schema.field(c) for c in rest)]), embedded=True)
+            pa.schema(
+                [
+                    base.schema.field("sample_id"),
+                    *(pa.field(c, media_type) for c in MEDIA_COLUMNS),
+                    *(base.schema.field(c) for c in rest),
+                ]
+            ),
+            embedded=True,
+        )
     else:
         data_schema = features_schema(base.schema, embedded=False)
 
-    out = StagedData(staging=staging, mode="embedded" if embedded else "files", table=base, data_schema=data_schema,
-                     media_files=0 if embedded else n_media, media_bytes=media_bytes)
+    out = StagedData(
+        staging=staging,
+        mode="embedded" if embedded else "files",
+        table=base,
+        data_schema=data_schema,
+        media_files=0 if embedded else n_media,
+        media_bytes=media_bytes,
+    )
     staging.mkdir(parents=True, exist_ok=True)
 
     if not embedded:

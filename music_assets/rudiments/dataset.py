@@ -30,7 +30,14 @@ from music_assets.io import write_bytes, write_parquet
 from music_assets.rudiments import layout
 from music_assets.rudiments.library import Rudiment
 from music_assets.rudiments.midi import midi_bytes
-from music_assets.rudiments.performance import HAND_NAMES, STROKE_TYPES, CompiledRudiment, Performance, compile_rudiment, perform
+from music_assets.rudiments.performance import (
+    HAND_NAMES,
+    STROKE_TYPES,
+    CompiledRudiment,
+    Performance,
+    compile_rudiment,
+    perform,
+)
 from music_assets.rudiments.profiles import TRAIT_NAMES
 from music_assets.rudiments.scores import MEASURE_COLUMNS, SCORE_COLUMNS, analyze
 from music_assets.seeding import stable_rng, stable_seed
@@ -109,7 +116,9 @@ def sample_id_of(slug: str, profile_id: str, tempo_index: int, length_beats: int
     return f"{slug}-{profile_id}-t{tempo_index}-b{length_beats}"
 
 
-def plan_partition(rudiment: Rudiment, profiles: pd.DataFrame, settings: DatasetSettings) -> tuple[list[SamplePlan], list[str]]:
+def plan_partition(
+    rudiment: Rudiment, profiles: pd.DataFrame, settings: DatasetSettings
+) -> tuple[list[SamplePlan], list[str]]:
     """The samples of one rudiment, and the profiles skipped because no tempo fits both ranges."""
     plans: list[SamplePlan] = []
     skipped: list[str] = []
@@ -125,18 +134,26 @@ def plan_partition(rudiment: Rudiment, profiles: pd.DataFrame, settings: Dataset
             bpm = float(np.clip(round(lo + (k + rng.random()) / n_t * (hi - lo), 1), lo, hi))
             for beats in settings.lengths_beats:
                 sid = sample_id_of(rudiment.slug, str(prof["profile_id"]), k, beats)
-                plans.append(SamplePlan(
-                    sample_id=sid, profile=prof, tempo_index=k, tempo_bpm=bpm, length_beats=beats,
-                    num_cycles=max(MIN_CYCLES, math.ceil(beats / rudiment.cycle_beats)),
-                    seed=stable_seed(settings.seed, "performance", sid) & 0x7FFF_FFFF_FFFF_FFFF,
-                ))
+                plans.append(
+                    SamplePlan(
+                        sample_id=sid,
+                        profile=prof,
+                        tempo_index=k,
+                        tempo_bpm=bpm,
+                        length_beats=beats,
+                        num_cycles=max(MIN_CYCLES, math.ceil(beats / rudiment.cycle_beats)),
+                        seed=stable_seed(settings.seed, "performance", sid) & 0x7FFF_FFFF_FFFF_FFFF,
+                    )
+                )
     return plans, skipped
 
 
 def play(plan: SamplePlan, compiled_rudiment: CompiledRudiment) -> Performance:
     traits = {k: float(plan.profile[k]) for k in TRAIT_NAMES}
     rng = np.random.Generator(np.random.PCG64(plan.seed))
-    return perform(compiled_rudiment, traits, plan.tempo_bpm, plan.num_cycles, plan.profile["dominant_hand"] == "left", rng)
+    return perform(
+        compiled_rudiment, traits, plan.tempo_bpm, plan.num_cycles, plan.profile["dominant_hand"] == "left", rng
+    )
 
 
 def frame_to_table(df: pd.DataFrame) -> pa.Table:
@@ -151,29 +168,61 @@ def _s(name: str) -> pa.Field:
     return pa.field(name, pa.string())
 
 
-SAMPLES_SCHEMA = pa.schema([
-    _s("sample_id"), _s("rudiment_slug"), _s("rudiment_name"), pa.field("pas_number", pa.int32()),
-    _s("category"), _s("subdivision"), _s("profile_id"), _s("skill_tier"), _s("skill_tier_binary"),
-    _s("dominant_hand"), _s("split"), pa.field("tempo_bpm", pa.float64()), pa.field("tempo_index", pa.int32()),
-    pa.field("length_beats", pa.int32()), pa.field("num_cycles", pa.int32()), pa.field("num_strokes", pa.int32()),
-    pa.field("num_grace_notes", pa.int32()), pa.field("duration_sec", pa.float64()), _s("midi_path"),
-    pa.field("seed", pa.int64()), pa.field("timing_error_sd_ms", pa.float64()), pa.field("velocity_cv", pa.float64()),
-])
-STROKES_SCHEMA = pa.schema([
-    _s("sample_id"), pa.field("index", pa.int32()), _s("hand"), _s("stroke_type"),
-    pa.field("intended_time_ms", pa.float64()), pa.field("actual_time_ms", pa.float64()),
-    pa.field("timing_error_ms", pa.float64()), pa.field("intended_velocity", pa.int32()),
-    pa.field("actual_velocity", pa.int32()), pa.field("is_grace", pa.bool_()), pa.field("is_accent", pa.bool_()),
-    pa.field("diddle_position", pa.int32()), pa.field("flam_spacing_ms", pa.float64()),
-    pa.field("parent_stroke_index", pa.int32()), pa.field("measure_index", pa.int32()),
-])
+SAMPLES_SCHEMA = pa.schema(
+    [
+        _s("sample_id"),
+        _s("rudiment_slug"),
+        _s("rudiment_name"),
+        pa.field("pas_number", pa.int32()),
+        _s("category"),
+        _s("subdivision"),
+        _s("profile_id"),
+        _s("skill_tier"),
+        _s("skill_tier_binary"),
+        _s("dominant_hand"),
+        _s("split"),
+        pa.field("tempo_bpm", pa.float64()),
+        pa.field("tempo_index", pa.int32()),
+        pa.field("length_beats", pa.int32()),
+        pa.field("num_cycles", pa.int32()),
+        pa.field("num_strokes", pa.int32()),
+        pa.field("num_grace_notes", pa.int32()),
+        pa.field("duration_sec", pa.float64()),
+        _s("midi_path"),
+        pa.field("seed", pa.int64()),
+        pa.field("timing_error_sd_ms", pa.float64()),
+        pa.field("velocity_cv", pa.float64()),
+    ]
+)
+STROKES_SCHEMA = pa.schema(
+    [
+        _s("sample_id"),
+        pa.field("index", pa.int32()),
+        _s("hand"),
+        _s("stroke_type"),
+        pa.field("intended_time_ms", pa.float64()),
+        pa.field("actual_time_ms", pa.float64()),
+        pa.field("timing_error_ms", pa.float64()),
+        pa.field("intended_velocity", pa.int32()),
+        pa.field("actual_velocity", pa.int32()),
+        pa.field("is_grace", pa.bool_()),
+        pa.field("is_accent", pa.bool_()),
+        pa.field("diddle_position", pa.int32()),
+        pa.field("flam_spacing_ms", pa.float64()),
+        pa.field("parent_stroke_index", pa.int32()),
+        pa.field("measure_index", pa.int32()),
+    ]
+)
 MEASURES_SCHEMA = pa.schema(
     [_s("sample_id"), pa.field("measure_index", pa.int32()), pa.field("num_strokes", pa.int32())]
     + [pa.field(c, pa.float64()) for c in MEASURE_COLUMNS if c != "num_strokes"]
 )
 EXERCISES_SCHEMA = pa.schema([_s("sample_id")] + [pa.field(c, pa.float64()) for c in SCORE_COLUMNS])
 SCHEMAS: dict[str, pa.Schema] = {
-    "samples": SAMPLES_SCHEMA, "strokes": STROKES_SCHEMA, "measures": MEASURES_SCHEMA, "exercises": EXERCISES_SCHEMA,
+    "samples": SAMPLES_SCHEMA,
+    "strokes": STROKES_SCHEMA,
+    "measures": MEASURES_SCHEMA,
+    "exercises": EXERCISES_SCHEMA,
 }
 
 
@@ -240,26 +289,53 @@ def generate_partition(
         intended_ms = perf.intended_s * 1000.0
         actual_ms = perf.actual_s * 1000.0
         cols.add(
-            "strokes", sample_id=sid, index=np.arange(n, dtype=np.int32), hand=hand_names[perf.hand],
-            stroke_type=stype_names[perf.stroke_type], intended_time_ms=intended_ms, actual_time_ms=actual_ms,
-            timing_error_ms=actual_ms - intended_ms, intended_velocity=perf.intended_vel.astype(np.int32),
-            actual_velocity=perf.actual_vel.astype(np.int32), is_grace=perf.is_grace, is_accent=perf.is_accent,
-            diddle_position=perf.diddle.astype(np.int32), flam_spacing_ms=perf.flam_spacing_ms,
-            parent_stroke_index=perf.parent, measure_index=perf.measure,
+            "strokes",
+            sample_id=sid,
+            index=np.arange(n, dtype=np.int32),
+            hand=hand_names[perf.hand],
+            stroke_type=stype_names[perf.stroke_type],
+            intended_time_ms=intended_ms,
+            actual_time_ms=actual_ms,
+            timing_error_ms=actual_ms - intended_ms,
+            intended_velocity=perf.intended_vel.astype(np.int32),
+            actual_velocity=perf.actual_vel.astype(np.int32),
+            is_grace=perf.is_grace,
+            is_accent=perf.is_accent,
+            diddle_position=perf.diddle.astype(np.int32),
+            flam_spacing_ms=perf.flam_spacing_ms,
+            parent_stroke_index=perf.parent,
+            measure_index=perf.measure,
         )
         stats, per_cycle, scores = analyze(perf, comp)
         cols.add("measures", sample_id=np.full(perf.num_cycles, plan.sample_id, dtype=object), **per_cycle)
-        cols.add("exercises", sample_id=[plan.sample_id], **{k: [np.nan if v is None else v] for k, v in scores.items()})
+        cols.add(
+            "exercises", sample_id=[plan.sample_id], **{k: [np.nan if v is None else v] for k, v in scores.items()}
+        )
         p = plan.profile
         cols.add(
-            "samples", sample_id=[plan.sample_id], rudiment_slug=[slug], rudiment_name=[rudiment.name],
-            pas_number=[rudiment.pas_number], category=[rudiment.category], subdivision=[rudiment.subdivision],
-            profile_id=[p["profile_id"]], skill_tier=[p["skill_tier"]], skill_tier_binary=[p["skill_tier_binary"]],
-            dominant_hand=[p["dominant_hand"]], split=[p["split"]], tempo_bpm=[plan.tempo_bpm],
-            tempo_index=[plan.tempo_index], length_beats=[plan.length_beats], num_cycles=[plan.num_cycles],
-            num_strokes=[n], num_grace_notes=[int(perf.is_grace.sum())], duration_sec=[perf.duration_sec],
-            midi_path=[layout.midi_relpath(slug, plan.sample_id)], seed=[plan.seed],
-            timing_error_sd_ms=[stats["timing_error_sd_ms"]], velocity_cv=[stats["velocity_cv"]],
+            "samples",
+            sample_id=[plan.sample_id],
+            rudiment_slug=[slug],
+            rudiment_name=[rudiment.name],
+            pas_number=[rudiment.pas_number],
+            category=[rudiment.category],
+            subdivision=[rudiment.subdivision],
+            profile_id=[p["profile_id"]],
+            skill_tier=[p["skill_tier"]],
+            skill_tier_binary=[p["skill_tier_binary"]],
+            dominant_hand=[p["dominant_hand"]],
+            split=[p["split"]],
+            tempo_bpm=[plan.tempo_bpm],
+            tempo_index=[plan.tempo_index],
+            length_beats=[plan.length_beats],
+            num_cycles=[plan.num_cycles],
+            num_strokes=[n],
+            num_grace_notes=[int(perf.is_grace.sum())],
+            duration_sec=[perf.duration_sec],
+            midi_path=[layout.midi_relpath(slug, plan.sample_id)],
+            seed=[plan.seed],
+            timing_error_sd_ms=[stats["timing_error_sd_ms"]],
+            velocity_cv=[stats["velocity_cv"]],
         )
     os.sync()
     out = layout.performance_dir(slug, root)

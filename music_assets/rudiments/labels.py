@@ -70,7 +70,9 @@ class TableSet:
 
     @property
     def paths(self) -> dict[str, Path]:
-        return dict(zip(layout.PARTITION_TABLES, (self.samples, self.strokes, self.measures, self.exercises), strict=True))
+        return dict(
+            zip(layout.PARTITION_TABLES, (self.samples, self.strokes, self.measures, self.exercises), strict=True)
+        )
 
 
 @dataclass
@@ -152,8 +154,10 @@ def merge_labels(slugs: Sequence[str], root: Path | None = None) -> MergeSummary
                 samples_schema = joined.schema
                 audio_columns = [c for c in joined.column_names if c not in SCHEMAS["samples"].names]
             elif joined.schema.names != samples_schema.names:
-                raise LabelsError(f"{audio_file}: audio columns {joined.column_names[len(SCHEMAS['samples']):]} "
-                                  f"differ from the first partition's {audio_columns}")
+                raise LabelsError(
+                    f"{audio_file}: audio columns {joined.column_names[len(SCHEMAS['samples']) :]} "
+                    f"differ from the first partition's {audio_columns}"
+                )
             parts = {"samples": _conform(joined, samples_schema, audio_file)}
             for name in ("strokes", "measures", "exercises"):
                 path = tables.paths[name]
@@ -239,14 +243,21 @@ def check_integrity(tables: TableSet, root: Path | None = None, require_audio: b
         if "audio_path" not in samples:
             problems["samples without an audio_path column"] = ids
         else:
-            no_audio = [sid for sid, p in zip(ids, samples["audio_path"], strict=True)
-                        if p is None or (isinstance(p, float) and math.isnan(p)) or not (root / str(p)).is_file()]
+            no_audio = [
+                sid
+                for sid, p in zip(ids, samples["audio_path"], strict=True)
+                if p is None or (isinstance(p, float) and math.isnan(p)) or not (root / str(p)).is_file()
+            ]
             if no_audio:
                 problems["samples without their audio file"] = no_audio
     meta = {"samples": len(ids), **{k: len(v) for k, v in problems.items()}}
     if problems:
-        meta["examples"] = markdown_table([{"problem": k, "count": len(v), "examples": ", ".join(map(str, v[:EXAMPLES]))}
-                                   for k, v in problems.items()])
+        meta["examples"] = markdown_table(
+            [
+                {"problem": k, "count": len(v), "examples": ", ".join(map(str, v[:EXAMPLES]))}
+                for k, v in problems.items()
+            ]
+        )
         return CheckOutcome(False, "; ".join(f"{len(v)} {k}" for k, v in problems.items()), meta)
     return CheckOutcome(True, f"{len(ids)} samples, every row has its sample and every sample its files", meta)
 
@@ -285,29 +296,46 @@ def check_stroke_counts(tables: TableSet, root: Path | None = None) -> CheckOutc
             unreadable.append(f"{sid} ({exc})")
             continue
         if not (counts.get(sid, 0) == int(expected) == summary.note_count):
-            mismatch.append(f"{sid}: {counts.get(sid, 0)} strokes, num_strokes {expected}, {summary.note_count} MIDI notes")
+            mismatch.append(
+                f"{sid}: {counts.get(sid, 0)} strokes, num_strokes {expected}, {summary.note_count} MIDI notes"
+            )
         if summary.channels != {DRUM_CHANNEL} or summary.pitches != {SNARE_PITCH}:
             not_drums.append(f"{sid}: channels {sorted(summary.channels)}, pitches {sorted(summary.pitches)}")
-    meta = {"samples": len(samples), "count mismatches": len(mismatch), "not snare on channel 10": len(not_drums),
-            "unreadable MIDI": len(unreadable)}
+    meta = {
+        "samples": len(samples),
+        "count mismatches": len(mismatch),
+        "not snare on channel 10": len(not_drums),
+        "unreadable MIDI": len(unreadable),
+    }
     problems = mismatch + not_drums + unreadable
     if problems:
         meta["examples"] = "\n".join(problems[:EXAMPLES])
-        return CheckOutcome(False, f"{len(mismatch)} count mismatches, {len(not_drums)} files not snare on channel 10, "
-                                   f"{len(unreadable)} unreadable", meta)
-    return CheckOutcome(True, f"stroke rows = num_strokes = MIDI notes for {len(samples)} samples; all snare 38 on channel 10", meta)
+        return CheckOutcome(
+            False,
+            f"{len(mismatch)} count mismatches, {len(not_drums)} files not snare on channel 10, "
+            f"{len(unreadable)} unreadable",
+            meta,
+        )
+    return CheckOutcome(
+        True, f"stroke rows = num_strokes = MIDI notes for {len(samples)} samples; all snare 38 on channel 10", meta
+    )
 
 
 def check_tempos(tables: TableSet, rudiments: Mapping[str, Rudiment], profiles: pd.DataFrame) -> CheckOutcome:
     """Every tempo lies inside the rudiment's tempo range and the player's comfortable range."""
     s = _sample_frame(tables.samples, ["sample_id", "rudiment_slug", "profile_id", "tempo_bpm"]).merge(
-        profiles[["profile_id", "comfort_tempo_min_bpm", "comfort_tempo_max_bpm"]], on="profile_id", how="left")
+        profiles[["profile_id", "comfort_tempo_min_bpm", "comfort_tempo_max_bpm"]], on="profile_id", how="left"
+    )
     r_min = s["rudiment_slug"].map({k: r.tempo_min_bpm for k, r in rudiments.items()})
     r_max = s["rudiment_slug"].map({k: r.tempo_max_bpm for k, r in rudiments.items()})
-    inside = (s["tempo_bpm"].between(r_min, r_max) & s["tempo_bpm"].between(s["comfort_tempo_min_bpm"], s["comfort_tempo_max_bpm"]))
-    outside = [f"{row.sample_id}: {row.tempo_bpm} bpm (rudiment {lo:g}-{hi:g}, player "
-               f"{row.comfort_tempo_min_bpm:.0f}-{row.comfort_tempo_max_bpm:.0f})"
-               for row, lo, hi in zip(s[~inside].itertuples(), r_min[~inside], r_max[~inside], strict=True)]
+    inside = s["tempo_bpm"].between(r_min, r_max) & s["tempo_bpm"].between(
+        s["comfort_tempo_min_bpm"], s["comfort_tempo_max_bpm"]
+    )
+    outside = [
+        f"{row.sample_id}: {row.tempo_bpm} bpm (rudiment {lo:g}-{hi:g}, player "
+        f"{row.comfort_tempo_min_bpm:.0f}-{row.comfort_tempo_max_bpm:.0f})"
+        for row, lo, hi in zip(s[~inside].itertuples(), r_min[~inside], r_max[~inside], strict=True)
+    ]
     meta = {"samples": len(s), "outside": len(outside)}
     if outside:
         meta["examples"] = "\n".join(outside[:EXAMPLES])
@@ -327,17 +355,24 @@ def per_sample_realism(tables: TableSet) -> pd.DataFrame:
         e = batch.column("timing_error_ms").to_numpy()
         r = batch.column("actual_velocity").to_numpy() / batch.column("intended_velocity").to_numpy()
         ids.append(sid)
-        sums.append(np.stack([np.bincount(inv, weights=w, minlength=len(sid)) for w in (np.ones_like(e), e, e * e, r, r * r)], 1))
+        sums.append(
+            np.stack(
+                [np.bincount(inv, weights=w, minlength=len(sid)) for w in (np.ones_like(e), e, e * e, r, r * r)], 1
+            )
+        )
     if not ids:
         return pd.DataFrame(columns=["timing_error_sd_ms", "velocity_cv"])
     sid, inv = np.unique(np.concatenate(ids), return_inverse=True)  # a sample may span batches
     stacked = np.concatenate(sums)
     n, e, e2, r, r2 = (np.bincount(inv, weights=stacked[:, k], minlength=len(sid)) for k in range(5))
     e_mean, r_mean = e / n, r / n
-    return pd.DataFrame({
-        "timing_error_sd_ms": np.sqrt(np.maximum(e2 / n - e_mean**2, 0.0)),
-        "velocity_cv": np.sqrt(np.maximum(r2 / n - r_mean**2, 0.0)) / r_mean,
-    }, index=pd.Index(sid, name="sample_id"))
+    return pd.DataFrame(
+        {
+            "timing_error_sd_ms": np.sqrt(np.maximum(e2 / n - e_mean**2, 0.0)),
+            "velocity_cv": np.sqrt(np.maximum(r2 / n - r_mean**2, 0.0)) / r_mean,
+        },
+        index=pd.Index(sid, name="sample_id"),
+    )
 
 
 def realism_table(tables: TableSet | Sequence[TableSet]) -> pd.DataFrame:
@@ -357,14 +392,23 @@ def realism_table(tables: TableSet | Sequence[TableSet]) -> pd.DataFrame:
             continue
         (t_lo, t_hi), (v_lo, v_hi) = REALISM_RANGES[tier]["timing_error_sd_ms"], REALISM_RANGES[tier]["velocity_cv"]
         sd, cv = d["timing_error_sd_ms"], d["velocity_cv"]
-        rows.append({
-            "tier": tier, "samples": len(d),
-            "timing_sd_mean_ms": sd.mean(), "timing_sd_p10_ms": sd.quantile(0.1), "timing_sd_p90_ms": sd.quantile(0.9),
-            "timing_sd_range_ms": f"{t_lo:g}-{t_hi:g}", "timing_sd_in_range": float(sd.between(t_lo, t_hi).mean()),
-            "velocity_cv_mean": cv.mean(), "velocity_cv_p10": cv.quantile(0.1), "velocity_cv_p90": cv.quantile(0.9),
-            "velocity_cv_range": f"{v_lo:g}-{v_hi:g}", "velocity_cv_in_range": float(cv.between(v_lo, v_hi).mean()),
-            "timing_accuracy_mean": d["timing_accuracy"].mean(),
-        })
+        rows.append(
+            {
+                "tier": tier,
+                "samples": len(d),
+                "timing_sd_mean_ms": sd.mean(),
+                "timing_sd_p10_ms": sd.quantile(0.1),
+                "timing_sd_p90_ms": sd.quantile(0.9),
+                "timing_sd_range_ms": f"{t_lo:g}-{t_hi:g}",
+                "timing_sd_in_range": float(sd.between(t_lo, t_hi).mean()),
+                "velocity_cv_mean": cv.mean(),
+                "velocity_cv_p10": cv.quantile(0.1),
+                "velocity_cv_p90": cv.quantile(0.9),
+                "velocity_cv_range": f"{v_lo:g}-{v_hi:g}",
+                "velocity_cv_in_range": float(cv.between(v_lo, v_hi).mean()),
+                "timing_accuracy_mean": d["timing_accuracy"].mean(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -383,8 +427,10 @@ def check_realism(tables: TableSet | Sequence[TableSet]) -> tuple[CheckOutcome, 
             problems.append(f"{row['tier']}: mean velocity CV {row['velocity_cv_mean']:.3f} outside {lo:g}-{hi:g}")
     acc = [r["timing_accuracy_mean"] for r in reversed(table.to_dict("records"))]  # beginner first
     if any(not b > a for a, b in zip(acc, acc[1:], strict=False)):
-        problems.append("tier means of timing_accuracy are not strictly increasing from beginner to professional: "
-                        + ", ".join(f"{t}={a:.1f}" for t, a in zip(reversed(table["tier"].tolist()), acc, strict=True)))
+        problems.append(
+            "tier means of timing_accuracy are not strictly increasing from beginner to professional: "
+            + ", ".join(f"{t}={a:.1f}" for t, a in zip(reversed(table["tier"].tolist()), acc, strict=True))
+        )
     meta = {"realism": markdown_table(table.to_dict("records"))}
     if table.empty:
         return CheckOutcome(False, "no samples", meta), table

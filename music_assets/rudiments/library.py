@@ -63,8 +63,17 @@ GRACE_KINDS: dict[str, tuple[float, ...]] = {"flam": (-1.0,), "drag": (-2.0, -1.
 HANDS = ("R", "L")
 
 _TOP_FIELDS = {
-    "slug", "name", "pas_number", "category", "subdivision", "cycle_beats", "tempo_bpm",
-    "alternates", "sticking", "strokes", "description",
+    "slug",
+    "name",
+    "pas_number",
+    "category",
+    "subdivision",
+    "cycle_beats",
+    "tempo_bpm",
+    "alternates",
+    "sticking",
+    "strokes",
+    "description",
 }
 _STROKE_FIELDS = {"at", "hand", "accent", "grace", "grace_offsets", "diddle", "buzz"}
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
@@ -183,7 +192,12 @@ def _parse_stroke(path: Path, i: int, raw: Any, cycle_steps: int) -> Stroke:
     f = f"strokes[{i}]"
     _need(isinstance(raw, Mapping), path, f, "must be a mapping like {at: 0, hand: R}")
     unknown = set(raw) - _STROKE_FIELDS
-    _need(not unknown, path, f"{f}.{sorted(unknown)[0] if unknown else ''}", f"unknown field (allowed: {sorted(_STROKE_FIELDS)})")
+    _need(
+        not unknown,
+        path,
+        f"{f}.{sorted(unknown)[0] if unknown else ''}",
+        f"unknown field (allowed: {sorted(_STROKE_FIELDS)})",
+    )
     at = raw.get("at")
     _need(_is_int(at), path, f"{f}.at", f"must be an integer grid step, got {at!r}")
     _need(0 <= at < cycle_steps, path, f"{f}.at", f"{at} is outside the cycle (0..{cycle_steps - 1} steps)")
@@ -196,17 +210,40 @@ def _parse_stroke(path: Path, i: int, raw: Any, cycle_steps: int) -> Stroke:
     diddle = raw.get("diddle", 0)
     _need(diddle in (0, 1, 2) and _is_int(diddle), path, f"{f}.diddle", f"must be 1 or 2, got {diddle!r}")
     grace = raw.get("grace")
-    _need(grace is None or grace in GRACE_KINDS, path, f"{f}.grace", f"must be one of {sorted(GRACE_KINDS)}, got {grace!r}")
+    _need(
+        grace is None or grace in GRACE_KINDS,
+        path,
+        f"{f}.grace",
+        f"must be one of {sorted(GRACE_KINDS)}, got {grace!r}",
+    )
     offsets: tuple[float, ...] = ()
     if grace is not None:
         raw_off = raw.get("grace_offsets", list(GRACE_KINDS[grace]))
-        _need(isinstance(raw_off, list) and all(_is_num(o) for o in raw_off), path, f"{f}.grace_offsets", "must be a list of numbers")
+        _need(
+            isinstance(raw_off, list) and all(_is_num(o) for o in raw_off),
+            path,
+            f"{f}.grace_offsets",
+            "must be a list of numbers",
+        )
         offsets = tuple(float(o) for o in raw_off)
-        _need(len(offsets) == len(GRACE_KINDS[grace]), path, f"{f}.grace_offsets",
-              f"a {grace} has {len(GRACE_KINDS[grace])} grace note(s), got {len(offsets)} offsets")
-        _need(all(o < 0 for o in offsets), path, f"{f}.grace_offsets", "grace notes come before their primary (negative offsets)")
-        _need(list(offsets) == sorted(set(offsets)), path, f"{f}.grace_offsets",
-              "grace notes must have distinct, increasing offsets (two drag graces never share a time)")
+        _need(
+            len(offsets) == len(GRACE_KINDS[grace]),
+            path,
+            f"{f}.grace_offsets",
+            f"a {grace} has {len(GRACE_KINDS[grace])} grace note(s), got {len(offsets)} offsets",
+        )
+        _need(
+            all(o < 0 for o in offsets),
+            path,
+            f"{f}.grace_offsets",
+            "grace notes come before their primary (negative offsets)",
+        )
+        _need(
+            list(offsets) == sorted(set(offsets)),
+            path,
+            f"{f}.grace_offsets",
+            "grace notes must have distinct, increasing offsets (two drag graces never share a time)",
+        )
     else:
         _need("grace_offsets" not in raw, path, f"{f}.grace_offsets", "given without a grace")
     _need(not (buzz and diddle), path, f"{f}.buzz", "a stroke is either a buzz or part of a diddle")
@@ -233,15 +270,31 @@ def parse_rudiment(path: Path, raw: Any) -> Rudiment:
     _need(path.stem == slug, path, "slug", f"{slug!r} does not match the file name {path.name!r}")
     _need(isinstance(raw["name"], str) and raw["name"].strip() != "", path, "name", "must be a non-empty string")
     pas = raw["pas_number"]
-    _need(_is_int(pas) and pas == RUDIMENT_SLUGS.index(slug) + 1, path, "pas_number",
-          f"{pas!r} is not PAS number {RUDIMENT_SLUGS.index(slug) + 1} of {slug}")
-    _need(raw["category"] in CATEGORIES, path, "category", f"must be one of {list(CATEGORIES)}, got {raw['category']!r}")
+    _need(
+        _is_int(pas) and pas == RUDIMENT_SLUGS.index(slug) + 1,
+        path,
+        "pas_number",
+        f"{pas!r} is not PAS number {RUDIMENT_SLUGS.index(slug) + 1} of {slug}",
+    )
+    _need(
+        raw["category"] in CATEGORIES, path, "category", f"must be one of {list(CATEGORIES)}, got {raw['category']!r}"
+    )
     sub = raw["subdivision"]
     _need(sub in SUBDIVISIONS, path, "subdivision", f"must be one of {list(SUBDIVISIONS)}, got {sub!r}")
     cycle_beats = raw["cycle_beats"]
-    _need(_is_int(cycle_beats) and cycle_beats > 0, path, "cycle_beats", f"must be a positive integer, got {cycle_beats!r}")
+    _need(
+        _is_int(cycle_beats) and cycle_beats > 0,
+        path,
+        "cycle_beats",
+        f"must be a positive integer, got {cycle_beats!r}",
+    )
     tempo = raw["tempo_bpm"]
-    _need(isinstance(tempo, list) and len(tempo) == 2 and all(_is_num(t) for t in tempo), path, "tempo_bpm", "must be [min, max]")
+    _need(
+        isinstance(tempo, list) and len(tempo) == 2 and all(_is_num(t) for t in tempo),
+        path,
+        "tempo_bpm",
+        "must be [min, max]",
+    )
     _need(20 <= tempo[0] < tempo[1] <= 300, path, "tempo_bpm", f"need 20 <= min < max <= 300, got {tempo}")
     alternates = raw.get("alternates", False)
     _need(isinstance(alternates, bool), path, "alternates", "must be true or false")
@@ -254,15 +307,28 @@ def parse_rudiment(path: Path, raw: Any) -> Rudiment:
     for i, s in enumerate(strokes):
         if s.diddle == 1:
             nxt = strokes[i + 1] if i + 1 < len(strokes) else None
-            _need(nxt is not None and nxt.diddle == 2 and nxt.hand == s.hand, path, f"strokes[{i}].diddle",
-                  "a diddle's first stroke must be followed by its second stroke with the same hand")
+            _need(
+                nxt is not None and nxt.diddle == 2 and nxt.hand == s.hand,
+                path,
+                f"strokes[{i}].diddle",
+                "a diddle's first stroke must be followed by its second stroke with the same hand",
+            )
         if s.diddle == 2:
-            _need(i > 0 and strokes[i - 1].diddle == 1, path, f"strokes[{i}].diddle", "second diddle stroke without a first")
+            _need(
+                i > 0 and strokes[i - 1].diddle == 1,
+                path,
+                f"strokes[{i}].diddle",
+                "second diddle stroke without a first",
+            )
     if alternates:
         half, n = cycle_steps // 2, len(strokes)
         mirrored = [replace(s, at=s.at + half, hand=s.grace_hand) for s in strokes[: n // 2]]
-        _need(cycle_steps % 2 == 0 and n % 2 == 0 and list(strokes[n // 2:]) == mirrored, path, "alternates",
-              "the second half of the cycle must repeat the first half with the hands swapped")
+        _need(
+            cycle_steps % 2 == 0 and n % 2 == 0 and list(strokes[n // 2 :]) == mirrored,
+            path,
+            "alternates",
+            "the second half of the cycle must repeat the first half with the hands swapped",
+        )
     sticking = raw["sticking"]
     _need(isinstance(sticking, str), path, "sticking", "must be a string")
     tokens = sticking.split()
@@ -273,9 +339,19 @@ def parse_rudiment(path: Path, raw: Any) -> Rudiment:
     desc = raw.get("description", "")
     _need(isinstance(desc, str), path, "description", "must be a string")
     return Rudiment(
-        slug=slug, name=raw["name"].strip(), pas_number=pas, category=raw["category"], subdivision=sub,
-        cycle_beats=cycle_beats, tempo_min_bpm=float(tempo[0]), tempo_max_bpm=float(tempo[1]),
-        alternates=alternates, sticking=" ".join(tokens), strokes=strokes, source=path, description=desc.strip(),
+        slug=slug,
+        name=raw["name"].strip(),
+        pas_number=pas,
+        category=raw["category"],
+        subdivision=sub,
+        cycle_beats=cycle_beats,
+        tempo_min_bpm=float(tempo[0]),
+        tempo_max_bpm=float(tempo[1]),
+        alternates=alternates,
+        sticking=" ".join(tokens),
+        strokes=strokes,
+        source=path,
+        description=desc.strip(),
     )
 
 
@@ -303,8 +379,11 @@ def _load_folder(folder: Path) -> dict[str, Rudiment]:
     found = {p.stem: load_rudiment(p) for p in files}
     missing = [s for s in RUDIMENT_SLUGS if s not in found]
     if missing or len(found) != len(RUDIMENT_SLUGS):
-        raise RudimentDataError(folder, "<library>", f"expected the 40 PAS rudiments; missing {missing}, "
-                                                    f"unexpected {sorted(set(found) - set(RUDIMENT_SLUGS))}")
+        raise RudimentDataError(
+            folder,
+            "<library>",
+            f"expected the 40 PAS rudiments; missing {missing}, unexpected {sorted(set(found) - set(RUDIMENT_SLUGS))}",
+        )
     return {s: found[s] for s in RUDIMENT_SLUGS}
 
 

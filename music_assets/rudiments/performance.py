@@ -79,15 +79,15 @@ class CompiledRudiment:
     slug: str
     category: str
     cycle_beats: int
-    beats: np.ndarray        # position in the cycle, quarter-note beats
-    hand: np.ndarray         # 0 = R, 1 = L
+    beats: np.ndarray  # position in the cycle, quarter-note beats
+    hand: np.ndarray  # 0 = R, 1 = L
     accent: np.ndarray
-    grace_kind: np.ndarray   # 0 none, 1 flam, 2 drag
+    grace_kind: np.ndarray  # 0 none, 1 flam, 2 drag
     grace_offsets: np.ndarray  # (n, 2) offsets in grace units, NaN-padded
-    diddle: np.ndarray       # 0, 1, 2
+    diddle: np.ndarray  # 0, 1, 2
     buzz: np.ndarray
-    roll_pos: np.ndarray     # 0..1 position within the roll group (rolls only)
-    gap_beats: np.ndarray    # distance to the nearest neighbouring stroke, beats
+    roll_pos: np.ndarray  # 0..1 position within the roll group (rolls only)
+    gap_beats: np.ndarray  # distance to the nearest neighbouring stroke, beats
 
     @property
     def size(self) -> int:
@@ -107,7 +107,10 @@ def compile_rudiment(r: Rudiment) -> CompiledRudiment:
     group = r.cycle_beats / 2 if r.alternates else r.cycle_beats
     roll_pos = (beats % group) / group if r.category == "roll" else np.zeros(n)
     return CompiledRudiment(
-        slug=r.slug, category=r.category, cycle_beats=r.cycle_beats, beats=beats,
+        slug=r.slug,
+        category=r.category,
+        cycle_beats=r.cycle_beats,
+        beats=beats,
         hand=np.array([0 if s.hand == "R" else 1 for s in r.strokes], dtype=np.int8),
         accent=np.array([s.accent for s in r.strokes]),
         grace_kind=np.array([{None: 0, "flam": 1, "drag": 2}[s.grace] for s in r.strokes], dtype=np.int8),
@@ -129,12 +132,12 @@ class Performance:
     """Every note of one performance in time order (index = position in this order)."""
 
     tempo_bpm: float
-    tempo_us: int           # MIDI tempo (microseconds per quarter note)
+    tempo_us: int  # MIDI tempo (microseconds per quarter note)
     num_cycles: int
-    hand: np.ndarray        # 0 = R, 1 = L
+    hand: np.ndarray  # 0 = R, 1 = L
     stroke_type: np.ndarray  # codes into STROKE_TYPES
     intended_s: np.ndarray
-    actual_s: np.ndarray    # = MIDI note-on times
+    actual_s: np.ndarray  # = MIDI note-on times
     on_tick: np.ndarray
     off_tick: np.ndarray
     intended_vel: np.ndarray
@@ -142,10 +145,10 @@ class Performance:
     is_accent: np.ndarray
     diddle: np.ndarray
     flam_spacing_ms: np.ndarray  # NaN except on flam primaries and their grace notes
-    parent: np.ndarray      # index of the primary for grace notes and bounces, else -1
-    measure: np.ndarray     # cycle index
-    position: np.ndarray    # stroke index within the cycle for primaries, else -1
-    weak_hand: np.ndarray   # played by the player's weak hand
+    parent: np.ndarray  # index of the primary for grace notes and bounces, else -1
+    measure: np.ndarray  # cycle index
+    position: np.ndarray  # stroke index within the cycle for primaries, else -1
+    weak_hand: np.ndarray  # played by the player's weak hand
 
     @property
     def num_strokes(self) -> int:
@@ -244,20 +247,46 @@ def perform(
 
     stype = np.where(accent, ACCENT, np.where(diddle > 0, DIDDLE, np.where(buzz, BUZZ, TAP))).astype(np.int8)
     parts: dict[str, list[np.ndarray]] = {
-        "hand": [hand], "stype": [stype], "intended": [intended], "actual": [actual],
-        "ivel": [intended_vel], "avel": [actual_vel], "accent": [accent], "diddle": [diddle],
-        "parent": [np.full(n, -1)], "measure": [cyc], "position": [np.tile(np.arange(c.size), reps)],
+        "hand": [hand],
+        "stype": [stype],
+        "intended": [intended],
+        "actual": [actual],
+        "ivel": [intended_vel],
+        "avel": [actual_vel],
+        "accent": [accent],
+        "diddle": [diddle],
+        "parent": [np.full(n, -1)],
+        "measure": [cyc],
+        "position": [np.tile(np.arange(c.size), reps)],
         "weak": [weak],
     }
 
-    def add_children(parent: np.ndarray, code: int, hand_: np.ndarray, intended_: np.ndarray, actual_: np.ndarray,
-                     ivel: np.ndarray, avel: np.ndarray, weak_: np.ndarray) -> None:
+    def add_children(
+        parent: np.ndarray,
+        code: int,
+        hand_: np.ndarray,
+        intended_: np.ndarray,
+        actual_: np.ndarray,
+        ivel: np.ndarray,
+        avel: np.ndarray,
+        weak_: np.ndarray,
+    ) -> None:
         """Grace notes and bounces: unaccented, outside diddles, attached to their primary."""
         k = len(parent)
-        for key, value in (("hand", hand_), ("stype", np.full(k, code, dtype=np.int8)), ("intended", intended_),
-                           ("actual", actual_), ("ivel", ivel), ("avel", avel), ("accent", np.zeros(k, dtype=bool)),
-                           ("diddle", np.zeros(k, dtype=np.int8)), ("parent", parent), ("measure", cyc[parent]),
-                           ("position", np.full(k, -1)), ("weak", weak_)):
+        for key, value in (
+            ("hand", hand_),
+            ("stype", np.full(k, code, dtype=np.int8)),
+            ("intended", intended_),
+            ("actual", actual_),
+            ("ivel", ivel),
+            ("avel", avel),
+            ("accent", np.zeros(k, dtype=bool)),
+            ("diddle", np.zeros(k, dtype=np.int8)),
+            ("parent", parent),
+            ("measure", cyc[parent]),
+            ("position", np.full(k, -1)),
+            ("weak", weak_),
+        ):
             parts[key].append(value)
 
     # --- grace notes (flams: one, drags: two) by the other hand, at most 70 % of the way back
@@ -266,12 +295,19 @@ def perform(
     offsets = np.tile(c.grace_offsets, (reps, 1))
     spacing_jitter = 0.02 + traits["timing_sd_ms"] / 300.0
     grace_loudness = 1.0 + 0.4 * (1.0 - traits["accent_differentiation"])
-    for code, ratio, ref_unit_ms, stype_code, vel in ((1, 1.0, REF_FLAM_SPACING_MS, FLAM_GRACE, VEL_FLAM_GRACE),
-                                                      (2, DRAG_SPACING_RATIO, REF_DRAG_UNIT_MS, DRAG_GRACE, VEL_DRAG_GRACE)):
+    for code, ratio, ref_unit_ms, stype_code, vel in (
+        (1, 1.0, REF_FLAM_SPACING_MS, FLAM_GRACE, VEL_FLAM_GRACE),
+        (2, DRAG_SPACING_RATIO, REF_DRAG_UNIT_MS, DRAG_GRACE, VEL_DRAG_GRACE),
+    ):
         idx = np.flatnonzero(kind == code)
         if idx.size == 0:
             continue
-        unit = traits["flam_spacing_ms"] * ratio / 1000.0 * np.clip(1.0 + spacing_jitter * rng.standard_normal(idx.size), 0.4, 2.0)
+        unit = (
+            traits["flam_spacing_ms"]
+            * ratio
+            / 1000.0
+            * np.clip(1.0 + spacing_jitter * rng.standard_normal(idx.size), 0.4, 2.0)
+        )
         unit = np.minimum(unit, 0.7 * gap_s[idx] / np.nanmax(-offsets[idx], axis=1))
         for j in range(offsets.shape[1]):
             have = ~np.isnan(offsets[idx, j])
@@ -280,8 +316,16 @@ def perform(
                 continue
             shift = off * unit[have] * np.clip(1.0 + 0.1 * rng.standard_normal(k), 0.7, 1.3)
             g_vel = vel * np.where(weak[pi], 1.0, traits["lr_velocity_ratio"]) * grace_loudness  # the other hand
-            add_children(pi, stype_code, hand[pi] ^ 1, intended[pi] + off * ref_unit_ms / 1000.0, actual[pi] + shift,
-                         np.full(k, float(vel)), g_vel * (1.0 + 1.5 * cv * rng.standard_normal(k)), ~weak[pi])
+            add_children(
+                pi,
+                stype_code,
+                hand[pi] ^ 1,
+                intended[pi] + off * ref_unit_ms / 1000.0,
+                actual[pi] + shift,
+                np.full(k, float(vel)),
+                g_vel * (1.0 + 1.5 * cv * rng.standard_normal(k)),
+                ~weak[pi],
+            )
 
     # --- buzz bounces after each buzz primary
     bi = np.flatnonzero(buzz)
@@ -291,9 +335,16 @@ def perform(
         pi = np.repeat(bi, nb)
         k = np.concatenate([np.arange(1, m + 1) for m in nb])
         decay = 0.55 + 0.3 * traits["roll_sustain"]
-        add_children(pi, BUZZ_BOUNCE, hand[pi], intended[pi] + k * BUZZ_INTERVAL_SEC, actual[pi] + k * np.repeat(step, nb),
-                     intended_vel[pi] * BUZZ_INTENDED_DECAY**k,
-                     actual_vel[pi] * decay**k * (1.0 + cv * rng.standard_normal(len(pi))), weak[pi])
+        add_children(
+            pi,
+            BUZZ_BOUNCE,
+            hand[pi],
+            intended[pi] + k * BUZZ_INTERVAL_SEC,
+            actual[pi] + k * np.repeat(step, nb),
+            intended_vel[pi] * BUZZ_INTENDED_DECAY**k,
+            actual_vel[pi] * decay**k * (1.0 + cv * rng.standard_normal(len(pi))),
+            weak[pi],
+        )
 
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     # written order (intended time; a primary's graces sort before it, bounces after)
@@ -321,12 +372,22 @@ def perform(
         flam_spacing[fg] = sp
         flam_spacing[cat["parent"][fg]] = sp
     return Performance(
-        tempo_bpm=float(tempo_bpm), tempo_us=tempo_us, num_cycles=reps,
-        hand=cat["hand"].astype(np.int8), stroke_type=cat["stype"].astype(np.int8),
-        intended_s=cat["intended"], actual_s=actual_s, on_tick=on_tick, off_tick=off_tick,
+        tempo_bpm=float(tempo_bpm),
+        tempo_us=tempo_us,
+        num_cycles=reps,
+        hand=cat["hand"].astype(np.int8),
+        stroke_type=cat["stype"].astype(np.int8),
+        intended_s=cat["intended"],
+        actual_s=actual_s,
+        on_tick=on_tick,
+        off_tick=off_tick,
         intended_vel=np.round(cat["ivel"]).astype(np.int16),
         actual_vel=np.clip(np.round(cat["avel"]), 1, 127).astype(np.int16),
-        is_accent=cat["accent"], diddle=cat["diddle"].astype(np.int8), flam_spacing_ms=flam_spacing,
-        parent=cat["parent"].astype(np.int32), measure=cat["measure"].astype(np.int32),
-        position=cat["position"].astype(np.int32), weak_hand=cat["weak"],
+        is_accent=cat["accent"],
+        diddle=cat["diddle"].astype(np.int8),
+        flam_spacing_ms=flam_spacing,
+        parent=cat["parent"].astype(np.int32),
+        measure=cat["measure"].astype(np.int32),
+        position=cat["position"].astype(np.int32),
+        weak_hand=cat["weak"],
     )

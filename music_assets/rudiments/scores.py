@@ -52,20 +52,46 @@ from music_assets.rudiments.performance import (
 )
 
 SCORE_COLUMNS: tuple[str, ...] = (
-    "timing_accuracy", "timing_consistency", "tempo_stability", "subdivision_evenness",
-    "velocity_control", "accent_differentiation", "accent_accuracy", "hand_balance",
-    "weak_hand_index", "flam_quality", "diddle_quality", "roll_sustain", "groove_feel_proxy",
+    "timing_accuracy",
+    "timing_consistency",
+    "tempo_stability",
+    "subdivision_evenness",
+    "velocity_control",
+    "accent_differentiation",
+    "accent_accuracy",
+    "hand_balance",
+    "weak_hand_index",
+    "flam_quality",
+    "diddle_quality",
+    "roll_sustain",
+    "groove_feel_proxy",
     "overall_score",
 )
 OVERALL_WEIGHTS: dict[str, float] = {
-    "timing_accuracy": 0.20, "timing_consistency": 0.10, "tempo_stability": 0.10,
-    "subdivision_evenness": 0.10, "velocity_control": 0.10, "accent_differentiation": 0.05,
-    "accent_accuracy": 0.05, "hand_balance": 0.08, "weak_hand_index": 0.04, "flam_quality": 0.06,
-    "diddle_quality": 0.06, "roll_sustain": 0.03, "groove_feel_proxy": 0.03,
+    "timing_accuracy": 0.20,
+    "timing_consistency": 0.10,
+    "tempo_stability": 0.10,
+    "subdivision_evenness": 0.10,
+    "velocity_control": 0.10,
+    "accent_differentiation": 0.05,
+    "accent_accuracy": 0.05,
+    "hand_balance": 0.08,
+    "weak_hand_index": 0.04,
+    "flam_quality": 0.06,
+    "diddle_quality": 0.06,
+    "roll_sustain": 0.03,
+    "groove_feel_proxy": 0.03,
 }
 MEASURE_COLUMNS: tuple[str, ...] = (
-    "num_strokes", "timing_error_mean_ms", "timing_error_std_ms", "timing_error_max_ms",
-    "velocity_mean", "velocity_std", "velocity_consistency", "lr_velocity_ratio", "lr_timing_diff_ms",
+    "num_strokes",
+    "timing_error_mean_ms",
+    "timing_error_std_ms",
+    "timing_error_max_ms",
+    "velocity_mean",
+    "velocity_std",
+    "velocity_consistency",
+    "lr_velocity_ratio",
+    "lr_timing_diff_ms",
 )
 
 
@@ -150,7 +176,9 @@ def _by_position_residual(x: np.ndarray, position: np.ndarray) -> np.ndarray:
     return x - mean[position]
 
 
-def exercise_scores(perf: Performance, rudiment: CompiledRudiment, p: _Primaries | None = None) -> dict[str, float | None]:
+def exercise_scores(
+    perf: Performance, rudiment: CompiledRudiment, p: _Primaries | None = None
+) -> dict[str, float | None]:
     """The 14 scores of one performance (see the module docstring for every formula)."""
     p = p or _Primaries(perf)
     out: dict[str, float | None] = {}
@@ -219,7 +247,9 @@ def exercise_scores(perf: Performance, rudiment: CompiledRudiment, p: _Primaries
     if perf.num_cycles >= 2:
         res_e = _by_position_residual(p.e, p.position)
         res_r = _by_position_residual(p.r, p.position)
-        out["groove_feel_proxy"] = _clip100(100 * (0.7 * np.exp(-res_e.std() / 25.0) + 0.3 * np.exp(-res_r.std() / 0.15)))
+        out["groove_feel_proxy"] = _clip100(
+            100 * (0.7 * np.exp(-res_e.std() / 25.0) + 0.3 * np.exp(-res_r.std() / 0.15))
+        )
     else:
         out["groove_feel_proxy"] = None
 
@@ -229,7 +259,9 @@ def exercise_scores(perf: Performance, rudiment: CompiledRudiment, p: _Primaries
     return {k: (None if out[k] is None else round(float(out[k]), 4)) for k in SCORE_COLUMNS}
 
 
-def analyze(perf: Performance, rudiment: CompiledRudiment) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, float | None]]:
+def analyze(
+    perf: Performance, rudiment: CompiledRudiment
+) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, float | None]]:
     """Sample stats, measures and exercise scores of one performance in one pass."""
     p = _Primaries(perf)
     return sample_stats(perf, p), measures(perf, p), exercise_scores(perf, rudiment, p)

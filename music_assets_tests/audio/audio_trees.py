@@ -69,7 +69,7 @@ def make_bad_files(root: Path, outside: Path) -> None:
     mp3 = write(bad / "corrupt.mp3", music_like(3.0, seed=3), sr=16000)
     data = bytearray(mp3.read_bytes())
     third = len(data) // 3
-    data[third: 2 * third] = np.random.default_rng(0).integers(0, 256, third, dtype=np.uint8).tobytes()
+    data[third : 2 * third] = np.random.default_rng(0).integers(0, 256, third, dtype=np.uint8).tobytes()
     mp3.write_bytes(bytes(data))
     (bad / "text_renamed.mp3").write_text("these are liner notes, not audio\n" * 20)
     write(bad / "header_only.wav", np.zeros(0, dtype=np.float32), subtype="PCM_16")

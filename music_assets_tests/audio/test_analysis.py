@@ -43,8 +43,11 @@ def test_loudness_matches_pyloudnorm_and_does_not_depend_on_block_size() -> None
     small, large = analyze_array(x, 44100, block_frames=1001), analyze_array(x, 44100)
     assert large.loudness_lufs == pytest.approx(reference, abs=1e-6)
     assert small.loudness_lufs == pytest.approx(large.loudness_lufs, abs=1e-9)
-    assert (small.peak_dbfs, small.clipped_ratio, small.silence_ratio) == (large.peak_dbfs, large.clipped_ratio,
-                                                                          large.silence_ratio)
+    assert (small.peak_dbfs, small.clipped_ratio, small.silence_ratio) == (
+        large.peak_dbfs,
+        large.clipped_ratio,
+        large.silence_ratio,
+    )
 
 
 def test_loudness_is_null_when_too_short_or_silent() -> None:
@@ -53,9 +56,16 @@ def test_loudness_is_null_when_too_short_or_silent() -> None:
     assert silent.loudness_lufs is None and silent.peak_dbfs == DB_FLOOR and silent.silence_ratio == 1.0
 
 
-@pytest.mark.parametrize("name,fmt,subtype", [("x.wav", "WAV", "PCM_16"), ("x.flac", "FLAC", "PCM_24"),
-                                              ("x.ogg", "OGG", "VORBIS"), ("x.mp3", "MP3", "MPEG_LAYER_III"),
-                                              ("x.aiff", "AIFF", "PCM_16")])
+@pytest.mark.parametrize(
+    "name,fmt,subtype",
+    [
+        ("x.wav", "WAV", "PCM_16"),
+        ("x.flac", "FLAC", "PCM_24"),
+        ("x.ogg", "OGG", "VORBIS"),
+        ("x.mp3", "MP3", "MPEG_LAYER_III"),
+        ("x.aiff", "AIFF", "PCM_16"),
+    ],
+)
 def test_files_of_every_format_decode_whole(tmp_path: Path, name: str, fmt: str, subtype: str) -> None:
     x = np.stack([tone(1.5, sr=16000, amp=0.5), tone(1.5, sr=16000, amp=0.25)], axis=1)
     s = analyze_file(write(tmp_path / name, x, sr=16000, fmt=fmt, subtype=subtype))
@@ -75,7 +85,10 @@ def test_bad_files_raise_with_the_reason(tmp_path: Path) -> None:
     assert reason(tmp_path / "empty.wav") == "empty file (0 bytes)"
     (tmp_path / "notes.mp3").write_text("not audio at all\n" * 30)
     assert "not a decodable audio file" in reason(tmp_path / "notes.mp3")
-    assert reason(write(tmp_path / "header.wav", np.zeros(0, np.float32), subtype="PCM_16")) == "no audio frames (header only)"
+    assert (
+        reason(write(tmp_path / "header.wav", np.zeros(0, np.float32), subtype="PCM_16"))
+        == "no audio frames (header only)"
+    )
     flac = truncate(write(tmp_path / "cut.flac", music_like(2.0)))
     assert reason(flac).startswith("corrupt or truncated stream: decoding failed after")
     wav = truncate(write(tmp_path / "cut.wav", music_like(2.0), subtype="PCM_16"), 0.6)

@@ -33,7 +33,9 @@ def test_a_mono_source_becomes_48k_stereo_at_minus_1_dbfs(tmp_path: Path) -> Non
     assert not p.cut_at_max and p.source_offset_sec == 0.0 and (p.source_sample_rate, p.source_channels) == (22050, 1)
     assert _gates(p.path) == dict.fromkeys(_gates(p.path), True)
     assert 0 < p.quality_score <= 100
-    assert p.quality_score == pytest.approx(sum(QUALITY_WEIGHTS[k] * v for k, v in p.quality_components.items()), abs=0.05)
+    assert p.quality_score == pytest.approx(
+        sum(QUALITY_WEIGHTS[k] * v for k, v in p.quality_components.items()), abs=0.05
+    )
     assert p.quality_components["stereo"] == 0.0 and p.quality_components["bandwidth"] == pytest.approx(0.5)
     again = prepare_source(src, tmp_path / "again.flac")
     assert again.path.read_bytes() == p.path.read_bytes()
@@ -75,10 +77,18 @@ def test_sources_that_cannot_be_prepared_raise_naming_the_file(tmp_path: Path) -
 def test_the_gates_fail_on_files_that_break_them(tmp_path: Path) -> None:
     clipped = np.clip(3 * music_like(20.0, 44100), -1, 1)
     assert _gates(write(tmp_path / "bad.flac", clipped, sr=44100, subtype="PCM_24")) == {
-        "duration_in_range": False, "not_clipped": False, "not_mostly_silent": True, "format_48k_stereo": False}
+        "duration_in_range": False,
+        "not_clipped": False,
+        "not_mostly_silent": True,
+        "format_48k_stereo": False,
+    }
     quiet = np.concatenate([tone(10.0, sr=48000, channels=2), np.zeros((48000 * 25, 2), np.float32)])
     assert _gates(write(tmp_path / "quiet.flac", quiet, sr=48000, subtype="PCM_24")) == {
-        "duration_in_range": True, "not_clipped": True, "not_mostly_silent": False, "format_48k_stereo": True}
+        "duration_in_range": True,
+        "not_clipped": True,
+        "not_mostly_silent": False,
+        "format_48k_stereo": True,
+    }
     (tmp_path / "gone.flac").write_bytes(b"")
     assert not any(_gates(tmp_path / "gone.flac").values())
 

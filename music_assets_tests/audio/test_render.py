@@ -42,9 +42,21 @@ def test_a_partition_renders_to_flac_and_audio_table(data_dir: Path) -> None:
     assert table.column("sample_id").to_pylist() == samples["sample_id"].tolist()
     for name in ("sample_id", "audio_path", "soundfont", "aug_preset", "aug_noise_color", "aug_bed_source"):
         assert table.schema.field(name).type == pa.string()
-    for name in ("aug_rt60_s", "aug_reverb_wet_db", "aug_highpass_hz", "aug_comp_ratio", "aug_noise_snr_db",
-                 "aug_bit_depth", "aug_peak_dbfs", "audio_duration_sec", "audio_sample_rate", "audio_peak_dbfs",
-                 "audio_channels", "audio_clipped_ratio", "align_median_error_ms"):
+    for name in (
+        "aug_rt60_s",
+        "aug_reverb_wet_db",
+        "aug_highpass_hz",
+        "aug_comp_ratio",
+        "aug_noise_snr_db",
+        "aug_bit_depth",
+        "aug_peak_dbfs",
+        "audio_duration_sec",
+        "audio_sample_rate",
+        "audio_peak_dbfs",
+        "audio_channels",
+        "audio_clipped_ratio",
+        "align_median_error_ms",
+    ):
         assert name in table.column_names
     rows = table.to_pylist()
     assert {r["soundfont"] for r in rows} == {p.name for p in DEFAULT_SOUNDFONTS}
@@ -81,8 +93,9 @@ def test_prepared_sources_become_background_beds(data_dir: Path) -> None:
     prepared = data_dir / "sources" / "prepared"
     prepared.mkdir(parents=True)
     t = np.arange(2 * 48000) / 48000
-    sf.write(prepared / "src_wind.flac", np.stack([np.sin(2 * np.pi * 90 * t)] * 2, axis=1) * 0.3, 48000,
-             subtype="PCM_24")
+    sf.write(
+        prepared / "src_wind.flac", np.stack([np.sin(2 * np.pi * 90 * t)] * 2, axis=1) * 0.3, 48000, subtype="PCM_24"
+    )
     write_performances(data_dir, SLUG, n=4)
     rows = render.render_partitions([SLUG], data_dir, presets=["marching_field"], workers=1).partitions[SLUG].rows
     with_bed = [r for r in rows if r["aug_bed_source"]]
@@ -113,8 +126,10 @@ def test_partitions_prepared_as_they_are_queued_render_the_same_files(data_dir: 
     for slug in slugs:
         write_performances(data_dir, slug, n=3)
     planned_first = render.render_partitions(slugs, data_dir, workers=1)
-    expected = {s: {r["sample_id"]: sha256_file(data_dir / r["audio_path"]) for r in planned_first.partitions[s].rows}
-                for s in slugs}
+    expected = {
+        s: {r["sample_id"]: sha256_file(data_dir / r["audio_path"]) for r in planned_first.partitions[s].rows}
+        for s in slugs
+    }
 
     streamed = tmp_path / "streamed"
     calls: list[tuple[str, bool]] = []
@@ -125,8 +140,9 @@ def test_partitions_prepared_as_they_are_queued_render_the_same_files(data_dir: 
 
     seen: list[tuple[int, int]] = []
     with render.RenderPool(2) as pool:
-        out = render.render_partitions(slugs, streamed, pool=pool, prepare=prepare,
-                                       progress=lambda i, n: seen.append((i, n)))
+        out = render.render_partitions(
+            slugs, streamed, pool=pool, prepare=prepare, progress=lambda i, n: seen.append((i, n))
+        )
     assert calls == [(SLUG, False), ("drag", False)]
     assert out.run.workers == 2 and seen[-1] == (6, 6)
     for s in slugs:

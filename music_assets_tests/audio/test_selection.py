@@ -10,9 +10,20 @@ from music_assets.audio.selection import SelectionRules, matching_patterns, sele
 
 
 def _row(rel: str, **kw) -> dict:
-    row = {"source_id": rel, "root": "/music/test_root", "rel_path": rel, "format": "wav", "status": "ok",
-           "error": None, "duration_sec": 60.0, "sample_rate": 44100, "channels": 2, "clipped_ratio": 0.0,
-           "silence_ratio": 0.1, "analyzed": True}
+    row = {
+        "source_id": rel,
+        "root": "/music/test_root",
+        "rel_path": rel,
+        "format": "wav",
+        "status": "ok",
+        "error": None,
+        "duration_sec": 60.0,
+        "sample_rate": 44100,
+        "channels": 2,
+        "clipped_ratio": 0.0,
+        "silence_ratio": 0.1,
+        "analyzed": True,
+    }
     row.update(kw)
     return row
 
@@ -30,18 +41,28 @@ def test_patterns_match_words_of_the_relative_path() -> None:
 
 
 def test_every_failed_rule_is_a_reason_and_the_root_never_matters() -> None:
-    out = _select([
-        _row("good.wav"),
-        _row("drafts/scratch_idea.wav", duration_sec=10.0, clipped_ratio=0.01, silence_ratio=0.9),
-        _row("long.wav", duration_sec=4000.0),
-        _row("broken.wav", status="error", error="truncated: the data chunk declares 10 bytes",
-             duration_sec=None, clipped_ratio=None, silence_ratio=None),
-    ])
+    out = _select(
+        [
+            _row("good.wav"),
+            _row("drafts/scratch_idea.wav", duration_sec=10.0, clipped_ratio=0.01, silence_ratio=0.9),
+            _row("long.wav", duration_sec=4000.0),
+            _row(
+                "broken.wav",
+                status="error",
+                error="truncated: the data chunk declares 10 bytes",
+                duration_sec=None,
+                clipped_ratio=None,
+                silence_ratio=None,
+            ),
+        ]
+    )
     assert out["good.wav"]["selected"] and out["good.wav"]["rejection_reason"] is None  # root has "test" in it
     bad = out["drafts/scratch_idea.wav"]
     assert not bad["selected"]
-    assert bad["rejection_reason"] == ("duration 10.0 s < 30 s; path matches skip pattern 'scratch', 'draft'; "
-                                      "clipped ratio 0.0100 > 0.001; silence ratio 0.90 > 0.5")
+    assert bad["rejection_reason"] == (
+        "duration 10.0 s < 30 s; path matches skip pattern 'scratch', 'draft'; "
+        "clipped ratio 0.0100 > 0.001; silence ratio 0.90 > 0.5"
+    )
     assert out["long.wav"]["rejection_reason"] == "duration 4000.0 s > 3600 s"
     assert out["broken.wav"]["rejection_reason"] == "status error: truncated: the data chunk declares 10 bytes"
     assert out["broken.wav"]["selection_score"] is None
@@ -68,7 +89,9 @@ def test_scores_boost_preferred_paths_and_formats_and_sort_best_first() -> None:
 
 def test_limits_are_configurable_and_checked() -> None:
     relaxed = SelectionRules(max_silence_ratio=1.0, skip_patterns=(), min_duration_sec=5.0)
-    assert _select([_row("drafts/quiet.wav", duration_sec=10.0, silence_ratio=0.9)], relaxed)["drafts/quiet.wav"]["selected"]
+    assert _select([_row("drafts/quiet.wav", duration_sec=10.0, silence_ratio=0.9)], relaxed)["drafts/quiet.wav"][
+        "selected"
+    ]
     with pytest.raises(ValueError, match="min_duration_sec"):
         SelectionRules(min_duration_sec=100.0, max_duration_sec=50.0)
 

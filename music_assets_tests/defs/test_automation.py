@@ -25,8 +25,10 @@ def test_failed_run_appends_a_clear_alert(data_dir: Path, instance: dg.DagsterIn
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
     ctx = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_alerts", dagster_instance=instance,
-        dagster_run=result.dagster_run, dagster_event=failure,
+        sensor_name="run_failure_alerts",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=failure,
     ).for_run_failure()
     run_failure_alerts(ctx)
     (alert,) = read_alerts(data_dir / "alerts.jsonl")
@@ -36,7 +38,7 @@ def test_failed_run_appends_a_clear_alert(data_dir: Path, instance: dg.DagsterIn
     assert "drag.mid: no drum track" in alert["failed_steps"][0]["error"]
 
 
-POOLED = textwrap.dedent('''
+POOLED = textwrap.dedent("""
     import sys, time
     import dagster as dg
 
@@ -48,7 +50,7 @@ POOLED = textwrap.dedent('''
     with dg.DagsterInstance.get() as instance:
         assert dg.materialize([pooled], instance=instance).success
     print("done", flush=True)
-''')
+""")
 
 
 def test_killed_run_is_failed_and_its_pool_slot_freed(dagster_home: Path, tmp_path: Path) -> None:

@@ -75,8 +75,9 @@ def test_a_tier_range_exports_every_tier_with_its_parity(exported) -> None:
 
 
 def test_one_variant_reports_size_speed_and_quality(data: Path, instance) -> None:
-    result = dg.materialize([quantized_models], instance=instance, partition_key="int8|advanced",
-                            run_config=_quant_config(**GOOD_SAMPLING))
+    result = dg.materialize(
+        [quantized_models], instance=instance, partition_key="int8|advanced", run_config=_quant_config(**GOOD_SAMPLING)
+    )
     assert result.success
     checks = _evaluations(result)
     assert checks[("int8|advanced", "grammar_score")] == (True, dg.AssetCheckSeverity.ERROR)
@@ -93,12 +94,17 @@ def test_one_variant_reports_size_speed_and_quality(data: Path, instance) -> Non
 
 
 def test_a_range_reports_every_partition(data: Path, instance) -> None:
-    result = dg.materialize([quantized_models], instance=instance, run_config=_quant_config(**GOOD_SAMPLING),
-                            tags=dict(zip(RANGE_TAGS, [f"int4|{t}" for t in TIERS], strict=True)))
+    result = dg.materialize(
+        [quantized_models],
+        instance=instance,
+        run_config=_quant_config(**GOOD_SAMPLING),
+        tags=dict(zip(RANGE_TAGS, [f"int4|{t}" for t in TIERS], strict=True)),
+    )
     assert result.success
     checks = _evaluations(result)
-    assert set(checks) == {(f"int4|{t}", c) for t in TIERS for c in ("grammar_score", "top1_agreement",
-                                                                      "int8_size_ratio")}
+    assert set(checks) == {
+        (f"int4|{t}", c) for t in TIERS for c in ("grammar_score", "top1_agreement", "int8_size_ratio")
+    }
     assert all(checks[(f"int4|{t}", "grammar_score")][0] for t in TIERS)
     assert all(checks[(f"int4|{t}", "int8_size_ratio")][0] for t in TIERS)  # not gated for int4
     assert instance.get_materialized_partitions(quantized_models.key) == {f"int4|{t}" for t in TIERS}
@@ -107,9 +113,13 @@ def test_a_range_reports_every_partition(data: Path, instance) -> None:
 
 
 def test_a_failing_grammar_gate_blocks_downstream(data: Path, instance) -> None:
-    result = dg.materialize([quantized_models, ships_variants], instance=instance, raise_on_error=False,
-                            run_config=_quant_config(**BAD_SAMPLING),
-                            tags=dict(zip(RANGE_TAGS, [f"fp16|{t}" for t in TIERS], strict=True)))
+    result = dg.materialize(
+        [quantized_models, ships_variants],
+        instance=instance,
+        raise_on_error=False,
+        run_config=_quant_config(**BAD_SAMPLING),
+        tags=dict(zip(RANGE_TAGS, [f"fp16|{t}" for t in TIERS], strict=True)),
+    )
     assert not result.success
     checks = _evaluations(result)
     assert all(checks[(f"fp16|{t}", "grammar_score")] == (False, dg.AssetCheckSeverity.ERROR) for t in TIERS)
@@ -120,8 +130,13 @@ def test_a_missing_export_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     data = tmp_path / "data"
     copy_models(exported[0], data, "corpus")
     monkeypatch.setenv("MUSIC_ASSETS_DATA_DIR", str(data))
-    result = dg.materialize([quantized_models], instance=instance, partition_key="fp16|beginner",
-                            run_config=_quant_config(), raise_on_error=False)
+    result = dg.materialize(
+        [quantized_models],
+        instance=instance,
+        partition_key="fp16|beginner",
+        run_config=_quant_config(),
+        raise_on_error=False,
+    )
     assert not result.success
     error = result.get_step_failure_events()[0].step_failure_data.error
     text = error.cause.message if error.cause else error.message

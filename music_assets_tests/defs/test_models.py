@@ -11,14 +11,33 @@ import soundfile as sf
 
 from music_assets.defs import models
 from music_assets.io import read_json
-from music_assets_tests.ml.conftest import tiny_base, tiny_corpus  # noqa: F401 - shared session fixtures
 from music_assets_tests.ml.fake_dataset import write_fake_dataset
 
-TINY_BASE = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "dropout": 0.0, "max_steps": 120, "batch_size": 8,
-             "learning_rate": 1e-2, "warmup_steps": 10, "checkpoint_every": 60, "watch_samples": 2, "eval_samples": 8,
-             "listening_samples": 1, "num_threads": 1}
-TINY_LORA = {"max_steps": 10, "batch_size": 4, "checkpoint_every": 5, "watch_samples": 2, "eval_samples": 8,
-             "listening_samples": 1, "num_threads": 1}
+TINY_BASE = {
+    "d_model": 32,
+    "n_layers": 1,
+    "n_heads": 2,
+    "d_ff": 64,
+    "dropout": 0.0,
+    "max_steps": 120,
+    "batch_size": 8,
+    "learning_rate": 1e-2,
+    "warmup_steps": 10,
+    "checkpoint_every": 60,
+    "watch_samples": 2,
+    "eval_samples": 8,
+    "listening_samples": 1,
+    "num_threads": 1,
+}
+TINY_LORA = {
+    "max_steps": 10,
+    "batch_size": 4,
+    "checkpoint_every": 5,
+    "watch_samples": 2,
+    "eval_samples": 8,
+    "listening_samples": 1,
+    "num_threads": 1,
+}
 
 
 def _run(assets, instance, run_config=None, **kw) -> dg.ExecuteInJobResult:
@@ -81,17 +100,25 @@ def test_corpus_base_and_adapters(data_dir: Path, instance: dg.DagsterInstance) 
         assert timing.metadata["tiers_ordered"].value is False
     gates_passed = all(c.passed for (_, name), c in checks.items() if name != "timing_realism")
     assert r.success == gates_passed
-    assert set(_md(r, "lora_adapters")) >= {"advanced/grammar_score", "advanced/val_perplexity", "rollbacks",
-                                            "professional/grammar_score", "professional/loss_curve_plot"}
+    assert set(_md(r, "lora_adapters")) >= {
+        "advanced/grammar_score",
+        "advanced/val_perplexity",
+        "rollbacks",
+        "professional/grammar_score",
+        "professional/loss_curve_plot",
+    }
 
 
 def test_failing_grammar_gate_blocks_the_adapters(data_dir: Path, instance: dg.DagsterInstance) -> None:
     write_fake_dataset(data_dir, rudiments=("single_stroke_roll", "flam"))
     assert _run([models.token_corpus], instance).success
     untrained = {**TINY_BASE, "max_steps": 2, "checkpoint_every": 2}
-    r = _run([models.base_model, models.lora_adapters], instance,
-             {"ops": {"base_model": {"config": untrained}, "lora_adapters": {"config": TINY_LORA}}},
-             partition_key="beginner")
+    r = _run(
+        [models.base_model, models.lora_adapters],
+        instance,
+        {"ops": {"base_model": {"config": untrained}, "lora_adapters": {"config": TINY_LORA}}},
+        partition_key="beginner",
+    )
     check = _checks(r)["grammar_score"]
     assert not check.passed and check.blocking and check.metadata["grammar_score"].value < 0.5
     assert not r.success  # the blocking check failed ...
@@ -126,8 +153,9 @@ def test_packaged_large_run_configs_are_valid() -> None:
 
     from music_assets.ml.lora import load_lora_settings
 
-    job = dg.Definitions(assets=[models.token_corpus, models.base_model, models.lora_adapters]) \
-        .resolve_implicit_global_asset_job_def()
+    job = dg.Definitions(
+        assets=[models.token_corpus, models.base_model, models.lora_adapters]
+    ).resolve_implicit_global_asset_job_def()
     folder = Path(models.__file__).resolve().parent.parent / "ml" / "run_configs"
     for name in ("token_corpus", "base_model", "lora_adapters"):
         run_config = yaml.safe_load((folder / f"{name}_large.yaml").read_text())

@@ -29,8 +29,13 @@ class DoubleHub(HuggingFaceHub):
         return api
 
 
-ALL_CHECKS = ("staging_paths_exist", "card_split_sizes_match", "no_profile_in_two_splits", "card_front_matter_valid",
-              "datasets_loads_offline")
+ALL_CHECKS = (
+    "staging_paths_exist",
+    "card_split_sizes_match",
+    "no_profile_in_two_splits",
+    "card_front_matter_valid",
+    "datasets_loads_offline",
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +50,11 @@ def first_run(labelled, tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp, dg.DagsterInstance.ephemeral() as instance:
         mp.setenv("MUSIC_ASSETS_DATA_DIR", str(data))
         mp.delenv("HF_TOKEN", raising=False)
-        result = dg.materialize([hf_staging, hf_dataset, *staging_checks], instance=instance,
-                                resources={"hf_hub": HuggingFaceHub(repo_id=REPO)})
+        result = dg.materialize(
+            [hf_staging, hf_dataset, *staging_checks],
+            instance=instance,
+            resources={"hf_hub": HuggingFaceHub(repo_id=REPO)},
+        )
     return data, result
 
 
@@ -64,7 +72,7 @@ def staged(inputs: Path, first_run) -> Path:
 
 
 def _metadata(result: dg.ExecuteInProcessResult, key: str) -> dict:
-    (mat,) = [m for m in result.asset_materializations_for_node(key)]
+    (mat,) = list(result.asset_materializations_for_node(key))
     return {k: v.value for k, v in mat.metadata.items()}
 
 
@@ -88,7 +96,7 @@ def test_definitions() -> None:
 def test_staging_passes_its_gates_and_dry_run_without_a_token(first_run) -> None:
     data, result = first_run
     assert result.success
-    assert _checks(result) == {name: True for name in ALL_CHECKS}
+    assert _checks(result) == dict.fromkeys(ALL_CHECKS, True)
     staging = _metadata(result, "hf_staging")
     assert staging["mode"] == "files" and staging["samples"] == 18 and staging["media_linked"] == 36
     assert staging["undocumented_columns"] == "(none)"
@@ -106,8 +114,12 @@ def test_a_failing_gate_stops_the_upload(staged: Path, instance, monkeypatch) ->
     source.unlink()  # a new file, so the shared fixture's link stays intact
     source.write_bytes(b"fLaC" + b"\0" * 64)
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    result = dg.materialize([hf_staging, hf_dataset, *staging_checks], instance=instance,
-                            resources={"hf_hub": HuggingFaceHub(repo_id=REPO)}, raise_on_error=False)
+    result = dg.materialize(
+        [hf_staging, hf_dataset, *staging_checks],
+        instance=instance,
+        resources={"hf_hub": HuggingFaceHub(repo_id=REPO)},
+        raise_on_error=False,
+    )
     checks = _checks(result)
     assert checks["datasets_loads_offline"] is False and checks["staging_paths_exist"] is True
     assert _metadata(result, "hf_staging")["media_linked"] == 1
@@ -119,10 +131,16 @@ def test_dry_run_with_a_token_plans_against_the_remote(staged: Path, instance, m
     api = _DOUBLE["api"] = RecordingHfApi()
     api.create_repo(REPO, repo_type="dataset", private=True)
     api.repos[REPO]["README.md"] = (staged / "hf_staging/README.md").read_bytes()
-    result = dg.materialize([hf_dataset], instance=instance, resources={"hf_hub": DoubleHub(repo_id=REPO)},
-                            run_config={"ops": {"hf_dataset": {"config": {"dry_run": True}}}})
+    result = dg.materialize(
+        [hf_dataset],
+        instance=instance,
+        resources={"hf_hub": DoubleHub(repo_id=REPO)},
+        run_config={"ops": {"hf_dataset": {"config": {"dry_run": True}}}},
+    )
     plan = _metadata(result, "hf_dataset")
-    assert plan["mode"] == "dry run" and plan["reason"] == "dry_run is set" and plan["remote_state"] == "read from the Hub"
+    assert (
+        plan["mode"] == "dry run" and plan["reason"] == "dry_run is set" and plan["remote_state"] == "read from the Hub"
+    )
     assert plan["files_unchanged"] == 1 and plan["files_to_upload"] == plan["files"] - 1
     assert api.calls_named("upload_folder") == []
 
@@ -134,10 +152,12 @@ def _everything_recorded(instance: dg.DagsterInstance, result: dg.ExecuteInProce
 
 
 def test_interrupted_upload_is_retried_resumed_and_verified_without_leaking_the_token(
-        staged: Path, instance, monkeypatch) -> None:
+    staged: Path, instance, monkeypatch
+) -> None:
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     api = _DOUBLE["api"] = RecordingHfApi(
-        failure=Failure(after_files=25, message=f"502 Bad Gateway (request had Authorization: Bearer {TOKEN})"))
+        failure=Failure(after_files=25, message=f"502 Bad Gateway (request had Authorization: Bearer {TOKEN})")
+    )
     result = dg.materialize([hf_dataset], instance=instance, resources={"hf_hub": DoubleHub(repo_id=REPO)})
     assert result.success
     events = [e.event_type for e in result.all_events]
@@ -147,7 +167,7 @@ def test_interrupted_upload_is_retried_resumed_and_verified_without_leaking_the_
 
     local = layout.list_files(staged / "hf_staging")
     before_failure = set(api.committed[:25])
-    resent = [p for batch in api.uploads[api.failed_upload + 1:] for p in batch]
+    resent = [p for batch in api.uploads[api.failed_upload + 1 :] for p in batch]
     assert sorted(resent) == sorted(set(local) - before_failure)  # the retry sends only what is missing
     assert {p: len(b) for p, b in api.repos[REPO].items() if p != ".gitattributes"} == local
 
@@ -161,8 +181,9 @@ def test_interrupted_upload_is_retried_resumed_and_verified_without_leaking_the_
 def test_a_rejected_token_fails_at_once_and_is_redacted(staged: Path, instance, monkeypatch) -> None:
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     _DOUBLE["api"] = RecordingHfApi(failure=Failure(after_files=0, status=401, message=f"Invalid token {TOKEN}"))
-    result = dg.materialize([hf_dataset], instance=instance, resources={"hf_hub": DoubleHub(repo_id=REPO)},
-                            raise_on_error=False)
+    result = dg.materialize(
+        [hf_dataset], instance=instance, resources={"hf_hub": DoubleHub(repo_id=REPO)}, raise_on_error=False
+    )
     assert not result.success
     events = [e.event_type for e in result.all_events]
     assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in events
@@ -183,8 +204,9 @@ def test_a_token_without_a_configured_repository_only_plans(staged: Path, instan
 def test_a_card_written_for_another_repository_is_not_pushed(staged: Path, instance, monkeypatch) -> None:
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     api = _DOUBLE["api"] = RecordingHfApi()
-    result = dg.materialize([hf_dataset], instance=instance, resources={"hf_hub": DoubleHub(repo_id="someone/else")},
-                            raise_on_error=False)
+    result = dg.materialize(
+        [hf_dataset], instance=instance, resources={"hf_hub": DoubleHub(repo_id="someone/else")}, raise_on_error=False
+    )
     assert not result.success and api.calls == []
     (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert "was written for another repository than someone/else" in str(failure.event_specific_data.error)
@@ -192,8 +214,9 @@ def test_a_card_written_for_another_repository_is_not_pushed(staged: Path, insta
 
 def test_hf_dataset_needs_a_staging_folder(inputs: Path, instance, monkeypatch) -> None:
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    result = dg.materialize([hf_dataset], instance=instance, resources={"hf_hub": HuggingFaceHub(repo_id=REPO)},
-                            raise_on_error=False)
+    result = dg.materialize(
+        [hf_dataset], instance=instance, resources={"hf_hub": HuggingFaceHub(repo_id=REPO)}, raise_on_error=False
+    )
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert "materialize hf_staging first" in str(failure.event_specific_data.error)

@@ -19,12 +19,20 @@ from music_assets_tests.rudiments.audio_stub import render_stub_audio
 
 TWO = list(RUDIMENT_SLUGS[:2])  # single_stroke_roll, single_stroke_four
 SMALL = {"rudiment_dataset": R.RudimentDataset(num_profiles=4)}
-LABEL_CHECKS = [R.labels_referential_integrity, R.labels_scores_in_range, R.labels_stroke_counts_match_midi, R.labels_realism]
+LABEL_CHECKS = [
+    R.labels_referential_integrity,
+    R.labels_scores_in_range,
+    R.labels_stroke_counts_match_midi,
+    R.labels_realism,
+]
 
 
 def _setup(instance) -> None:
-    result = dg.materialize([R.rudiment_library, R.player_profiles, R.library_complete, R.profiles_split_by_player],
-                            instance=instance, resources=SMALL)
+    result = dg.materialize(
+        [R.rudiment_library, R.player_profiles, R.library_complete, R.profiles_split_by_player],
+        instance=instance,
+        resources=SMALL,
+    )
     assert result.success
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
@@ -44,21 +52,34 @@ def _build(root: Path, instance) -> dict[str, bytes]:
         assert (R.REALISM_CHECK, slug) in evals
     assert len(perf.get_asset_materialization_events()) == 2
     render_stub_audio(root, TWO)
-    labels = dg.materialize([R.rudiment_labels, *LABEL_CHECKS], instance=instance,
-                            run_config={"ops": {"rudiment_labels": {"config": {"rudiments": TWO}}}})
+    labels = dg.materialize(
+        [R.rudiment_labels, *LABEL_CHECKS],
+        instance=instance,
+        run_config={"ops": {"rudiment_labels": {"config": {"rudiments": TWO}}}},
+    )
     assert labels.success
     checks = {e.asset_check_key.name: e.passed for e in labels.get_asset_check_evaluations()}
-    assert checks == {"labels_referential_integrity": True, "labels_scores_in_range": True,
-                      "labels_stroke_counts_match_midi": True, "labels_realism": checks["labels_realism"]}
-    for name in ("profiles.parquet", "library.parquet", "labels/samples.parquet", f"performances/{TWO[0]}/strokes.parquet"):
+    assert checks == {
+        "labels_referential_integrity": True,
+        "labels_scores_in_range": True,
+        "labels_stroke_counts_match_midi": True,
+        "labels_realism": checks["labels_realism"],
+    }
+    for name in (
+        "profiles.parquet",
+        "library.parquet",
+        "labels/samples.parquet",
+        f"performances/{TWO[0]}/strokes.parquet",
+    ):
         schema = pq.read_schema(root / "rudiments" / name)
         assert not any(pa.types.is_large_string(t) for t in schema.types), name  # the contract: pa.string()
     files = sorted(p for p in (root / "rudiments").rglob("*") if p.suffix in (".mid", ".parquet", ".json"))
     return {str(p.relative_to(root)): p.read_bytes() for p in files}
 
 
-def test_same_config_regenerates_byte_identical_midi_and_labels(data_dir: Path, instance, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_config_regenerates_byte_identical_midi_and_labels(
+    data_dir: Path, instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = _build(data_dir, instance)
     assert sum(k.endswith(".mid") for k in first) == 2 * 4
     assert {f"rudiments/labels/{t}.parquet" for t in ("samples", "strokes", "measures", "exercises")} <= set(first)
@@ -82,14 +103,24 @@ def test_same_config_regenerates_byte_identical_midi_and_labels(data_dir: Path, 
 def test_a_failing_validity_check_blocks_downstream(data_dir: Path, instance, monkeypatch: pytest.MonkeyPatch) -> None:
     _setup(instance)
 
-    @dg.asset(partitions_def=rudiment_partitions, deps=[R.rudiment_performances], backfill_policy=dg.BackfillPolicy.single_run())
+    @dg.asset(
+        partitions_def=rudiment_partitions,
+        deps=[R.rudiment_performances],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
     def downstream() -> None:
         raise AssertionError("must not run after a failed blocking check")
 
-    monkeypatch.setattr("music_assets.rudiments.labels.check_scores",
-                        lambda tables: CheckOutcome(False, "scores out of range", {}))
-    result = dg.materialize([R.rudiment_performances, downstream], instance=instance, resources=SMALL,
-                            partition_key="flam", raise_on_error=False)
+    monkeypatch.setattr(
+        "music_assets.rudiments.labels.check_scores", lambda tables: CheckOutcome(False, "scores out of range", {})
+    )
+    result = dg.materialize(
+        [R.rudiment_performances, downstream],
+        instance=instance,
+        resources=SMALL,
+        partition_key="flam",
+        raise_on_error=False,
+    )
     assert not result.success
     valid = [e for e in result.get_asset_check_evaluations() if e.asset_check_key.name == R.VALID_CHECK]
     assert [(e.passed, e.partition, e.description) for e in valid] == [(False, "flam", valid[0].description)]
@@ -107,8 +138,9 @@ def test_profiles_check_fails_when_a_player_is_in_two_splits(data_dir: Path, ins
 
 
 def test_performances_need_profiles_first(data_dir: Path, instance) -> None:
-    result = dg.materialize([R.rudiment_performances], instance=instance, resources=SMALL, partition_key="flam",
-                            raise_on_error=False)
+    result = dg.materialize(
+        [R.rudiment_performances], instance=instance, resources=SMALL, partition_key="flam", raise_on_error=False
+    )
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     assert "materialize player_profiles first" in failure.message

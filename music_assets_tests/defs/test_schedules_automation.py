@@ -13,14 +13,16 @@ LABEL_GATES = ("labels_referential_integrity", "labels_scores_in_range", "labels
 
 
 def test_nightly_schedule_regenerates_all_40_partitions_in_one_run(instance: dg.DagsterInstance) -> None:
-    when = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
     request = nightly_rudiment_dataset(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
     assert request.tags["dagster/asset_partition_range_start"] == RUDIMENT_SLUGS[0] == "single_stroke_roll"
     assert request.tags["dagster/asset_partition_range_end"] == RUDIMENT_SLUGS[-1] == "triple_ratamacue"
     assert request.run_key == "nightly-2026-11-24"
     job = defs.resolve_job_def("regenerate_rudiment_dataset")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
-        "rudiment_performances", "rudiment_audio"}
+        "rudiment_performances",
+        "rudiment_audio",
+    }
     assert defs.resolve_schedule_def("nightly_rudiment_dataset").cron_schedule == "0 2 * * *"
 
 
@@ -36,8 +38,12 @@ def _report_labels(instance: dg.DagsterInstance, failing: str | None) -> None:
     instance.report_runless_asset_event(dg.AssetMaterialization("rudiment_labels"))
     for gate in LABEL_GATES:
         instance.report_runless_asset_event(
-            dg.AssetCheckEvaluation(asset_key=dg.AssetKey("rudiment_labels"), check_name=gate,
-                                    passed=gate != failing, severity=dg.AssetCheckSeverity.ERROR)
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("rudiment_labels"),
+                check_name=gate,
+                passed=gate != failing,
+                severity=dg.AssetCheckSeverity.ERROR,
+            )
         )
 
 
@@ -53,8 +59,10 @@ def test_staging_follows_new_labels_only_when_their_gates_passed(instance: dg.Da
 def test_weekly_schedule_retrains_corpus_and_base_model(instance: dg.DagsterInstance) -> None:
     schedule = defs.resolve_schedule_def("weekly_model_retrain")
     assert schedule.cron_schedule == "0 3 * * 0"
-    when = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.timezone.utc)
-    (request,) = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=when)).run_requests
+    when = dt.datetime(2026, 11, 29, 3, 0, tzinfo=dt.UTC)
+    (request,) = schedule.evaluate_tick(
+        dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+    ).run_requests
     assert request.tags["music_assets/trigger"] == "weekly_model_retrain"
     job = defs.resolve_job_def("retrain_models")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"token_corpus", "base_model"}

@@ -27,7 +27,7 @@ def _make_sources(root: Path) -> None:
     write(root / "scratch" / "idea.wav", music_like(31.0, SR, seed=12))
     write(root / "masters" / "too_hot.wav", np.clip(4.0 * music_like(31.0, SR, seed=13), -1, 1))
     quiet = music_like(31.0, SR, seed=14)
-    quiet[int(5 * SR):int(28 * SR)] = 0.0  # 23 of 31 s silent, in the middle: preparation keeps it
+    quiet[int(5 * SR) : int(28 * SR)] = 0.0  # 23 of 31 s silent, in the middle: preparation keeps it
     write(root / "takes" / "mostly_silent.wav", quiet)
     write(root / "takes" / "short.wav", music_like(3.0, SR, seed=15))
 
@@ -54,21 +54,27 @@ def _catalog_and_select(instance, roots: list[str] | None = None, selection: dic
     config = {"ops": {"audio_catalog": {"config": {"roots": roots}}}} if roots else {"ops": {}}
     if selection:
         config["ops"]["selected_sources"] = {"config": selection}
-    return dg.materialize([sources.audio_catalog, sources.selected_sources],
-                          instance=instance, run_config=config, **kw)
+    return dg.materialize([sources.audio_catalog, sources.selected_sources], instance=instance, run_config=config, **kw)
 
 
 def _prepare_all(instance, extra_assets=(), **kw):
     keys = prepared_source_partitions.get_partition_keys(dynamic_partitions_store=instance)
-    return dg.materialize([sources.prepared_sources, *extra_assets], instance=instance, tags={
-        "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}, **kw)
+    return dg.materialize(
+        [sources.prepared_sources, *extra_assets],
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+        **kw,
+    )
 
 
 def _downstream(ran: list) -> dg.AssetsDefinition:
     """A consumer of prepared_sources in the same run: it must run only when every gate passes."""
 
-    @dg.asset(deps=[sources.prepared_sources], partitions_def=prepared_source_partitions,
-              backfill_policy=dg.BackfillPolicy.single_run())
+    @dg.asset(
+        deps=[sources.prepared_sources],
+        partitions_def=prepared_source_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
     def background_beds(context) -> None:
         ran.append(sorted(context.partition_keys))
 
@@ -98,8 +104,9 @@ def test_the_whole_group_over_every_bad_file(tree: Path, data_dir: Path, instanc
     meta = result.asset_materializations_for_node("audio_catalog")[0].metadata
     assert meta["files"].value == len(catalog)
     assert meta["error_count"].value == sum(r["status"] == "error" for r in catalog.values())
-    assert meta["total_hours"].value == pytest.approx(sum(
-        r["duration_sec"] for r in catalog.values() if r["status"] == "ok") / 3600, abs=1e-4)
+    assert meta["total_hours"].value == pytest.approx(
+        sum(r["duration_sec"] for r in catalog.values() if r["status"] == "ok") / 3600, abs=1e-4
+    )
     assert "| wav |" in meta["formats"].value and "bad/" in meta["worst_files"].value
 
     checks = _check_results(result)
@@ -173,10 +180,19 @@ def test_catalog_checks_fail_on_bad_tables(data_dir: Path) -> None:
     from music_assets.io import write_parquet
 
     def row(rel: str, sid: str | None, status: str = "ok") -> dict:
-        return {"source_id": sid, "root": "/r", "rel_path": rel, "status": status, "format": "wav",
-                "error": None if status == "ok" else "bad", "analyzed": True}
+        return {
+            "source_id": sid,
+            "root": "/r",
+            "rel_path": rel,
+            "status": status,
+            "format": "wav",
+            "error": None if status == "ok" else "bad",
+            "analyzed": True,
+        }
 
-    path = write_parquet(sources.catalog_file(), rows_to_table([row("a.wav", "x"), row("b.wav", "x"), row("c.wav", None)]))
+    path = write_parquet(
+        sources.catalog_file(), rows_to_table([row("a.wav", "x"), row("b.wav", "x"), row("c.wav", None)])
+    )
     unique = sources.check_unique_source_id(path)
     assert not unique.passed and unique.metadata["duplicated_ids"].value == 1
     assert unique.metadata["ok_rows_without_id"].value == 1
@@ -221,8 +237,9 @@ def test_the_sensor_skips_without_a_raw_audio_folder(data_dir: Path, instance) -
 
 
 def test_the_daily_schedule_refreshes_catalog_and_selection(instance) -> None:
-    context = dg.build_schedule_context(instance=instance,
-                                        scheduled_execution_time=dt.datetime(2026, 1, 2, 4, tzinfo=dt.timezone.utc))
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=dt.datetime(2026, 1, 2, 4, tzinfo=dt.UTC)
+    )
     data = sources.daily_audio_catalog.evaluate_tick(context)
     assert len(data.run_requests) == 1
     assert sources.daily_audio_catalog.cron_schedule == "0 4 * * *"

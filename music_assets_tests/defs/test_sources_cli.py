@@ -21,9 +21,21 @@ def test_catalog_any_folder_from_the_cli(tmp_path: Path, data_dir: Path, dagster
     config = {"ops": {"audio_catalog": {"config": {"roots": [str(music)]}}}}
     dagster = Path(sys.executable).with_name("dagster")
     proc = subprocess.run(
-        [str(dagster), "asset", "materialize", "-m", "music_assets.definitions", "--select", "audio_catalog",
-         "--config-json", json.dumps(config)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        [
+            str(dagster),
+            "asset",
+            "materialize",
+            "-m",
+            "music_assets.definitions",
+            "--select",
+            "audio_catalog",
+            "--config-json",
+            json.dumps(config),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {r["rel_path"]: r for r in pq.read_table(data_dir / "catalog" / "audio_catalog.parquet").to_pylist()}

@@ -39,7 +39,15 @@ def tiny_base(tiny_corpus: Path) -> Path:
     from music_assets.ml.workflows import train_base
 
     out = tiny_corpus.parent / "base"
-    cfg = TrainConfig(max_steps=120, batch_size=8, learning_rate=1e-2, warmup_steps=10, checkpoint_every=60,
-                      watch_samples=2, watch_max_new_tokens=16, num_threads=1)
+    cfg = TrainConfig(
+        max_steps=120,
+        batch_size=8,
+        learning_rate=1e-2,
+        warmup_steps=10,
+        checkpoint_every=60,
+        watch_samples=2,
+        watch_max_new_tokens=16,
+        num_threads=1,
+    )
     train_base(tiny_corpus, out, TINY_MODEL, cfg, SamplingConfig(), log=lambda _m: None)
     return out

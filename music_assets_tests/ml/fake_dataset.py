@@ -68,9 +68,18 @@ def write_fake_dataset(
                     rel = f"rudiments/midi/{slug}/{sid}.mid"
                     strokes = _perform(slug, tier, tempo, cycles, rng)
                     _write_midi(root / rel, strokes, tempo)
-                    sample_rows.append({"sample_id": sid, "rudiment_slug": slug, "profile_id": profile,
-                                        "skill_tier": tier, "split": split, "tempo_bpm": tempo,
-                                        "num_strokes": len(strokes), "midi_path": rel})
+                    sample_rows.append(
+                        {
+                            "sample_id": sid,
+                            "rudiment_slug": slug,
+                            "profile_id": profile,
+                            "skill_tier": tier,
+                            "split": split,
+                            "tempo_bpm": tempo,
+                            "num_strokes": len(strokes),
+                            "midi_path": rel,
+                        }
+                    )
                     stroke_rows += [{"sample_id": sid, "index": i, **s} for i, s in enumerate(strokes)]
     samples = pd.DataFrame(sample_rows)
     write_parquet(root / "rudiments/labels/samples.parquet", samples)
@@ -99,8 +108,12 @@ def _perform(slug: str, tier: str, tempo: float, cycles: int, rng: np.random.Gen
 
 
 def _stroke(intended: float, actual: float, vel: float, grace: bool) -> dict:
-    return {"intended_time_ms": float(intended), "actual_time_ms": float(max(0.0, actual)),
-            "actual_velocity": int(np.clip(round(vel), 1, 127)), "is_grace": grace}
+    return {
+        "intended_time_ms": float(intended),
+        "actual_time_ms": float(max(0.0, actual)),
+        "actual_velocity": int(np.clip(round(vel), 1, 127)),
+        "is_grace": grace,
+    }
 
 
 def _write_midi(path: Path, strokes: list[dict], tempo: float) -> None:

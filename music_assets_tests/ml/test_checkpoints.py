@@ -55,7 +55,7 @@ def test_optimizer_state_round_trip() -> None:
     p = torch.nn.Parameter(torch.ones(3))
     opt = torch.optim.AdamW([p], lr=0.1)
     for _ in range(3):
-        (p ** 2).sum().backward()
+        (p**2).sum().backward()
         opt.step()
         opt.zero_grad()
     flat, groups = ck.optimizer_tensors(opt)
@@ -63,6 +63,6 @@ def test_optimizer_state_round_trip() -> None:
     opt2 = torch.optim.AdamW([q], lr=0.5)
     ck.load_optimizer(opt2, flat, groups)
     for o, x in ((opt, p), (opt2, q)):
-        (x ** 2).sum().backward()
+        (x**2).sum().backward()
         o.step()
     assert torch.equal(p, q)

@@ -19,7 +19,7 @@ from music_assets_tests.ml.fake_dataset import write_fake_dataset
 def test_corpus_layout(tiny_corpus: Path) -> None:
     corpus = Corpus(tiny_corpus)
     summary = read_json(tiny_corpus / "corpus.json")
-    assert summary["splits"]["train"]["by_tier"] == {t: 8 for t in sorted(SKILL_TIERS)}
+    assert summary["splits"]["train"]["by_tier"] == dict.fromkeys(sorted(SKILL_TIERS), 8)
     assert corpus.subdivisions["swiss_army_triplet"] == 3 and corpus.subdivisions["single_stroke_roll"] == 4
     train = corpus.split("train")
     assert isinstance(train.tokens, np.memmap) and train.tokens.dtype == np.uint16
@@ -27,8 +27,15 @@ def test_corpus_layout(tiny_corpus: Path) -> None:
     seq = train.sequences()[0]
     assert seq[0] == corpus.vocab.bos_id and seq[-1] == corpus.vocab.eos_id
     assert all(grammar_score(s, corpus.vocab) == 1.0 for s in train.sequences())
-    assert list(train.index.columns) == ["sample_id", "rudiment_slug", "skill_tier", "tempo_bpm", "offset",
-                                         "length", "truncated"]
+    assert list(train.index.columns) == [
+        "sample_id",
+        "rudiment_slug",
+        "skill_tier",
+        "tempo_bpm",
+        "offset",
+        "length",
+        "truncated",
+    ]
     assert train.index["sample_id"].is_unique
 
 
@@ -42,7 +49,9 @@ def test_truncation_cuts_between_notes() -> None:
 
 
 def test_bad_input_names_the_file(tmp_path: Path) -> None:
-    samples = write_fake_dataset(tmp_path, rudiments=("flam",), profiles_per_tier={"train": 1, "validation": 1, "test": 0})
+    samples = write_fake_dataset(
+        tmp_path, rudiments=("flam",), profiles_per_tier={"train": 1, "validation": 1, "test": 0}
+    )
     path = tmp_path / "rudiments/labels/samples.parquet"
     pd.DataFrame({"sample_id": ["x"]}).to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(CorpusError, match="bad.parquet: missing columns"):

@@ -58,8 +58,12 @@ def test_one_self_contained_file_with_cache_inputs_and_dynamic_axes(onnx_dir: Pa
     vocab_tokens = meta["vocab"]["tokens"]
     assert vocab_tokens[meta["conditioning"]["rudiment"]["flam"]] == "RUDIMENT_flam"
     assert vocab_tokens[meta["conditioning"]["tier"][TIER]] == f"TIER_{TIER}"
-    assert set(meta["conditioning"]["default_tempo_bpm"]) == {"single_stroke_roll", "single_paradiddle", "flam",
-                                                              "swiss_army_triplet"}
+    assert set(meta["conditioning"]["default_tempo_bpm"]) == {
+        "single_stroke_roll",
+        "single_paradiddle",
+        "flam",
+        "swiss_army_triplet",
+    }
     assert meta["sampling"] == {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
 
 
@@ -93,8 +97,9 @@ def test_parity_passes_for_the_export(root: Path, onnx_dir: Path, reference: tor
     assert report.greedy_mismatches == 0 and report.decode_steps == 16 and report.batch == 4
 
 
-def test_parity_fails_for_a_file_whose_weights_drifted(root: Path, onnx_dir: Path, reference: torch.nn.Module,
-                                                       tmp_path: Path) -> None:
+def test_parity_fails_for_a_file_whose_weights_drifted(
+    root: Path, onnx_dir: Path, reference: torch.nn.Module, tmp_path: Path
+) -> None:
     model = onnx.load(str(onnx_dir / "model.onnx"))
     # the lm_head weight (d_model x vocab) shifted by 1e-3: invisible to the eye, far above the 1e-4 tolerance
     vocab_size = len(read_json(onnx_dir / "model.json")["vocab"]["tokens"])

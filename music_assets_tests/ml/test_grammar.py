@@ -20,8 +20,9 @@ def note(pitch: int = 38, vel: int = 20, dur: int = 10) -> list[str]:
 
 
 def test_tokenized_performance_scores_one() -> None:
-    seq = V.encode_notes([Note(0.0, 0.05, 38, 100), Note(0.02, 0.2, 42, 60), Note(0.25, 0.3, 38, 90)],
-                         "flam", "beginner", 90)
+    seq = V.encode_notes(
+        [Note(0.0, 0.05, 38, 100), Note(0.02, 0.2, 42, 60), Note(0.25, 0.3, 38, 90)], "flam", "beginner", 90
+    )
     r = grammar_report(seq, V)
     assert (r.note_ons, r.closed, r.orphan_offs, r.illegal_transitions, r.unterminated) == (3, 3, 0, 0, 0)
     assert r.score == 1.0
@@ -47,19 +48,22 @@ def test_note_on_closed_by_another_pitch_scores_zero() -> None:
 def test_each_error_kind_costs_something() -> None:
     good = ids(*HEAD, *note(), *note(), *note(), *note(), "EOS")
     assert grammar_score(good, V) == 1.0
-    unterminated = ids(*HEAD, *note(), *note(), *note(), "GRID_1", "OFFSET_0", "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_3",
-                       "EOS")
+    unterminated = ids(
+        *HEAD, *note(), *note(), *note(), "GRID_1", "OFFSET_0", "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_3", "EOS"
+    )
     assert grammar_score(unterminated, V) == pytest.approx(3 / 4)
     orphan = ids(*HEAD, *note(), *note(), *note(), *note(), "NOTE_OFF_40", "EOS")
     assert grammar_score(orphan, V) == pytest.approx(4 / 5)
-    no_velocity = ids(*HEAD, *note(), *note(), *note(), "GRID_1", "OFFSET_0", "NOTE_ON_38", "TIME_SHIFT_3",
-                      "NOTE_OFF_38", "EOS")
+    no_velocity = ids(
+        *HEAD, *note(), *note(), *note(), "GRID_1", "OFFSET_0", "NOTE_ON_38", "TIME_SHIFT_3", "NOTE_OFF_38", "EOS"
+    )
     assert grammar_score(no_velocity, V) == pytest.approx(4 / 5)  # NOTE_ON must follow VELOCITY
     no_eos = ids(*HEAD, *note(), *note(), *note(), *note())
     r = grammar_report(no_eos, V)
     assert not r.has_eos and r.score == pytest.approx(4 / 5)
-    zero_length = ids(*HEAD, *note(), *note(), *note(), "GRID_1", "OFFSET_0", "VELOCITY_20", "NOTE_ON_38",
-                      "NOTE_OFF_38", "EOS")
+    zero_length = ids(
+        *HEAD, *note(), *note(), *note(), "GRID_1", "OFFSET_0", "VELOCITY_20", "NOTE_ON_38", "NOTE_OFF_38", "EOS"
+    )
     assert grammar_score(zero_length, V) == pytest.approx(4 / 5)
     header_in_body = ids(*HEAD, *note(), *note(), "TIER_beginner", *note(), *note(), "EOS")
     assert grammar_score(header_in_body, V) == pytest.approx(4 / 6)  # two bad transitions: into and out of it
@@ -70,12 +74,23 @@ def test_each_error_kind_costs_something() -> None:
     # time between notes is GRID moves and OFFSETs: a TIME_SHIFT there, or a note with no OFFSET, is illegal
     shift_between = ids(*HEAD, *note(), *note(), "TIME_SHIFT_20", *note(), *note(), "EOS")
     assert grammar_score(shift_between, V) == pytest.approx(4 / 5)
-    no_offset = ids(*HEAD, *note(), *note(), *note(), "GRID_1", "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_3",
-                    "NOTE_OFF_38", "EOS")
+    no_offset = ids(
+        *HEAD, *note(), *note(), *note(), "GRID_1", "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_3", "NOTE_OFF_38", "EOS"
+    )
     assert grammar_score(no_offset, V) == pytest.approx(4 / 5)
     # the lead-in before the first note is TIME_SHIFTs
-    lead_in = ids(*HEAD, "TIME_SHIFT_100", "TIME_SHIFT_30", "OFFSET_0", "VELOCITY_20", "NOTE_ON_38",
-                  "TIME_SHIFT_3", "NOTE_OFF_38", *note(), "EOS")
+    lead_in = ids(
+        *HEAD,
+        "TIME_SHIFT_100",
+        "TIME_SHIFT_30",
+        "OFFSET_0",
+        "VELOCITY_20",
+        "NOTE_ON_38",
+        "TIME_SHIFT_3",
+        "NOTE_OFF_38",
+        *note(),
+        "EOS",
+    )
     assert grammar_score(lead_in, V) == 1.0
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from music_assets.ml.corpus import Corpus
 from music_assets.ml.lora import LoraSettingsError, apply_lora, load_lora_settings
 from music_assets.ml.training import lm_loss, make_batch
-from music_assets.ml.corpus import Corpus
 from music_assets.ml.workflows import load_base, load_tier_model
 
 
@@ -53,7 +53,9 @@ def test_ace_step_rank_trains_a_step(tiny_base: Path, tiny_corpus: Path) -> None
     assert any(p.any() for p in lora_b)
 
 
-def test_adapter_reloads_onto_a_fresh_base_with_identical_outputs(tiny_base: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+def test_adapter_reloads_onto_a_fresh_base_with_identical_outputs(
+    tiny_base: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
     base, _, _ = load_base(tiny_base)
     model = apply_lora(base, load_lora_settings("default"))
     _train_steps(model, tiny_corpus, 3)

@@ -93,7 +93,11 @@ def test_exports_to_onnx_with_dynamic_axes_and_kv_cache(model: DrumTransformer, 
     batch, seq, past_len = torch.export.Dim("batch"), torch.export.Dim("seq"), torch.export.Dim("past_len")
     example = (torch.randint(0, 50, (2, 3)), tuple(torch.randn(2, 2, 5, 16) for _ in range(n)))
     program = torch.onnx.export(
-        model, example, dynamo=True, external_data=False, opset_version=18,
+        model,
+        example,
+        dynamo=True,
+        external_data=False,
+        opset_version=18,
         dynamic_shapes={"input_ids": {0: batch, 1: seq}, "past": tuple({0: batch, 2: past_len} for _ in range(n))},
         input_names=["input_ids", *[f"past_{i}" for i in range(n)]],
         output_names=["logits", *[f"present_{i}" for i in range(n)]],

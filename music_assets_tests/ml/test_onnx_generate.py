@@ -39,8 +39,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_runs_in_a_process_that_never_imports_torch(model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "take.mid"
     args = ["--model", str(model_dir), "--rudiment", "flam", "--out", str(out), "--seed", "3", *SAMPLING]
-    proc = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(args)], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(args)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"code": 0, "torch": []}

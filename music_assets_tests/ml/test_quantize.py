@@ -107,8 +107,9 @@ def test_onnx_perplexity_matches_torch(root: Path, evaluations: dict[str, qz.Eva
     assert evaluations["fp32"].report["val_loss"] == pytest.approx(evaluate_loss(model, val, vocab.pad_id), abs=1e-5)
 
 
-@pytest.mark.parametrize("cfg", [{}, {"temperature": 0.7}, {"top_k": 5}, {"top_p": 0.9},
-                                 {"temperature": 1.3, "top_k": 50, "top_p": 0.8}])
+@pytest.mark.parametrize(
+    "cfg", [{}, {"temperature": 0.7}, {"top_k": 5}, {"top_p": 0.9}, {"temperature": 1.3, "top_k": 50, "top_p": 0.8}]
+)
 def test_numpy_filtering_matches_the_torch_sampler(cfg: dict) -> None:
     logits = np.random.default_rng(1).normal(0, 3, size=(4, 300)).astype(np.float32)
     ours = filter_logits(logits, Sampling(**cfg))

@@ -17,8 +17,9 @@ def _onsets(tempo: float, sub: int, n: int, jitter_ms: float, seed: int, tempo_e
 
 @pytest.mark.parametrize("jitter_ms", [2.0, 8.0, 20.0])
 def test_deviation_measures_the_jitter_even_with_a_wrong_tempo_bin(jitter_ms: float) -> None:
-    measured = [timing.performance_deviation_ms(_onsets(120, 4, 64, jitter_ms, s, tempo_error=0.02), 120, 4)
-                for s in range(20)]
+    measured = [
+        timing.performance_deviation_ms(_onsets(120, 4, 64, jitter_ms, s, tempo_error=0.02), 120, 4) for s in range(20)
+    ]
     expected = jitter_ms * np.sqrt(2 / np.pi)  # mean |N(0, sigma)|
     assert np.median(measured) == pytest.approx(expected, rel=0.2)
 
@@ -35,15 +36,23 @@ def test_tiers_are_ordered_and_grace_notes_are_not_counted() -> None:
 
 def test_subdivisions_from_intended_strokes() -> None:
     def rows(sid: str, tempo: float, beats: list[float], grace: list[bool]) -> list[dict]:
-        return [{"sample_id": sid, "intended_time_ms": 100 + b * 60000 / tempo, "is_grace": g} for b, g in zip(beats, grace, strict=True)]
+        return [
+            {"sample_id": sid, "intended_time_ms": 100 + b * 60000 / tempo, "is_grace": g}
+            for b, g in zip(beats, grace, strict=True)
+        ]
 
     strokes = pd.DataFrame(
         rows("a", 90, [0, 0.25, 0.5, 0.75, 1.0], [False] * 5)
         + rows("b", 120, [0, 1 / 3, 2 / 3, 1.0], [False] * 4)
         + rows("c", 75, [-0.06, 0, 0.5, 0.94, 1.0], [True, False, False, True, False])
     )
-    samples = pd.DataFrame({"sample_id": ["a", "b", "c"], "rudiment_slug": ["singles", "triplets", "flams"],
-                            "tempo_bpm": [90.0, 120.0, 75.0]})
+    samples = pd.DataFrame(
+        {
+            "sample_id": ["a", "b", "c"],
+            "rudiment_slug": ["singles", "triplets", "flams"],
+            "tempo_bpm": [90.0, 120.0, 75.0],
+        }
+    )
     assert timing.subdivisions_from_strokes(strokes, samples) == {"flams": 2, "singles": 4, "triplets": 3}
     assert timing.realism_range([1.0, 2.0, 3.0, None], (0.0, 1.0)) == (1.0, 3.0)
 

@@ -17,9 +17,12 @@ def _notes(pm: pretty_midi.PrettyMIDI) -> list[pretty_midi.Note]:
 
 
 @pytest.mark.parametrize("ticks_per_beat", [384, 960])
-def test_midi_round_trip_keeps_every_note_within_resolution_and_velocity_bin(tmp_path: Path, ticks_per_beat: int) -> None:
-    samples = write_fake_dataset(tmp_path, rudiments=("flam", "single_stroke_roll"),
-                                 profiles_per_tier={"train": 1, "validation": 0, "test": 0})
+def test_midi_round_trip_keeps_every_note_within_resolution_and_velocity_bin(
+    tmp_path: Path, ticks_per_beat: int
+) -> None:
+    samples = write_fake_dataset(
+        tmp_path, rudiments=("flam", "single_stroke_roll"), profiles_per_tier={"train": 1, "validation": 0, "test": 0}
+    )
     vocab = Vocab(TokenizerConfig(ticks_per_beat=ticks_per_beat))
     for row in samples.itertuples():
         half = vocab.tick_seconds(vocab.tempo_bin(row.tempo_bpm)) / 2 + 1e-9
@@ -50,9 +53,24 @@ def test_grace_note_is_cut_at_its_main_stroke_and_onsets_are_grid_steps_plus_off
     # stroke, which anchors the grid; the grace is cut at the main stroke. Each note is written whole
     # (offset, velocity, on, duration, off); the last onset is 12 sixteenths on, 23 ticks early.
     assert toks[4:] == [
-        "OFFSET_-23", "VELOCITY_9", "NOTE_ON_38", "TIME_SHIFT_23", "NOTE_OFF_38",
-        "OFFSET_0", "VELOCITY_27", "NOTE_ON_38", "TIME_SHIFT_77", "NOTE_OFF_38",
-        "GRID_12", "OFFSET_-23", "VELOCITY_22", "NOTE_ON_38", "TIME_SHIFT_77", "NOTE_OFF_38", "EOS"]
+        "OFFSET_-23",
+        "VELOCITY_9",
+        "NOTE_ON_38",
+        "TIME_SHIFT_23",
+        "NOTE_OFF_38",
+        "OFFSET_0",
+        "VELOCITY_27",
+        "NOTE_ON_38",
+        "TIME_SHIFT_77",
+        "NOTE_OFF_38",
+        "GRID_12",
+        "OFFSET_-23",
+        "VELOCITY_22",
+        "NOTE_ON_38",
+        "TIME_SHIFT_77",
+        "NOTE_OFF_38",
+        "EOS",
+    ]
     perf = vocab.decode(ids)
     assert perf.tempo_bpm == 120
     assert [round(n.start * 1000, 1) for n in perf.notes] == [0.0, 29.9, 1500.0]
@@ -66,7 +84,7 @@ def test_long_gaps_use_several_tokens() -> None:
     toks = [vocab.tokens[i] for i in vocab.encode_notes(notes, "single_stroke_roll", "beginner", 120)]
     # the lead-in to the first onset (2 s = 4 beats) is TIME_SHIFTs, a 10-beat rest 40 sixteenths of GRID
     assert toks[4:9] == ["TIME_SHIFT_384"] * 4 + ["OFFSET_0"]
-    assert toks[toks.index("GRID_1") + 1:].count("GRID_32") == 1 and "GRID_8" in toks
+    assert toks[toks.index("GRID_1") + 1 :].count("GRID_32") == 1 and "GRID_8" in toks
     perf = vocab.decode(vocab.encode_notes(notes, "single_stroke_roll", "beginner", 120))
     assert [round(n.start / tick) for n in perf.notes] == [1536, 1632, 5472]
 
@@ -79,8 +97,10 @@ def test_a_rudiments_rhythm_is_the_same_grid_tokens_at_every_tempo() -> None:
     offsets = []
     for bpm, length in ((60, 0.08), (120, 0.08), (180, 0.03)):
         tick = vocab.tick_seconds(bpm)
-        notes = [Note((0.25 / tick + i * 64 + e) * tick, (0.25 / tick + i * 64 + e) * tick + length, 38, 80)
-                 for i, e in enumerate(errors_ticks)]
+        notes = [
+            Note((0.25 / tick + i * 64 + e) * tick, (0.25 / tick + i * 64 + e) * tick + length, 38, 80)
+            for i, e in enumerate(errors_ticks)
+        ]
         ids = vocab.encode_notes(notes, "double_paradiddle", "professional", bpm)
         toks = [vocab.tokens[i] for i in ids]
         assert [t for t in toks if t.startswith("GRID")] == ["GRID_1"] * 7
@@ -113,13 +133,41 @@ def test_decoding_generated_tokens_is_lenient() -> None:
     # skipped, a note left open by the next NOTE_ON ends after its duration shifts, one without an
     # OFFSET sits on its grid point, one left open at the end gets the default duration; the grid
     # follows the last stroke's offset by a quarter at a GRID move (2 ticks: 1)
-    body = ["TIME_SHIFT_10", "OFFSET_0", "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_200", "NOTE_OFF_38",
-            "GRID_1", "OFFSET_-5", "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_10", "NOTE_OFF_38", "NOTE_OFF_40",
-            "OFFSET_2", "VELOCITY_20", "NOTE_ON_42", "TIME_SHIFT_7", "VELOCITY_20", "NOTE_ON_38", "TIME_SHIFT_3",
-            "NOTE_OFF_38", "GRID_1", "VELOCITY_20", "NOTE_ON_40", "EOS"]
+    body = [
+        "TIME_SHIFT_10",
+        "OFFSET_0",
+        "VELOCITY_20",
+        "NOTE_ON_38",
+        "TIME_SHIFT_200",
+        "NOTE_OFF_38",
+        "GRID_1",
+        "OFFSET_-5",
+        "VELOCITY_20",
+        "NOTE_ON_38",
+        "TIME_SHIFT_10",
+        "NOTE_OFF_38",
+        "NOTE_OFF_40",
+        "OFFSET_2",
+        "VELOCITY_20",
+        "NOTE_ON_42",
+        "TIME_SHIFT_7",
+        "VELOCITY_20",
+        "NOTE_ON_38",
+        "TIME_SHIFT_3",
+        "NOTE_OFF_38",
+        "GRID_1",
+        "VELOCITY_20",
+        "NOTE_ON_40",
+        "EOS",
+    ]
     perf = vocab.decode(head + [vocab.index[t] for t in body])
     assert [(n.pitch, round(n.start / tick), round(n.end / tick)) for n in perf.notes] == [
-        (38, 10, 101), (38, 101, 106), (38, 106, 109), (42, 108, 115), (40, 203, 203 + round(0.05 / tick))]
+        (38, 10, 101),
+        (38, 101, 106),
+        (38, 106, 109),
+        (42, 108, 115),
+        (40, 203, 203 + round(0.05 / tick)),
+    ]
 
 
 def test_bad_input_is_named(tmp_path: Path) -> None:

@@ -23,8 +23,13 @@ from music_assets_tests.ml.train_helper import MAX_STEPS, make_trainer
 def test_killed_training_resumes_to_the_same_weights_as_an_uninterrupted_run(tiny_corpus: Path, tmp_path: Path) -> None:
     killed_dir = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "music_assets_tests.ml.train_helper", str(tiny_corpus), str(killed_dir)],
-                            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "music_assets_tests.ml.train_helper", str(tiny_corpus), str(killed_dir)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while True:
         assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
@@ -60,16 +65,38 @@ def test_killed_training_resumes_to_the_same_weights_as_an_uninterrupted_run(tin
     assert not torch.equal(init["blocks.0.attn.q_proj.weight"], b["blocks.0.attn.q_proj.weight"])
 
 
-def test_grammar_collapse_rolls_back_and_lowers_the_learning_rate(tiny_corpus: Path, tiny_base: Path, tmp_path: Path) -> None:
+def test_grammar_collapse_rolls_back_and_lowers_the_learning_rate(
+    tiny_corpus: Path, tiny_base: Path, tmp_path: Path
+) -> None:
     # a learning rate far too high for LoRA (rsLoRA scale 8) wrecks the grammar within a few steps
-    cfg = TrainConfig(max_steps=30, batch_size=4, learning_rate=0.5, warmup_steps=1, grad_clip=0.5, checkpoint_every=10,
-                      watch_samples=4, watch_threshold=0.5, watch_max_new_tokens=400, rollback_lr_factor=0.01,
-                      max_rollbacks=2, save_step_zero=True, num_threads=1)
+    cfg = TrainConfig(
+        max_steps=30,
+        batch_size=4,
+        learning_rate=0.5,
+        warmup_steps=1,
+        grad_clip=0.5,
+        checkpoint_every=10,
+        watch_samples=4,
+        watch_threshold=0.5,
+        watch_max_new_tokens=400,
+        rollback_lr_factor=0.01,
+        max_rollbacks=2,
+        save_step_zero=True,
+        num_threads=1,
+    )
     out = tmp_path / "lora"
-    result = train_adapter(tiny_base, tiny_corpus, out, "beginner", load_lora_settings("default"), cfg,
-                           SamplingConfig(), log=lambda _m: None)
+    result = train_adapter(
+        tiny_base,
+        tiny_corpus,
+        out,
+        "beginner",
+        load_lora_settings("default"),
+        cfg,
+        SamplingConfig(),
+        log=lambda _m: None,
+    )
     assert result.rollbacks >= 1
-    assert result.lr_scale == 0.01 ** result.rollbacks
+    assert result.lr_scale == 0.01**result.rollbacks
     assert "rolled back to step 0" in result.events[0]
     watch = result.history["watch"]  # [step, score], a step again after each rollback
     assert watch[0][0] == 0 and watch[0][1] >= 0.5  # the base itself was fine

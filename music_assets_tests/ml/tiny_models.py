@@ -37,8 +37,16 @@ def tiny_models_root(factory: pytest.TempPathFactory) -> Path:
         root = factory.mktemp("tiny_tier_models")
         models = root / "models"
         corpus = _build_corpus(root)
-        base_cfg = TrainConfig(max_steps=200, batch_size=8, learning_rate=5e-3, warmup_steps=10, checkpoint_every=200,
-                               watch_samples=2, watch_max_new_tokens=16, num_threads=1)
+        base_cfg = TrainConfig(
+            max_steps=200,
+            batch_size=8,
+            learning_rate=5e-3,
+            warmup_steps=10,
+            checkpoint_every=200,
+            watch_samples=2,
+            watch_max_new_tokens=16,
+            num_threads=1,
+        )
         train_base(corpus, models / "base", MODEL, base_cfg, SamplingConfig(), log=lambda _m: None)
         for tier in TIERS:
             _train_adapter(models, tier)

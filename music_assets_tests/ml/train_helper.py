@@ -11,8 +11,18 @@ from music_assets.ml.training import TrainConfig, Trainer
 from music_assets.ml.workflows import init_model, prompts_for
 
 MAX_STEPS = 160
-CONFIG = TrainConfig(max_steps=MAX_STEPS, batch_size=4, learning_rate=5e-3, warmup_steps=5, checkpoint_every=20,
-                     keep_last=3, watch_samples=2, watch_max_new_tokens=8, num_threads=1, seed=3)
+CONFIG = TrainConfig(
+    max_steps=MAX_STEPS,
+    batch_size=4,
+    learning_rate=5e-3,
+    warmup_steps=5,
+    checkpoint_every=20,
+    keep_last=3,
+    watch_samples=2,
+    watch_max_new_tokens=8,
+    num_threads=1,
+    seed=3,
+)
 
 
 def make_trainer(corpus_dir: Path, ckpt_dir: Path, log=lambda _m: None) -> Trainer:
@@ -20,8 +30,9 @@ def make_trainer(corpus_dir: Path, ckpt_dir: Path, log=lambda _m: None) -> Train
     vocab = corpus.vocab
     train, val = corpus.split("train").sequences(), corpus.split("validation").sequences()
     cfg = ModelConfig(vocab_size=len(vocab), d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.1, max_seq_len=512)
-    return Trainer(init_model(cfg, seed=3), train, val, vocab, CONFIG, ckpt_dir,
-                   watch_prompts=prompts_for(val, 2), log=log)
+    return Trainer(
+        init_model(cfg, seed=3), train, val, vocab, CONFIG, ckpt_dir, watch_prompts=prompts_for(val, 2), log=log
+    )
 
 
 if __name__ == "__main__":

@@ -40,17 +40,40 @@ def postgres_server() -> Iterator[str]:
         as_user = ["runuser", "-u", "postgres", "--"]
     pgdata = os.path.join(root, "data")
     port = _free_port()
-    subprocess.run([*as_user, f"{bindir}/initdb", "-D", pgdata, "-U", "dagster", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, f"{bindir}/initdb", "-D", pgdata, "-U", "dagster", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-    subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", pgdata, "-o", opts, "-l", os.path.join(root, "log"),
-                    "-w", "-t", "60", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_user,
+            f"{bindir}/pg_ctl",
+            "-D",
+            pgdata,
+            "-o",
+            opts,
+            "-l",
+            os.path.join(root, "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
-        subprocess.run([*as_user, f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "dagster", "dagster"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*as_user, f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "dagster", "dagster"],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://dagster@127.0.0.1:{port}/dagster"
     finally:
-        subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", pgdata, "-m", "immediate", "-w", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_user, f"{bindir}/pg_ctl", "-D", pgdata, "-m", "immediate", "-w", "stop"], capture_output=True
+        )
         time.sleep(0.2)
         shutil.rmtree(root, ignore_errors=True)

@@ -30,8 +30,14 @@ def background(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> 
     with open(log, "wb") as fh:
         # dagster dev ignores SIGTERM when started in the background unless the
         # default dispositions are restored (coreutils env --default-signal).
-        proc = subprocess.Popen(["env", "--default-signal=INT,TERM", *cmd], cwd=REPO_ROOT, stdout=fh,
-                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            ["env", "--default-signal=INT,TERM", *cmd],
+            cwd=REPO_ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         try:
             yield proc
         finally:

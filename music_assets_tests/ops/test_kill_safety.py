@@ -32,8 +32,9 @@ AUDIO_CONFIG = {"ops": {"rudiment_audio": {"config": {"workers": 1, "background_
 STAGING_CONFIG = {"ops": {"hf_staging": {"config": {"file_budget": 1, "shard_size_mb": 0.25}}}}
 
 
-def _materialize(data: Path, select: list[str], config: dict, partitions: list[str] | None = None,
-                 checks: bool = True) -> None:
+def _materialize(
+    data: Path, select: list[str], config: dict, partitions: list[str] | None = None, checks: bool = True
+) -> None:
     from music_assets.definitions import defs
 
     graph = defs.resolve_asset_graph()
@@ -41,8 +42,9 @@ def _materialize(data: Path, select: list[str], config: dict, partitions: list[s
     extra = [c for c in defs.asset_checks or [] if any(k.asset_key.to_user_string() in select for k in c.check_keys)]
     with dg.DagsterInstance.ephemeral() as instance:
         for partition in partitions or [None]:
-            result = dg.materialize([*assets, *(extra if checks else [])], instance=instance, run_config=config,
-                                    partition_key=partition)
+            result = dg.materialize(
+                [*assets, *(extra if checks else [])], instance=instance, run_config=config, partition_key=partition
+            )
             assert result.success
 
 
@@ -82,21 +84,34 @@ def labelled(performed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _partials(root: Path) -> list[Path]:
-    return [p for p in root.rglob(f"*{PARTIAL_SUFFIX}")]
+    return list(root.rglob(f"*{PARTIAL_SUFFIX}"))
 
 
 def _cli(select: str, config: dict, partition_range: str | None, env: dict[str, str]) -> subprocess.Popen:
-    cmd = [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "music_assets.definitions",
-           "--select", select, "--config-json", json.dumps(config)]
+    cmd = [
+        str(Path(sys.executable).with_name("dagster")),
+        "asset",
+        "materialize",
+        "-m",
+        "music_assets.definitions",
+        "--select",
+        select,
+        "--config-json",
+        json.dumps(config),
+    ]
     if partition_range:
         cmd += ["--partition-range", partition_range]
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> None:
@@ -107,15 +122,15 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> None:
             proc.wait()
             return
         if proc.poll() is not None:
-            raise AssertionError(f"the run ended before it could be killed ({ready.__doc__}):\n"
-                                 + proc.stdout.read().decode()[-1500:])
+            raise AssertionError(
+                f"the run ended before it could be killed ({ready.__doc__}):\n" + proc.stdout.read().decode()[-1500:]
+            )
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     raise AssertionError("the run never reached the point to kill it")
 
 
-def _kill_and_rerun(tmp_path: Path, data: Path, select: str, config: dict, partition_range: str | None,
-                    ready) -> None:
+def _kill_and_rerun(tmp_path: Path, data: Path, select: str, config: dict, partition_range: str | None, ready) -> None:
     env = {**os.environ, "MUSIC_ASSETS_DATA_DIR": str(data), "DAGSTER_HOME": str(tmp_path / "home")}
     os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
     ensure_dagster_home()
@@ -139,8 +154,7 @@ def _kill_and_rerun(tmp_path: Path, data: Path, select: str, config: dict, parti
     assert again.returncode == 0, out[-4000:]
 
 
-def test_killed_rudiment_audio_run_reruns_to_identical_files(performed: Path, labelled: Path,
-                                                             tmp_path: Path) -> None:
+def test_killed_rudiment_audio_run_reruns_to_identical_files(performed: Path, labelled: Path, tmp_path: Path) -> None:
     reference = labelled  # rendered by an uninterrupted in-process run of the same config
     killed = tmp_path / "killed"
     shutil.copytree(performed, killed)
@@ -165,8 +179,9 @@ def test_killed_rudiment_audio_run_reruns_to_identical_files(performed: Path, la
         assert got == ref
 
 
-def test_killed_hf_staging_run_reruns_to_identical_files(labelled: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killed_hf_staging_run_reruns_to_identical_files(
+    labelled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     reference = tmp_path / "reference"
     shutil.copytree(labelled, reference)
     monkeypatch.setenv("MUSIC_ASSETS_DATA_DIR", str(reference))
@@ -205,8 +220,9 @@ class _EchoingHub(BaseHTTPRequestHandler):
         pass
 
 
-def test_hub_token_never_reaches_event_log_or_compute_logs(labelled: Path, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_token_never_reaches_event_log_or_compute_logs(
+    labelled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = tmp_path / "data"
     shutil.copytree(labelled, data)
     monkeypatch.setenv("MUSIC_ASSETS_DATA_DIR", str(data))
@@ -218,8 +234,11 @@ def test_hub_token_never_reaches_event_log_or_compute_logs(labelled: Path, tmp_p
     env = {**os.environ, "MUSIC_ASSETS_DATA_DIR": str(data), "DAGSTER_HOME": str(home), "HF_TOKEN": token}
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     ensure_dagster_home()
-    config = {"resources": {"hf_hub": {"config": {"repo_id": "someone/rudiments",
-                                                  "endpoint": f"http://127.0.0.1:{server.server_port}"}}}}
+    config = {
+        "resources": {
+            "hf_hub": {"config": {"repo_id": "someone/rudiments", "endpoint": f"http://127.0.0.1:{server.server_port}"}}
+        }
+    }
     try:
         proc = _cli("hf_staging,hf_dataset", config, None, env)
         out = proc.communicate(timeout=600)[0].decode()

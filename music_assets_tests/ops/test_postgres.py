@@ -37,9 +37,22 @@ def test_materialize_on_postgres_and_read_events_back(
     write(music / "a.flac", music_like(1.0, seed=3))
     config = {"ops": {"audio_catalog": {"config": {"roots": [str(music)]}}}}
     proc = subprocess.run(
-        [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "music_assets.definitions",
-         "--select", "audio_catalog", "--config-json", json.dumps(config)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, env=os.environ.copy(),
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "asset",
+            "materialize",
+            "-m",
+            "music_assets.definitions",
+            "--select",
+            "audio_catalog",
+            "--config-json",
+            json.dumps(config),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 

@@ -19,11 +19,12 @@ SHARED_MARK = "# --- shared by every instance variant below this line ---"
 
 def _resolve_executor(kind: str) -> dict:
     code = (
-        "import json; from music_assets.definitions import defs; e = defs.executor;"
-        "print(json.dumps({'name': e.name}))"
+        "import json; from music_assets.definitions import defs; e = defs.executor;print(json.dumps({'name': e.name}))"
     )
     env = {**os.environ, "MUSIC_ASSETS_EXECUTOR": kind}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -42,7 +43,9 @@ def test_k8s_instance_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "MUSIC_ASSETS_DATA_DIR=/mnt/music-assets-data" in processed.value["env_vars"]
 
 
-@pytest.mark.parametrize("kind, run_config", [("k8s", "deploy/k8s/run_config.yaml"), ("celery", "deploy/celery/run_config.yaml")])
+@pytest.mark.parametrize(
+    "kind, run_config", [("k8s", "deploy/k8s/run_config.yaml"), ("celery", "deploy/celery/run_config.yaml")]
+)
 def test_executor_is_selected_and_its_run_config_validates(kind: str, run_config: str, monkeypatch) -> None:
     assert _resolve_executor(kind)["name"] == kind
     from music_assets.executors import EXECUTOR_ENV, selected_executor

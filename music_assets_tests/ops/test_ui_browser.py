@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from music_assets.paths import REPO_ROOT
 from music_assets_tests.audio.audio_trees import music_like, write
@@ -20,17 +19,31 @@ from music_assets_tests.ops.processes import BIN, background, free_port, wait_fo
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # As root in a container, without GPU or network: no sandbox, no background fetches.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def make_dev_command(**variables: str) -> list[str]:
     """The `dagster dev` command line of `make dev` (from `make -n`), run with this test's interpreter."""
-    out = subprocess.run(["make", "-s", "-n", "dev", *(f"{k}={v}" for k, v in variables.items())], cwd=REPO_ROOT,
-                         capture_output=True, text=True, check=True, env={**os.environ, "MAKEFLAGS": ""}).stdout
+    out = subprocess.run(
+        ["make", "-s", "-n", "dev", *(f"{k}={v}" for k, v in variables.items())],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "MAKEFLAGS": ""},
+    ).stdout
     line = next(ln for ln in out.splitlines() if " dev -m music_assets.definitions" in ln)
     words = shlex.split(line)
-    words = words[words.index(next(w for w in words if w.endswith("/dagster"))):]  # drop the env prefix
+    words = words[words.index(next(w for w in words if w.endswith("/dagster"))) :]  # drop the env prefix
     return [str(BIN / "dagster"), *words[1:]]
 
 

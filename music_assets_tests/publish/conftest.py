@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from music_assets.publish.card import CardSettings, CardResult, write_card
+from music_assets.publish.card import CardResult, CardSettings, write_card
 from music_assets.publish.staging import StagedData, StagingSettings, expected_files, stage, sweep
 from music_assets_tests.publish import labelled_dataset
 

@@ -52,10 +52,12 @@ class RecordingHfApi:
     committed: list[str] = field(default_factory=list)  # every file committed, in order
     failed_upload: int | None = None  # index in `uploads` of the call that failed
 
-    def create_repo(self, repo_id: str, *, repo_type: str | None = None, private: bool = False,
-                    exist_ok: bool = False, **kwargs) -> str:
-        self.calls.append(("create_repo", {"repo_id": repo_id, "repo_type": repo_type, "private": private,
-                                           "exist_ok": exist_ok}))
+    def create_repo(
+        self, repo_id: str, *, repo_type: str | None = None, private: bool = False, exist_ok: bool = False, **kwargs
+    ) -> str:
+        self.calls.append(
+            ("create_repo", {"repo_id": repo_id, "repo_type": repo_type, "private": private, "exist_ok": exist_ok})
+        )
         if repo_id in self.repos and not exist_ok:
             raise _http_error(409, f"You already created this dataset repo: {repo_id}")
         if repo_id not in self.repos:
@@ -63,8 +65,15 @@ class RecordingHfApi:
             self.private[repo_id] = private
         return f"https://hub.test/datasets/{repo_id}"
 
-    def list_repo_tree(self, repo_id: str, path_in_repo: str | None = None, *, recursive: bool = False,
-                       repo_type: str | None = None, **kwargs):
+    def list_repo_tree(
+        self,
+        repo_id: str,
+        path_in_repo: str | None = None,
+        *,
+        recursive: bool = False,
+        repo_type: str | None = None,
+        **kwargs,
+    ):
         self.calls.append(("list_repo_tree", {"repo_id": repo_id, "recursive": recursive, "repo_type": repo_type}))
         if repo_id not in self.repos:
             raise _http_error(404, f"Repository Not Found for url: https://hub.test/api/datasets/{repo_id}/tree/main")
@@ -73,16 +82,37 @@ class RecordingHfApi:
             parts = path.split("/")[:-1]
             folders.update("/".join(parts[: i + 1]) for i in range(len(parts)))
             oid = hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()
-            lfs = ({"size": len(data), "oid": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
-                   if path.endswith(LFS_SUFFIXES) else None)
+            lfs = (
+                {"size": len(data), "oid": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
+                if path.endswith(LFS_SUFFIXES)
+                else None
+            )
             yield RepoFile(path=path, size=len(data), oid=oid, lfs=lfs)
         for folder in sorted(folders):
             yield RepoFolder(path=folder, oid="0" * 40)
 
-    def upload_folder(self, *, repo_id: str, folder_path: str, repo_type: str | None = None,
-                      allow_patterns=None, ignore_patterns=None, commit_message: str | None = None, **kwargs):
-        self.calls.append(("upload_folder", {"repo_id": repo_id, "repo_type": repo_type,
-                                             "allow_patterns": allow_patterns, "commit_message": commit_message}))
+    def upload_folder(
+        self,
+        *,
+        repo_id: str,
+        folder_path: str,
+        repo_type: str | None = None,
+        allow_patterns=None,
+        ignore_patterns=None,
+        commit_message: str | None = None,
+        **kwargs,
+    ):
+        self.calls.append(
+            (
+                "upload_folder",
+                {
+                    "repo_id": repo_id,
+                    "repo_type": repo_type,
+                    "allow_patterns": allow_patterns,
+                    "commit_message": commit_message,
+                },
+            )
+        )
         if repo_id not in self.repos:
             raise _http_error(404, f"Repository Not Found: {repo_id}")
         root = Path(folder_path)
@@ -98,8 +128,15 @@ class RecordingHfApi:
             self.committed.append(rel)
         return SimpleNamespace(commit_url=f"https://hub.test/datasets/{repo_id}/commit/{len(self.uploads)}")
 
-    def delete_files(self, repo_id: str, delete_patterns: list[str], *, repo_type: str | None = None,
-                     commit_message: str | None = None, **kwargs):
+    def delete_files(
+        self,
+        repo_id: str,
+        delete_patterns: list[str],
+        *,
+        repo_type: str | None = None,
+        commit_message: str | None = None,
+        **kwargs,
+    ):
         self.calls.append(("delete_files", {"repo_id": repo_id, "delete_patterns": list(delete_patterns)}))
         repo = self.repos[repo_id]
         for path in list(repo):

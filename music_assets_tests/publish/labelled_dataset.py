@@ -22,14 +22,28 @@ SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
 RUDIMENTS = ("single_stroke_roll", "flam", "single_paradiddle")
 # (profile_id, tier, split): two players per split, every tier somewhere
 PROFILES = (
-    ("p00000", "beginner", "train"), ("p00001", "professional", "train"),
-    ("p00002", "intermediate", "validation"), ("p00003", "advanced", "validation"),
-    ("p00004", "beginner", "test"), ("p00005", "advanced", "test"),
+    ("p00000", "beginner", "train"),
+    ("p00001", "professional", "train"),
+    ("p00002", "intermediate", "validation"),
+    ("p00003", "advanced", "validation"),
+    ("p00004", "beginner", "test"),
+    ("p00005", "advanced", "test"),
 )
 SCORES = (
-    "timing_accuracy", "timing_consistency", "tempo_stability", "subdivision_evenness", "velocity_control",
-    "accent_differentiation", "accent_accuracy", "hand_balance", "weak_hand_index", "flam_quality",
-    "diddle_quality", "roll_sustain", "groove_feel_proxy", "overall_score",
+    "timing_accuracy",
+    "timing_consistency",
+    "tempo_stability",
+    "subdivision_evenness",
+    "velocity_control",
+    "accent_differentiation",
+    "accent_accuracy",
+    "hand_balance",
+    "weak_hand_index",
+    "flam_quality",
+    "diddle_quality",
+    "roll_sustain",
+    "groove_feel_proxy",
+    "overall_score",
 )
 TAIL_SEC = 0.3
 N_STROKES = 6
@@ -73,35 +87,72 @@ def build(root: Path, rudiments: tuple[str, ...] = RUDIMENTS, profiles=PROFILES)
             duration = _midi(root / midi_rel, actual, velocity, tempo)
             audio = renderer.render_midi(root / midi_rel, tail_seconds=TAIL_SEC)
             write_flac(root / audio_rel, audio, renderer.sample_rate)
-            samples.append({
-                "sample_id": sid, "rudiment_slug": slug, "profile_id": pid, "skill_tier": tier,
-                "skill_tier_binary": "novice" if tier in ("beginner", "intermediate") else "skilled",
-                "dominant_hand": "right", "split": split, "tempo_bpm": tempo, "num_cycles": 2,
-                "num_strokes": N_STROKES, "duration_sec": duration, "midi_path": midi_rel, "seed": int(rng.integers(1 << 40)),
-                "audio_path": audio_rel, "soundfont": SOUNDFONT.name, "aug_preset": "clean_studio",
-                "aug_rt60_s": float(rng.uniform(0.2, 0.5)), "aug_noise_color": "pink",
-                "audio_duration_sec": audio.shape[0] / renderer.sample_rate,
-                "audio_sample_rate": renderer.sample_rate, "audio_peak_dbfs": -3.0,
-                "audio_clipped_ratio": 0.0, "align_median_error_ms": 1.0,
-            })
+            samples.append(
+                {
+                    "sample_id": sid,
+                    "rudiment_slug": slug,
+                    "profile_id": pid,
+                    "skill_tier": tier,
+                    "skill_tier_binary": "novice" if tier in ("beginner", "intermediate") else "skilled",
+                    "dominant_hand": "right",
+                    "split": split,
+                    "tempo_bpm": tempo,
+                    "num_cycles": 2,
+                    "num_strokes": N_STROKES,
+                    "duration_sec": duration,
+                    "midi_path": midi_rel,
+                    "seed": int(rng.integers(1 << 40)),
+                    "audio_path": audio_rel,
+                    "soundfont": SOUNDFONT.name,
+                    "aug_preset": "clean_studio",
+                    "aug_rt60_s": float(rng.uniform(0.2, 0.5)),
+                    "aug_noise_color": "pink",
+                    "audio_duration_sec": audio.shape[0] / renderer.sample_rate,
+                    "audio_sample_rate": renderer.sample_rate,
+                    "audio_peak_dbfs": -3.0,
+                    "audio_clipped_ratio": 0.0,
+                    "align_median_error_ms": 1.0,
+                }
+            )
             for i in range(N_STROKES):
                 grace = slug == "flam" and i % 2 == 0  # a flam: grace note, then its primary
-                strokes.append({
-                    "sample_id": sid, "index": i, "hand": "RL"[i % 2], "stroke_type": "flam_grace" if grace else "tap",
-                    "intended_time_ms": intended[i] * 1000, "actual_time_ms": actual[i] * 1000,
-                    "timing_error_ms": (actual[i] - intended[i]) * 1000, "intended_velocity": 90,
-                    "actual_velocity": int(velocity[i]), "is_grace": grace, "is_accent": i == 1,
-                    "diddle_position": 0, "flam_spacing_ms": 30.0 if grace else None,
-                    "parent_stroke_index": i + 1 if grace else None,
-                })
+                strokes.append(
+                    {
+                        "sample_id": sid,
+                        "index": i,
+                        "hand": "RL"[i % 2],
+                        "stroke_type": "flam_grace" if grace else "tap",
+                        "intended_time_ms": intended[i] * 1000,
+                        "actual_time_ms": actual[i] * 1000,
+                        "timing_error_ms": (actual[i] - intended[i]) * 1000,
+                        "intended_velocity": 90,
+                        "actual_velocity": int(velocity[i]),
+                        "is_grace": grace,
+                        "is_accent": i == 1,
+                        "diddle_position": 0,
+                        "flam_spacing_ms": 30.0 if grace else None,
+                        "parent_stroke_index": i + 1 if grace else None,
+                    }
+                )
             for m in range(2):
-                measures.append({"sample_id": sid, "measure_index": m, "timing_error_mean_ms": float(rng.normal(0, 3)),
-                                 "velocity_mean": float(velocity.mean()), "lr_velocity_ratio": 0.95,
-                                 "lr_timing_diff_ms": 1.5})
+                measures.append(
+                    {
+                        "sample_id": sid,
+                        "measure_index": m,
+                        "timing_error_mean_ms": float(rng.normal(0, 3)),
+                        "velocity_mean": float(velocity.mean()),
+                        "lr_velocity_ratio": 0.95,
+                        "lr_timing_diff_ms": 1.5,
+                    }
+                )
             score = 40 + 15 * SKILL_TIERS.index(tier)
             ex = {"sample_id": sid}
             for name in SCORES:
-                ex[name] = None if name == "flam_quality" and slug != "flam" else float(np.clip(score + rng.normal(0, 5), 0, 100))
+                ex[name] = (
+                    None
+                    if name == "flam_quality" and slug != "flam"
+                    else float(np.clip(score + rng.normal(0, 5), 0, 100))
+                )
             exercises.append(ex)
     labels = root / "rudiments" / "labels"
     for name, rows in (("samples", samples), ("strokes", strokes), ("measures", measures), ("exercises", exercises)):

@@ -18,15 +18,22 @@ def test_front_matter_is_computed_from_the_data(staged_files) -> None:
     meta = parse_front_matter(text)
     assert meta["license"] == "cc-by-4.0"
     assert meta["size_categories"] == ["n<1K"]
-    assert meta["configs"] == [{"config_name": "default", "data_files": [
-        {"split": s, "path": f"data/{s}-*.parquet"} for s in ("train", "validation", "test")]}]
+    assert meta["configs"] == [
+        {
+            "config_name": "default",
+            "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in ("train", "validation", "test")],
+        }
+    ]
     splits = {s["name"]: s["num_examples"] for s in meta["dataset_info"]["splits"]}
-    assert splits == {s: sum(pq.ParquetFile(p).metadata.num_rows for p in ps)
-                      for s, ps in layout.split_shards(staged_files.staging).items()}
+    assert splits == {
+        s: sum(pq.ParquetFile(p).metadata.num_rows for p in ps)
+        for s, ps in layout.split_shards(staged_files.staging).items()
+    }
     features = {f["name"]: f for f in meta["dataset_info"]["features"]}
     assert features["audio"]["dtype"] == "string" and features["overall_score"]["dtype"] == "float64"
     assert meta["dataset_info"]["download_size"] == sum(
-        p.stat().st_size for p in (staged_files.staging / "data").glob("*.parquet"))
+        p.stat().st_size for p in (staged_files.staging / "data").glob("*.parquet")
+    )
 
 
 def test_embedded_card_declares_the_audio_feature(staged_embedded) -> None:

@@ -35,7 +35,9 @@ def test_plan_without_remote_state_uploads_everything_media_first_card_last(stag
 def test_publish_creates_a_private_repo_uploads_and_verifies(staged_files) -> None:
     api = RecordingHfApi()
     result = _client(api).publish(staged_files.staging, "first")
-    assert api.calls_named("create_repo") == [{"repo_id": REPO, "repo_type": "dataset", "private": True, "exist_ok": True}]
+    assert api.calls_named("create_repo") == [
+        {"repo_id": REPO, "repo_type": "dataset", "private": True, "exist_ok": True}
+    ]
     local = layout.list_files(staged_files.staging)
     assert {p: len(b) for p, b in api.repos[REPO].items() if p != ".gitattributes"} == local
     assert result.verification.ok and result.verification.remote_files == len(local)
@@ -58,7 +60,7 @@ def test_failure_part_way_then_resume_uploads_only_what_is_missing(staged_files)
     local = layout.list_files(staged_files.staging)
 
     result = _client(api).publish(staged_files.staging, "resumed")
-    resent = [p for batch in api.uploads[api.failed_upload + 1:] for p in batch]
+    resent = [p for batch in api.uploads[api.failed_upload + 1 :] for p in batch]
     assert sorted(resent) == sorted(set(local) - committed)  # exactly the missing files, each once
     assert sorted(result.plan.unchanged) == sorted(committed)
     assert result.verification.ok
@@ -109,7 +111,9 @@ def test_errors_never_carry_the_token(staged_files) -> None:
 def test_dry_run_plan_against_a_partial_remote(staged_files) -> None:
     api = RecordingHfApi()
     api.create_repo(REPO, repo_type="dataset", private=True)
-    assert _client(RecordingHfApi()).plan(staged_files.staging).upload == sorted(layout.list_files(staged_files.staging))
+    assert _client(RecordingHfApi()).plan(staged_files.staging).upload == sorted(
+        layout.list_files(staged_files.staging)
+    )
     api.repos[REPO]["README.md"] = (staged_files.staging / "README.md").read_bytes()
     plan = _client(api).plan(staged_files.staging)
     assert plan.remote_known and plan.unchanged == ["README.md"] and "README.md" not in plan.upload

@@ -24,7 +24,10 @@ def test_file_mode_layout(staged_files, labelled) -> None:
     s = staged_files.staging
     assert staged_files.data.mode == "files"
     assert sorted(p.name for p in (s / "data").iterdir()) == [
-        "test-00000-of-00001.parquet", "train-00000-of-00001.parquet", "validation-00000-of-00001.parquet"]
+        "test-00000-of-00001.parquet",
+        "train-00000-of-00001.parquet",
+        "validation-00000-of-00001.parquet",
+    ]
     assert (s / "README.md").is_file() and (s / layout.SCORE_PLOT).is_file() and (s / layout.RUDIMENT_PLOT).is_file()
     assert {p.name for p in (s / "auxiliary").iterdir()} == {"strokes.parquet", "measures.parquet"}
     assert not any(p.is_symlink() for p in s.rglob("*"))
@@ -32,8 +35,11 @@ def test_file_mode_layout(staged_files, labelled) -> None:
     train = pq.read_table(s / "data" / "train-00000-of-00001.parquet")
     samples = pq.read_table(labelled.root / "rudiments/labels/samples.parquet")
     # every samples column but the data-dir paths, then the scores; audio/midi relative to staging
-    expected = ["sample_id", "audio", "midi"] + [c for c in samples.column_names if c not in
-                                                  ("sample_id", "audio_path", "midi_path")] + list(SCORES)
+    expected = (
+        ["sample_id", "audio", "midi"]
+        + [c for c in samples.column_names if c not in ("sample_id", "audio_path", "midi_path")]
+        + list(SCORES)
+    )
     assert train.column_names == expected
     assert train.num_rows == 6 and set(train["split"].to_pylist()) == {"train"}
     for f in train.schema:
@@ -62,7 +68,8 @@ def test_rerun_with_unchanged_inputs_rewrites_nothing(tmp_path: Path, labelled, 
 
 
 def test_copies_where_hard_links_fail_and_keeps_unchanged_copies(
-        tmp_path: Path, labelled, staged_files, monkeypatch) -> None:
+    tmp_path: Path, labelled, staged_files, monkeypatch
+) -> None:
     root = link_tree(labelled.root, tmp_path / "data")
     link_tree(staged_files.staging, root / "hf_staging")
     for media in ("audio", "midi"):
@@ -101,8 +108,10 @@ def test_changed_and_removed_samples_update_only_what_changed(tmp_path: Path, la
     assert again.data.media.written == 1
     staged_audio = root / "hf_staging" / f"audio/{changed['rudiment_slug']}/{changed['sample_id']}.flac"
     assert staged_audio.read_bytes() == data + b"\0"
-    gone = {f"audio/{dropped['rudiment_slug']}/{dropped['sample_id']}.flac",
-            f"midi/{dropped['rudiment_slug']}/{dropped['sample_id']}.mid"}
+    gone = {
+        f"audio/{dropped['rudiment_slug']}/{dropped['sample_id']}.flac",
+        f"midi/{dropped['rudiment_slug']}/{dropped['sample_id']}.mid",
+    }
     assert gone <= set(again.removed)
     assert not any((root / "hf_staging" / g).exists() for g in gone)
     # only the split that lost a row and the card are rewritten
@@ -126,15 +135,21 @@ def test_embedded_mode_shards_media_into_parquet(staged_embedded, labelled) -> N
     row = t.slice(0, 1).to_pylist()[0]
     src = labelled.root / "rudiments/audio" / row["rudiment_slug"] / f"{row['sample_id']}.flac"
     assert row["audio"] == {"bytes": src.read_bytes(), "path": src.name}
-    assert row["midi"]["bytes"] == (labelled.root / "rudiments/midi" / row["rudiment_slug"] / f"{row['sample_id']}.mid").read_bytes()
+    assert (
+        row["midi"]["bytes"]
+        == (labelled.root / "rudiments/midi" / row["rudiment_slug"] / f"{row['sample_id']}.mid").read_bytes()
+    )
     assert sum(pq.ParquetFile(p).metadata.num_rows for ps in shards.values() for p in ps) == len(labelled.sample_ids)
 
 
 def test_switching_to_embedded_removes_the_media_files_and_a_rerun_keeps_the_shards(
-        tmp_path: Path, labelled, staged_embedded) -> None:
+    tmp_path: Path, labelled, staged_embedded
+) -> None:
     assert {r for r in staged_embedded.removed if r.startswith(("audio/", "midi/"))} == {
-        f"{kind}/{p.parent.name}/{p.name}" for kind in ("audio", "midi")
-        for p in (labelled.root / "rudiments" / kind).rglob("*.*")}
+        f"{kind}/{p.parent.name}/{p.name}"
+        for kind in ("audio", "midi")
+        for p in (labelled.root / "rudiments" / kind).rglob("*.*")
+    }
     root = link_tree(labelled.root, tmp_path / "data")
     link_tree(staged_embedded.staging, root / "hf_staging")
     before = _mtimes(root / "hf_staging")

@@ -70,15 +70,20 @@ def test_merge_writes_all_partitions_one_row_group_each(dataset: Path) -> None:
         meta = pq.ParquetFile(path).metadata
         assert meta.num_row_groups == len(SLUGS), name  # written one partition at a time
         if name != "samples":
-            per_partition = sum(pq.read_metadata(layout.performance_dir(s, dataset) / f"{name}.parquet").num_rows for s in SLUGS)
+            per_partition = sum(
+                pq.read_metadata(layout.performance_dir(s, dataset) / f"{name}.parquet").num_rows for s in SLUGS
+            )
             assert meta.num_rows == per_partition
     assert pq.read_schema(tables.samples).field("sample_id").type == pa.string()
 
 
 def test_checks_pass_on_the_merged_labels(dataset: Path) -> None:
     tables = _labels(dataset)
-    for outcome in (check_integrity(tables, dataset, require_audio=True), check_scores(tables),
-                    check_stroke_counts(tables, dataset)):
+    for outcome in (
+        check_integrity(tables, dataset, require_audio=True),
+        check_scores(tables),
+        check_stroke_counts(tables, dataset),
+    ):
         assert outcome.passed, outcome.description
 
 
@@ -98,7 +103,10 @@ def test_integrity_fails_on_orphan_rows_and_missing_midi(copy: Path) -> None:
     (copy / pd.read_parquet(tables.samples)["midi_path"].iloc[0]).unlink()
     outcome = check_integrity(tables, copy)
     assert not outcome.passed
-    assert outcome.metadata["strokes rows without a sample"] == 1 and outcome.metadata["samples without their MIDI file"] == 1
+    assert (
+        outcome.metadata["strokes rows without a sample"] == 1
+        and outcome.metadata["samples without their MIDI file"] == 1
+    )
 
 
 def test_scores_check_fails_outside_0_100(copy: Path) -> None:

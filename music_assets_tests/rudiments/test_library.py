@@ -18,7 +18,12 @@ PAS = {
     "single_stroke_four": ("R L R >L", "sixteenth_triplet", [0, F(1, 6), F(1, 3), F(1, 2)], 1),
     "triple_stroke_roll": ("R R R L L L", "sixteenth_triplet", [F(i, 6) for i in range(6)], 1),
     "double_stroke_open_roll": ("R R L L", "sixteenth", [0, F(1, 4), F(1, 2), F(3, 4)], 1),
-    "five_stroke_roll": ("R R L L >R L L R R >L", "sixteenth", [0, F(1, 4), F(1, 2), F(3, 4), 1, 2, F(9, 4), F(5, 2), F(11, 4), 3], 4),
+    "five_stroke_roll": (
+        "R R L L >R L L R R >L",
+        "sixteenth",
+        [0, F(1, 4), F(1, 2), F(3, 4), 1, 2, F(9, 4), F(5, 2), F(11, 4), 3],
+        4,
+    ),
     "six_stroke_roll": (">R L L R R >L", "thirty_second", [0, F(1, 4), F(3, 8), F(1, 2), F(5, 8), F(3, 4)], 1),
     "single_paradiddle": (">R L R R >L R L L", "sixteenth", [F(i, 4) for i in range(8)], 2),
     "double_paradiddle": (">R L R L R R >L R L R L L", "sixteenth_triplet", [F(i, 6) for i in range(12)], 2),
@@ -30,11 +35,28 @@ PAS = {
     "pataflafla": (">lR L R >rL", "sixteenth", [F(i, 4) for i in range(4)], 1),
     "drag": ("llR rrL", "quarter", [0, 1], 2),
     "lesson_25": ("llR L >R rrL R >L", "sixteenth", [0, F(1, 4), F(1, 2), 1, F(5, 4), F(3, 2)], 2),
-    "single_ratamacue": ("llR L R >L rrL R L >R", "sixteenth_triplet", [0, F(1, 6), F(1, 3), F(1, 2), 1, F(7, 6), F(4, 3), F(3, 2)], 2),
+    "single_ratamacue": (
+        "llR L R >L rrL R L >R",
+        "sixteenth_triplet",
+        [0, F(1, 6), F(1, 3), F(1, 2), 1, F(7, 6), F(4, 3), F(3, 2)],
+        2,
+    ),
 }
-TRIPLET_FIGURES = {"single_stroke_four", "single_stroke_seven", "triple_stroke_roll", "seven_stroke_roll",
-                   "double_paradiddle", "paradiddle_diddle", "flam_accent", "flam_paradiddle_diddle",
-                   "swiss_army_triplet", "flam_drag", "single_ratamacue", "double_ratamacue", "triple_ratamacue"}
+TRIPLET_FIGURES = {
+    "single_stroke_four",
+    "single_stroke_seven",
+    "triple_stroke_roll",
+    "seven_stroke_roll",
+    "double_paradiddle",
+    "paradiddle_diddle",
+    "flam_accent",
+    "flam_paradiddle_diddle",
+    "swiss_army_triplet",
+    "flam_drag",
+    "single_ratamacue",
+    "double_ratamacue",
+    "triple_ratamacue",
+}
 
 
 def test_exactly_the_40_pas_rudiments_in_order() -> None:

@@ -35,10 +35,20 @@ from music_assets.rudiments.profiles import TRAIT_NAMES, generate_profiles
 
 # A player without deviations: the performance is the ideal grid.
 PERFECT = {
-    "timing_sd_ms": 0.0, "timing_consistency": 0.5, "tempo_drift_pct": 0.0, "velocity_cv": 0.0,
-    "accent_differentiation": 1.0, "accent_accuracy": 1.0, "lr_velocity_ratio": 1.0, "lr_timing_bias_ms": 0.0,
-    "flam_spacing_ms": 25.0, "diddle_evenness": 1.0, "roll_sustain": 1.0, "fatigue": 0.0,
-    "comfort_tempo_min_bpm": 40.0, "comfort_tempo_max_bpm": 240.0,
+    "timing_sd_ms": 0.0,
+    "timing_consistency": 0.5,
+    "tempo_drift_pct": 0.0,
+    "velocity_cv": 0.0,
+    "accent_differentiation": 1.0,
+    "accent_accuracy": 1.0,
+    "lr_velocity_ratio": 1.0,
+    "lr_timing_bias_ms": 0.0,
+    "flam_spacing_ms": 25.0,
+    "diddle_evenness": 1.0,
+    "roll_sustain": 1.0,
+    "fatigue": 0.0,
+    "comfort_tempo_min_bpm": 40.0,
+    "comfort_tempo_max_bpm": 240.0,
 }
 TICK_TOL = 0.001  # seconds; MIDI ticks at 960 PPQ are < 1 ms
 
@@ -70,8 +80,12 @@ def test_ideal_grid_follows_the_rudiments_own_subdivision(slug: str) -> None:
 def test_triplets_are_not_spread_as_sixteenths() -> None:
     tempo = 120.0
     beat = 60.0 / tempo
-    for slug, step in (("flam_accent", 1 / 3), ("swiss_army_triplet", 1 / 3), ("triple_stroke_roll", 1 / 6),
-                       ("single_paradiddle", 1 / 4)):
+    for slug, step in (
+        ("flam_accent", 1 / 3),
+        ("swiss_army_triplet", 1 / 3),
+        ("triple_stroke_roll", 1 / 6),
+        ("single_paradiddle", 1 / 4),
+    ):
         perf = perform(compiled(slug), PERFECT, tempo, 2, False, np.random.default_rng(0))
         assert np.allclose(np.diff(_primary_times(perf)), step * beat, atol=TICK_TOL), slug
     # a ratamacue is a drag into a sixteenth-note triplet and an eighth note: uneven by design
@@ -88,7 +102,9 @@ def test_the_two_drag_grace_notes_never_share_a_time(players: pd.DataFrame) -> N
         r = lib[slug]
         for i, row in enumerate(players.itertuples()):
             tempo = min(r.tempo_max_bpm, row.comfort_tempo_max_bpm)
-            perf = perform(compiled(slug), _traits(row._asdict()), tempo, 2, row.dominant_hand == "left", np.random.default_rng(i))
+            perf = perform(
+                compiled(slug), _traits(row._asdict()), tempo, 2, row.dominant_hand == "left", np.random.default_rng(i)
+            )
             graces = np.flatnonzero(perf.stroke_type == DRAG_GRACE)
             parents = perf.parent[graces]
             assert len(graces) == 2 * len(set(parents.tolist()))
@@ -101,7 +117,14 @@ def test_the_two_drag_grace_notes_never_share_a_time(players: pd.DataFrame) -> N
 
 def test_flam_grace_notes_come_from_the_players_flam_spacing(players: pd.DataFrame) -> None:
     for row in players.itertuples():
-        perf = perform(compiled("flam_accent"), _traits(row._asdict()), 80.0, 4, row.dominant_hand == "left", np.random.default_rng(1))
+        perf = perform(
+            compiled("flam_accent"),
+            _traits(row._asdict()),
+            80.0,
+            4,
+            row.dominant_hand == "left",
+            np.random.default_rng(1),
+        )
         g = np.flatnonzero(perf.stroke_type == FLAM_GRACE)
         spacing = (perf.actual_s[perf.parent[g]] - perf.actual_s[g]) * 1000
         assert np.allclose(spacing, perf.flam_spacing_ms[g])
@@ -193,11 +216,15 @@ def test_seeds_and_files_are_the_same_in_every_process_whatever_pythonhashseed()
     outs = []
     for hash_seed in ("1", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        proc = subprocess.run([sys.executable, "-c", _SEED_SCRIPT], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", _SEED_SCRIPT], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == 0, proc.stderr
         outs.append(proc.stdout)
         # the salt really differs between the two processes
-        probe = subprocess.run([sys.executable, "-c", "print(hash('flam_drag'))"], env=env, capture_output=True, text=True)
+        probe = subprocess.run(
+            [sys.executable, "-c", "print(hash('flam_drag'))"], env=env, capture_output=True, text=True
+        )
         outs.append(probe.stdout)
     assert outs[0] == outs[2] and outs[1] != outs[3]
     r = load_library()["flam_drag"]

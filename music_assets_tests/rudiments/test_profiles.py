@@ -16,7 +16,12 @@ def many() -> pd.DataFrame:
 
 
 def test_tier_mix_handedness_and_binary_tier(many: pd.DataFrame) -> None:
-    assert many["skill_tier"].value_counts().to_dict() == {"beginner": 500, "intermediate": 700, "advanced": 500, "professional": 300}
+    assert many["skill_tier"].value_counts().to_dict() == {
+        "beginner": 500,
+        "intermediate": 700,
+        "advanced": 500,
+        "professional": 300,
+    }
     assert (many["dominant_hand"] == "left").sum() == 200
     expected = {"beginner": "novice", "intermediate": "novice", "advanced": "skilled", "professional": "skilled"}
     assert (many["skill_tier"].map(expected) == many["skill_tier_binary"]).all()
@@ -58,7 +63,9 @@ def test_split_by_player_is_stratified_and_disjoint(many: pd.DataFrame) -> None:
 @pytest.mark.parametrize("n", [12, 20])
 def test_small_sets_have_every_tier_in_every_split(n: int) -> None:
     profiles = generate_profiles(n, seed=0)
-    assert set(zip(profiles["skill_tier"], profiles["split"], strict=True)) == {(t, s) for t in SKILL_TIERS for s in SPLITS}
+    assert set(zip(profiles["skill_tier"], profiles["split"], strict=True)) == {
+        (t, s) for t in SKILL_TIERS for s in SPLITS
+    }
     assert tier_counts(20) == {"beginner": 5, "intermediate": 7, "advanced": 5, "professional": 3}
 
 

@@ -20,20 +20,44 @@ def _perfect(slug: str, tempo: float = 100.0, cycles: int = 3):
 
 def test_a_perfect_player_scores_at_the_top() -> None:
     s = exercise_scores(_perfect("flam_paradiddle"), compiled("flam_paradiddle"))
-    for name in ("timing_accuracy", "timing_consistency", "tempo_stability", "subdivision_evenness",
-                 "velocity_control", "accent_differentiation", "accent_accuracy", "hand_balance",
-                 "weak_hand_index", "flam_quality", "diddle_quality", "groove_feel_proxy", "overall_score"):
+    for name in (
+        "timing_accuracy",
+        "timing_consistency",
+        "tempo_stability",
+        "subdivision_evenness",
+        "velocity_control",
+        "accent_differentiation",
+        "accent_accuracy",
+        "hand_balance",
+        "weak_hand_index",
+        "flam_quality",
+        "diddle_quality",
+        "groove_feel_proxy",
+        "overall_score",
+    ):
         assert s[name] == pytest.approx(100, abs=1.5), name
     assert s["roll_sustain"] is None  # a flam rudiment, not a roll
 
 
 def test_scores_that_do_not_apply_are_null() -> None:
-    nulls = {slug: {k for k, v in exercise_scores(_perfect(slug), compiled(slug)).items() if v is None}
-             for slug in ("single_stroke_roll", "flam", "drag", "double_stroke_open_roll")}
-    assert nulls["single_stroke_roll"] == {"accent_differentiation", "accent_accuracy", "flam_quality", "diddle_quality"}
-    assert {"diddle_quality", "roll_sustain", "accent_accuracy"} <= nulls["flam"] and "flam_quality" not in nulls["flam"]
+    nulls = {
+        slug: {k for k, v in exercise_scores(_perfect(slug), compiled(slug)).items() if v is None}
+        for slug in ("single_stroke_roll", "flam", "drag", "double_stroke_open_roll")
+    }
+    assert nulls["single_stroke_roll"] == {
+        "accent_differentiation",
+        "accent_accuracy",
+        "flam_quality",
+        "diddle_quality",
+    }
+    assert {"diddle_quality", "roll_sustain", "accent_accuracy"} <= nulls["flam"] and "flam_quality" not in nulls[
+        "flam"
+    ]
     assert "flam_quality" in nulls["drag"]
-    assert "diddle_quality" not in nulls["double_stroke_open_roll"] and "roll_sustain" not in nulls["double_stroke_open_roll"]
+    assert (
+        "diddle_quality" not in nulls["double_stroke_open_roll"]
+        and "roll_sustain" not in nulls["double_stroke_open_roll"]
+    )
 
 
 def test_triplets_flattened_to_sixteenths_lose_subdivision_evenness() -> None:
@@ -50,7 +74,10 @@ def test_triplets_flattened_to_sixteenths_lose_subdivision_evenness() -> None:
     p = perf.is_primary
     even = perf.actual_s.copy()
     even[p] = LEAD_IN_SEC + np.arange(p.sum()) * (2 * 60.0 / 100.0) / 8
-    assert exercise_scores(dataclasses.replace(perf, actual_s=even), compiled("single_ratamacue"))["subdivision_evenness"] < 40
+    assert (
+        exercise_scores(dataclasses.replace(perf, actual_s=even), compiled("single_ratamacue"))["subdivision_evenness"]
+        < 40
+    )
 
 
 def test_flam_quality_prefers_tight_flams() -> None:
