@@ -78,4 +78,5 @@ def test_instance_variants_differ_only_in_storage() -> None:
     postgres = (REPO_ROOT / "dagster.postgres.yaml").read_text().split(SHARED_MARK)
     assert len(sqlite) == len(postgres) == 2
     assert sqlite[1] == postgres[1]
-    assert "postgres_url" in postgres[0] and "sqlite" in sqlite[0]
+    assert "postgres_url" in postgres[0]
+    assert "storage" not in (yaml.safe_load(sqlite[0]) or {})  # SQLite: Dagster's default storage
