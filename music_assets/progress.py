@@ -83,8 +83,9 @@ class ProgressLog:
     The first call is the starting point (no line unless the work is already
     done). After it, a line is written when `every_sec` seconds have passed
     since the last one, and always when `done` reaches `total` (once). The rate
-    counts the work since the first call, so a resumed run is not credited with
-    the steps it skipped.
+    (and the time left) counts from the first unit finished, so neither the
+    steps a resumed run skipped nor the start-up of the first unit (a pool's
+    workers loading soundfonts) distort it; the first unit's line has no rate.
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class ProgressLog:
     ):
         self.log, self.label, self.unit, self.every_sec, self.clock = log, label, unit, every_sec, clock
         self._start: tuple[float, int] | None = None
+        self._first_unit: tuple[float, int] | None = None
         self._last_line = -math.inf
         self._finished = False
         self.lines: int = 0
@@ -109,13 +111,15 @@ class ProgressLog:
             self._last_line = now
             if done < total:
                 return
+        if self._first_unit is None and done > self._start[1]:
+            self._first_unit = (now, done)
         finished = done >= total
         if finished and self._finished:
             return
         if not finished and now - self._last_line < self.every_sec:
             return
-        t0, done0 = self._start
-        rate = (done - done0) / (now - t0) if now > t0 and done > done0 else None
+        t1, done1 = self._first_unit or (now, done)
+        rate = (done - done1) / (now - t1) if now > t1 and done > done1 else None
         self._last_line, self._finished = now, finished
         self.lines += 1
         self.log(format_line(self.label, done, total, self.unit, rate, info))

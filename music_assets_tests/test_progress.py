@@ -37,13 +37,29 @@ def test_at_most_one_line_every_few_seconds_and_always_the_last() -> None:
     assert lines[-1] == "rendering: 100/100 samples (100 %), 4 samples/s"
 
 
+def test_a_slow_first_unit_does_not_make_the_rate() -> None:
+    clock, lines = Clock(), []
+    progress = ProgressLog(lines.append, "rendering", "samples", every_sec=5.0, clock=clock)
+    progress(0, 60)
+    clock.now += 10.0  # the workers start and load their soundfonts
+    progress(1, 60)
+    for done in range(2, 61):
+        clock.now += 0.5
+        progress(done, 60)
+    assert lines[0] == "rendering: 1/60 samples (1 %)"  # something is happening; no rate from one point
+    assert lines[1] == "rendering: 11/60 samples (18 %), 2 samples/s, ~25 s left"
+    assert lines[-1] == "rendering: 60/60 samples (100 %), 2 samples/s"
+
+
 def test_the_rate_counts_from_where_a_resumed_run_starts() -> None:
     clock, lines = Clock(), []
     progress = ProgressLog(lines.append, "training", "steps", every_sec=1.0, clock=clock)
     progress(500, 1000)
+    clock.now += 0.2
+    progress(501, 1000, loss=2.5)
     clock.now += 10.0
-    progress(550, 1000, loss=2.0)
-    assert lines == ["training: 550/1000 steps (55 %), 5 steps/s, loss 2, ~90 s left"]
+    progress(551, 1000, loss=2.0)
+    assert lines == ["training: 551/1000 steps (55 %), 5 steps/s, loss 2, ~90 s left"]
 
 
 def test_work_already_done_at_the_start_is_one_line() -> None:
