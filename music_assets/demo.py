@@ -7,11 +7,18 @@ default), over every partition of the stage (the partitioned assets use a
 single-run backfill policy, so a partition range is one run). Asset configs
 default to demo scale, so no run config is passed. The runs, their logs and
 their check results are then visible in the UI (`make dev`).
+
+While a stage runs, its output goes to `data/logs/demo-stage-NN.log` and the
+progress lines of its long steps (`music_assets.progress`: samples rendered,
+training steps and loss, files cataloged) are shown as they come: as tqdm bars
+on stderr when it is a terminal, else as plain lines on stdout (at most one
+per step every few seconds, so CI logs stay readable).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,8 +29,69 @@ import dagster as dg
 
 from music_assets.instance import ensure_dagster_home, reap_dead_runs
 from music_assets.paths import REPO_ROOT, data_dir
+from music_assets.progress import parse
 
 MODULE = "music_assets.definitions"
+# A user log line in the output of `dagster asset materialize` (step-level lines name their step).
+_LOG_LINE = re.compile(r" - dagster - INFO - \S+ - [0-9a-f-]{36} - (?P<step>\S+) - (?P<message>.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class StageProgress:
+    """Shows the progress lines of a stage's run output: tqdm bars on a terminal, plain lines otherwise."""
+
+    def __init__(self, tty: bool | None = None, out=None):
+        self.out = out or sys.stdout
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.bars: dict[tuple[str, str], object] = {}
+
+    def line(self, text: str) -> None:
+        m = _LOG_LINE.search(_ANSI.sub("", text.rstrip("\n")))
+        p = parse(m["message"]) if m else None
+        if p is None:
+            return
+        name = f"{m['step']}: {p.label}" if p.label != m["step"] else p.label
+        if not self.tty:
+            print(f"    {name}: {p.done}/{p.total} {p.unit}" + (f", {p.rest}" if p.rest else ""), file=self.out)
+            self.out.flush()
+            return
+        from tqdm import tqdm  # noqa: PLC0415
+
+        bar = self.bars.get((m["step"], p.label))
+        if bar is None:
+            bar = self.bars[(m["step"], p.label)] = tqdm(
+                total=p.total, desc=f"    {name}", unit=f" {p.unit}", file=sys.stderr, leave=False, dynamic_ncols=True
+            )
+        bar.total = p.total
+        bar.n = p.done
+        bar.set_postfix_str(p.rest, refresh=False)
+        bar.refresh()
+        if p.done >= p.total:
+            self.bars.pop((m["step"], p.label)).close()
+            tqdm.write(f"    {name}: {p.done}/{p.total} {p.unit}" + (f", {p.rest}" if p.rest else ""), file=self.out)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def run_stage(cmd: list[str], log: Path, progress: StageProgress) -> int:
+    """Run one stage's command: every output line into `log`, its progress lines to the terminal."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        )
+        try:
+            assert proc.stdout is not None
+            for text in proc.stdout:
+                fh.write(text)
+                progress.line(text)
+        finally:
+            progress.close()
+            rc = proc.wait()
+    return rc
 
 
 @dataclass
@@ -109,8 +177,7 @@ def run(argv: list[str] | None = None) -> int:
                 print(f"{label} ...", flush=True)
                 log = logs / f"demo-stage-{i:02d}.log"
                 cmd = [dagster, "asset", "materialize", "-m", MODULE, "--select", stage.selection, *part]
-                with open(log, "w") as fh:
-                    rc = subprocess.call(cmd, cwd=REPO_ROOT, stdout=fh, stderr=subprocess.STDOUT)
+                rc = run_stage(cmd, log, StageProgress())
                 took = time.monotonic() - t0
                 if rc != 0:
                     print(f"{label} FAILED after {took:.0f} s (exit {rc}); last lines of {log}:")

@@ -17,11 +17,18 @@ What each file exercises in the sources group (default selection rules):
     bounces/hot_mix_clipped.flac             34 s  rejected: clipped ratio above 0.001
     field_recordings/room_tone_mostly_silent.flac 45 s  rejected: silence ratio above 0.5
     scratch/idea_draft.mp3                   14 s  rejected: skip patterns "scratch", "draft" and too short
+
+Their provenance is written beside them: `provenance.csv` at the root for
+every file, and a sidecar `tracks/jazz_trio_take2.flac.json` that gives that
+file another license (a sidecar wins over the CSV).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -187,6 +194,38 @@ FILES: dict[str, tuple[Callable[[Path], np.ndarray], int, str, str, dict]] = {
 }
 
 
+PROVENANCE = {
+    "provider": "music_assets demo (synthesized)",
+    "license": "CC-BY-4.0",
+    "author": "music_assets contributors",
+    "url": "",
+    "acquired": "2026-11-23",
+    "cost": 0,
+}
+# One file's sidecar: its values win over provenance.csv; unknown keys ("note") are ignored.
+SIDECARS = {
+    "tracks/jazz_trio_take2.flac": {
+        "license": "CC0-1.0",
+        "author": "music_assets contributors",
+        "note": "a sidecar example: its license wins over provenance.csv",
+    },
+}
+
+
+def write_provenance(out: Path) -> None:
+    """provenance.csv at `out` for every demo file, and the SIDECARS beside their files (deterministic bytes)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["path", *PROVENANCE])
+    for rel in FILES:
+        writer.writerow([rel, *PROVENANCE.values()])
+    with atomic_open(out / "provenance.csv", "wb") as fh:
+        fh.write(buf.getvalue().encode())
+    for rel, values in SIDECARS.items():
+        with atomic_open(out / f"{rel}.json", "wb") as fh:
+            fh.write((json.dumps(values, indent=2) + "\n").encode())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "data" / "raw_audio", help="output folder")
@@ -205,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         size = dest.stat().st_size
         total += size
         print(f"{rel:48s} {len(audio) / sr:5.1f} s  {sr} Hz  {audio.shape[1]} ch  {fmt:4s} {size / 1024:7.1f} KiB")
-    print(f"total {total / 2**20:.2f} MiB in {args.out}")
+    write_provenance(args.out)
+    print(f"total {total / 2**20:.2f} MiB in {args.out}, with provenance.csv and {len(SIDECARS)} sidecar(s)")
     return 0
 
 

@@ -36,6 +36,15 @@ Incremental runs
     touching size or mtime) are always looked at again. Files to analyse go to
     a process pool (`analyze_many`: spawned workers, one per core, one BLAS
     thread each); a file that crashes its worker becomes an error row.
+    `progress(done, total)` (`music_assets.progress`) counts the files analysed.
+
+Provenance
+    The walk notes each file's sidecar JSON and each root's provenance.csv
+    (`music_assets.audio.provenance`); the analysis reads the file's tags.
+    The provenance columns are recomputed on every run, reused rows included,
+    so a sidecar edit never needs the audio decoded again; the tags are
+    reused with the rest of the analysis (they change only with the file).
+    `fingerprint` covers sidecars and provenance.csv files too.
 """
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ FORMAT_BY_EXTENSION = {".aif": "aiff", ".oga": "ogg"}
 # Copies from macOS leave a "._name.wav" beside "name.wav" holding Finder metadata.
 APPLEDOUBLE_PREFIX = "._"
 # Bump when a measurement changes meaning: catalogs written by another version are not reused.
-ANALYSIS_VERSION = "1"
+ANALYSIS_VERSION = "2"  # 2: file tags (tag_title, tag_artist, tag_license)
 # A spawned worker takes a second or more to import numpy/scipy: pool only for real work.
 POOL_MIN_FILES = 32
 POOL_MIN_BYTES = 64 << 20
@@ -88,6 +97,20 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("loudness_lufs", "float64"),
     ("content_hash", "string"),
     ("analyzed", "bool"),
+    # provenance (music_assets.audio.provenance): recomputed on every run, never reused
+    ("provider", "string"),
+    ("license", "string"),
+    ("author", "string"),
+    ("url", "string"),
+    ("acquired", "date32"),
+    ("cost", "float64"),
+    ("provenance_source", "string"),
+    ("provenance_error", "string"),
+    ("sidecar", "string"),
+    # tags read from the file by the analysis (reused with it: they change only with the file)
+    ("tag_title", "string"),
+    ("tag_artist", "string"),
+    ("tag_license", "string"),
 )
 _MEASURES = (
     "duration_sec",
@@ -118,6 +141,8 @@ class Entry:
     mtime_ns: int | None = None
     status: str | None = None  # set when the walk decides: "skipped" or "error"
     error: str | None = None
+    sidecar: str | None = None  # the provenance sidecar JSON beside the file, if any
+    sidecar_stamp: tuple[int, int] | None = None  # its (size, mtime_ns)
 
 
 @dataclass
@@ -126,6 +151,7 @@ class WalkStats:
     excluded: list[str] = field(default_factory=list)
     unreadable_folders: list[str] = field(default_factory=list)
     links_not_followed: list[str] = field(default_factory=list)
+    provenance_csv: dict[str, tuple[int, int]] = field(default_factory=dict)  # root -> (size, mtime_ns)
 
 
 def audio_format(name: str) -> str | None:
@@ -156,7 +182,9 @@ class _Walker:
             or os.path.exists(os.path.join(real, "pyvenv.cfg"))
         )
 
-    def _file(self, root: str, rel: str, path: str, real: str, st: os.stat_result) -> None:
+    def _file(
+        self, root: str, rel: str, path: str, real: str, st: os.stat_result, names: dict[str, Any] | None = None
+    ) -> None:
         first = self.seen_files.get(real)
         if first is not None:
             self.entries.append(
@@ -164,7 +192,8 @@ class _Walker:
             )
             return
         self.seen_files[real] = os.path.join(root, rel)
-        self.entries.append(Entry(root, rel, path, st.st_size, st.st_mtime_ns))
+        sidecar, stamp = _find_sidecar(path, names)
+        self.entries.append(Entry(root, rel, path, st.st_size, st.st_mtime_ns, sidecar=sidecar, sidecar_stamp=stamp))
 
     def walk_dir(self, root: str, rel_dir: str, real_dir: str) -> None:
         stack = [(rel_dir, real_dir)]
@@ -181,6 +210,7 @@ class _Walker:
                 self.stats.unreadable_folders.append(f"{os.path.join(root, rel_dir)} ({exc.strerror})")
                 continue
             subdirs = []
+            names = {item.name: item for item in items}
             for item in items:
                 rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
                 fmt = audio_format(item.name)
@@ -218,7 +248,7 @@ class _Walker:
                             )
                         )
                     elif stat.S_ISREG(st.st_mode):
-                        self._file(root, rel, item.path, item.path, st)
+                        self._file(root, rel, item.path, item.path, st, names)
                     else:
                         self.entries.append(
                             Entry(
@@ -276,6 +306,28 @@ class _Walker:
             self.stats.links_not_followed.append(f"{os.path.join(root, rel)} ({reason})")
 
 
+def _find_sidecar(path: str, names: dict[str, Any] | None) -> tuple[str | None, tuple[int, int] | None]:
+    """The first sidecar candidate beside `path` that is a regular file, and its (size, mtime_ns).
+
+    `names`: the folder's listing (os.DirEntry by name) when the walk has it, so
+    only existing candidates cost a stat.
+    """
+    from music_assets.audio.provenance import sidecar_candidates  # noqa: PLC0415
+
+    folder, name = os.path.split(path)
+    for candidate in sidecar_candidates(name):
+        if names is not None and candidate not in names:
+            continue
+        full = os.path.join(folder, candidate)
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            return full, (st.st_size, st.st_mtime_ns)
+    return None, None
+
+
 def resolve_roots(roots: Iterable[str | os.PathLike[str]]) -> list[str]:
     """Real absolute paths of the roots, in order, without repeats; CatalogError if one is missing."""
     out: list[str] = []
@@ -299,16 +351,29 @@ def scan(
     for root in real_roots:
         walker.walk_dir(root, "", root)
     walker.follow_links()
+    from music_assets.audio.provenance import CSV_NAME  # noqa: PLC0415
+
+    for root in real_roots:
+        try:
+            st = os.stat(os.path.join(root, CSV_NAME))
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            walker.stats.provenance_csv[root] = (st.st_size, st.st_mtime_ns)
     order = {r: i for i, r in enumerate(real_roots)}
     walker.entries.sort(key=lambda e: (order[e.root], e.rel_path))
     return walker.entries, walker.stats
 
 
-def fingerprint(entries: Iterable[Entry]) -> str:
-    """A hash of what the walk saw (paths, sizes, mtimes, walk verdicts): it changes when a file does."""
+def fingerprint(entries: Iterable[Entry], stats: WalkStats | None = None) -> str:
+    """A hash of what the walk saw (paths, sizes, mtimes, walk verdicts, provenance sidecars and
+    provenance.csv files): it changes when a file or its provenance does."""
     h = hashlib.sha256()
     for e in entries:
-        h.update(f"{e.root}\x1f{e.rel_path}\x1f{e.size}\x1f{e.mtime_ns}\x1f{e.status}\x1e".encode())
+        h.update(f"{e.root}\x1f{e.rel_path}\x1f{e.size}\x1f{e.mtime_ns}\x1f{e.status}".encode())
+        h.update(f"\x1f{e.sidecar}\x1f{e.sidecar_stamp}\x1e".encode())
+    for root, stamp in sorted((stats.provenance_csv if stats else {}).items()):
+        h.update(f"csv\x1f{root}\x1f{stamp}\x1e".encode())
     return h.hexdigest()
 
 
@@ -330,6 +395,7 @@ def source_id(rel_path: str, digest: str | None) -> str:
 def analyze_path(path: str) -> dict[str, Any]:
     """Hash and measure one file; never raises: failures become status `error` with the reason."""
     from music_assets.audio.analysis import AudioAnalysisError, analyze_file  # noqa: PLC0415
+    from music_assets.audio.provenance import read_tags  # noqa: PLC0415
 
     # `analyzed` marks rows a later run may reuse for an unchanged file: not
     # filesystem errors, which a chmod fixes without touching size or mtime.
@@ -361,6 +427,7 @@ def analyze_path(path: str) -> dict[str, Any]:
         clipped_ratio=stats.clipped_ratio,
         silence_ratio=stats.silence_ratio,
         loudness_lufs=stats.loudness_lufs,
+        **read_tags(path),
     )
     return row
 
@@ -394,9 +461,15 @@ def crashed_row() -> dict[str, Any]:
 
 
 def analyze_many(
-    paths: Sequence[str], workers: int = 0, fn: Callable[[str], dict[str, Any]] = analyze_path
+    paths: Sequence[str],
+    workers: int = 0,
+    fn: Callable[[str], dict[str, Any]] = analyze_path,
+    progress: Callable[..., None] | None = None,
 ) -> list[dict[str, Any]]:
     """`fn` (default `analyze_path`) over many files, in `workers` processes (0: one per core).
+
+    `progress(done, total)` (`music_assets.progress`) is called with 0 first,
+    then as each file's result arrives, crashed files included.
 
     Each worker holds a few paths in its pipe (`PREFETCH`, so it never waits
     for the parent) and answers one result per path, in order; the parent
@@ -406,8 +479,22 @@ def analyze_many(
     forked: the caller may be a threaded Dagster step process.
     """
     workers = min(workers or default_workers(), len(paths))
+    total, done = len(paths), 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    if progress and total:
+        progress(0, total)
     if workers <= 1 or not _worth_a_pool(paths):
-        return [fn(p) for p in paths]
+        out = []
+        for p in paths:
+            out.append(fn(p))
+            tick()
+        return out
     ctx = multiprocessing.get_context("spawn")
     results: list[dict[str, Any] | None] = [None] * len(paths)
     queue = deque(range(len(paths)))
@@ -449,6 +536,7 @@ def analyze_many(
                 try:
                     results[sent.popleft()] = conn.recv()
                     deaths_in_a_row = 0
+                    tick()
                 except (EOFError, OSError):
                     proc.join()
                     conn.close()
@@ -459,6 +547,7 @@ def analyze_many(
                             f"analysis workers keep dying (exit code {proc.exitcode}); last file: {paths[crashed]}"
                         ) from None
                     results[crashed] = crashed_row()
+                    tick()
                     queue.extendleft(reversed(sent))
                     if queue:
                         start()
@@ -494,6 +583,7 @@ def catalog_schema():
         "int32": pa.int32(),
         "int64": pa.int64(),
         "bool": pa.bool_(),
+        "date32": pa.date32(),
         "timestamp": pa.timestamp("ns", tz="UTC"),
     }
     return pa.schema(
@@ -551,8 +641,12 @@ def build_catalog(
     previous: dict[tuple[str, str], dict[str, Any]] | None = None,
     excluded: Iterable[str | os.PathLike[str]] = (),
     workers: int = 0,
+    progress: Callable[..., None] | None = None,
 ) -> CatalogResult:
-    """Walk, reuse unchanged rows from `previous`, analyse the rest, assign source ids."""
+    """Walk, reuse unchanged rows from `previous`, analyse the rest, assign source ids.
+
+    `progress(done, total)` counts the files analysed of those to analyse (reused rows are not counted).
+    """
     started = time.perf_counter()
     entries, stats = scan(roots, excluded)
     previous = previous or {}
@@ -573,11 +667,42 @@ def build_catalog(
             continue
         todo.append((len(rows), e))
         rows.append(None)
-    for (i, e), result in zip(todo, analyze_many([e.path for _, e in todo], workers), strict=True):
+    for (i, e), result in zip(todo, analyze_many([e.path for _, e in todo], workers, progress=progress), strict=True):
         rows[i] = _row_from_entry(e, **result)
     final = [r for r in rows if r is not None]
+    add_provenance(final, entries, stats)
     _assign_source_ids(final)
     return CatalogResult(final, resolve_roots(roots), stats, reused, len(todo), time.perf_counter() - started)
+
+
+def add_provenance(rows: list[dict[str, Any]], entries: Sequence[Entry], stats: WalkStats) -> None:
+    """Set the provenance columns of every row from its sidecar, its root's provenance.csv and its tags.
+
+    Recomputed on every run, reused rows included: a sidecar or CSV edited,
+    added or removed shows in the next catalog without decoding the audio again.
+    """
+    from music_assets.audio import provenance as pv  # noqa: PLC0415
+
+    sidecars = {(e.root, e.rel_path): e.sidecar for e in entries}
+    tables = {root: pv.read_csv(os.path.join(root, pv.CSV_NAME)) for root in stats.provenance_csv}
+    for row in rows:
+        errors: list[str | None] = []
+        sidecar_path = sidecars.get((row["root"], row["rel_path"]))
+        sidecar = None
+        if sidecar_path:
+            try:
+                sidecar = pv.read_sidecar(sidecar_path)
+            except pv.ProvenanceError as exc:
+                errors.append(f"{os.path.basename(sidecar_path)}: {exc}")
+        table = tables.get(row["root"])
+        csv_row = None
+        if table is not None:
+            errors += [table.error_for_all, table.errors.get(row["rel_path"])]
+            csv_row = table.rows.get(row["rel_path"])
+        tags = {k: row.get(k) for k in pv.TAG_FIELDS}
+        row.update(pv.resolve(sidecar, csv_row, tags))
+        row["sidecar"] = os.path.relpath(sidecar_path, row["root"]).replace(os.sep, "/") if sidecar_path else None
+        row["provenance_error"] = pv.join_errors(errors)
 
 
 def _assign_source_ids(rows: list[dict[str, Any]]) -> None:
@@ -658,3 +783,14 @@ def worst_files_markdown(rows: Sequence[dict[str, Any]], limit: int = 10) -> str
             for r in worst
         ],
     )
+
+
+def licenses_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """Files and readable hours per license, and where the provenance came from."""
+    table = []
+    for lic in sorted({r["license"] or "unknown" for r in rows}):
+        of = [r for r in rows if (r["license"] or "unknown") == lic]
+        ok = [r for r in of if r["status"] == "ok"]
+        sources = ", ".join(sorted({r["provenance_source"] or "none" for r in of}))
+        table.append((lic, len(of), len(ok), round(sum(r["duration_sec"] for r in ok) / 3600, 3), sources))
+    return markdown_table(("license", "files", "ok", "hours", "from"), table)

@@ -402,7 +402,7 @@ class RenderRun:
 def render_jobs(
     jobs: Iterable[RenderJob],
     workers: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
     pool: RenderPool | None = None,
 ) -> RenderRun:
     """Render every job on `pool`, or on a pool of `workers` processes (0: one per core,
@@ -411,6 +411,10 @@ def render_jobs(
     `jobs` may be a lazy iterable (a caller producing the work as it goes): it
     is drawn from while the pool starts, then each job is queued as soon as it
     is drawn, so the workers render the first jobs while later ones are made.
+
+    `progress(done, total)` (`music_assets.progress`) is called with 0 once the
+    jobs are queued, then after each rendered sample; rendering in this process
+    from a lazy iterable, `total` counts the jobs drawn so far.
     """
     if pool is None:
         jobs = list(jobs)
@@ -434,15 +438,20 @@ def render_jobs(
     while pool.starting and (job := next(source, None)) is not None:
         early.append(job)
     run = RenderRun([], pool.workers, 0.0, 0.0)
-    # `map` queues every job before it returns, so `drawn` is the total from here on
-    for i, (row, cpu, rss) in enumerate(
-        pool.map(_render_job_measured, itertools.chain(early, source), chunksize=chunk), 1
-    ):
+    # a process pool's `map` queues every job before it returns, so `drawn` is the total from here on
+    results = pool.map(_render_job_measured, itertools.chain(early, source), chunksize=chunk)
+
+    def total() -> int:
+        return len(jobs) if isinstance(jobs, Sequence) else drawn
+
+    if progress and total():
+        progress(0, total())
+    for i, (row, cpu, rss) in enumerate(results, 1):
         run.rows.append(row)
         run.cpu_seconds += cpu
         run.peak_rss_mib = max(run.peak_rss_mib, rss)
         if progress:
-            progress(i, drawn)
+            progress(i, total())
     return run
 
 
@@ -490,7 +499,7 @@ def render_partitions(
     workers: int = 0,
     use_beds: bool = True,
     channels: int = DEFAULT_CHANNELS,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
     pool: RenderPool | None = None,
     prepare: Callable[[str], None] | None = None,
 ) -> RenderResult:

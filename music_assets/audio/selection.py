@@ -5,7 +5,11 @@ A row is selected when every rule passes:
 - `status` is `ok` (the file decoded whole);
 - the duration lies in [`min_duration_sec`, `max_duration_sec`];
 - no skip pattern matches its path;
-- `clipped_ratio` <= `max_clipped_ratio` and `silence_ratio` <= `max_silence_ratio`.
+- `clipped_ratio` <= `max_clipped_ratio` and `silence_ratio` <= `max_silence_ratio`;
+- when `allowed_licenses` is set, the catalog's `license` is one of them
+  (compared case-insensitively; a source without a known license has
+  `license` "unknown", which passes only if "unknown" is listed). The default,
+  None, allows every license; `license` is carried into the selection either way.
 
 `rejection_reason` lists every failed rule, separated by "; ".
 
@@ -34,6 +38,7 @@ from typing import Any
 import pyarrow as pa
 
 from music_assets.audio.catalog import catalog_schema
+from music_assets.audio.provenance import license_key, normalize_license
 
 PREFERENCE_MATCH_BOOST = 5.0
 QUALITY_WEIGHT = 10.0
@@ -51,12 +56,15 @@ class SelectionRules:
     preferred_sample_rate: int | None = None
     max_clipped_ratio: float = 0.001
     max_silence_ratio: float = 0.5
+    allowed_licenses: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         if self.min_duration_sec > self.max_duration_sec:
             raise ValueError(f"min_duration_sec {self.min_duration_sec} > max_duration_sec {self.max_duration_sec}")
         if self.max_clipped_ratio <= 0:
             raise ValueError("max_clipped_ratio must be > 0")
+        if self.allowed_licenses is not None and isinstance(self.allowed_licenses, str):
+            raise ValueError("allowed_licenses must be a list of licenses, not one string")
 
 
 def path_words(rel_path: str) -> list[str]:
@@ -83,6 +91,10 @@ def evaluate(row: dict[str, Any], rules: SelectionRules) -> tuple[float | None, 
             failed.append(("duration", f"duration {duration:.1f} s < {rules.min_duration_sec:g} s"))
         elif duration > rules.max_duration_sec:
             failed.append(("duration", f"duration {duration:.1f} s > {rules.max_duration_sec:g} s"))
+    if rules.allowed_licenses is not None:
+        allowed = {license_key(x) for x in rules.allowed_licenses}
+        if license_key(row.get("license")) not in allowed:
+            failed.append(("license", f"license '{normalize_license(row.get('license'))}' not in allowed licenses"))
     skips = matching_patterns(row["rel_path"], rules.skip_patterns)
     if skips:
         failed.append(("skip_pattern", "path matches skip pattern " + ", ".join(repr(s) for s in skips)))
@@ -138,3 +150,11 @@ def select_sources(catalog: pa.Table, rules: SelectionRules = SelectionRules()) 
         ]
     )
     return out.replace_schema_metadata(catalog.schema.metadata), failures
+
+
+PROVENANCE_COLUMNS = ("license", "provider", "author", "url", "acquired", "cost", "provenance_source")
+
+
+def provenance_by_source(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """For assets made from sources (beds, textures, the dataset card): each source id's provenance columns."""
+    return {r["source_id"]: {k: r.get(k) for k in PROVENANCE_COLUMNS} for r in rows if r.get("source_id")}

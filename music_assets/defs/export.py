@@ -23,6 +23,7 @@ from music_assets.defs.checks import materialize_with_checks
 from music_assets.defs.models import GRAMMAR_GATE, POOL, md_table
 from music_assets.defs.partitions import quantized_partitions, tier_partitions
 from music_assets.paths import models_dir
+from music_assets.progress import ProgressLog
 
 PARITY_TOLERANCE = 1e-4
 MIN_TOP1_AGREEMENT = {"fp16": 0.98, "int8": 0.95, "int4": 0.90}
@@ -69,6 +70,8 @@ def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
     rows: list[list[Any]] = []
     results: dict[str, list[dg.AssetCheckResult]] = {}
     metadata: dict[str, Any] = {}
+    progress = ProgressLog(context.log.info, "exporting", "tiers")
+    progress(0, len(context.partition_keys))
     for tier in context.partition_keys:
         adapter, out = models / "lora" / tier / "adapter", models / "onnx" / tier
         if not (adapter / "adapter_config.json").is_file():
@@ -87,6 +90,7 @@ def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
         )
         write_json(out / "parity.json", parity.as_dict())
         context.log.info(f"[{tier}] exported {meta['size_bytes']} bytes; parity {parity.as_dict()}")
+        progress(len(results) + 1, len(context.partition_keys))
         results[tier] = [
             dg.AssetCheckResult(
                 check_name="onnx_parity",
@@ -214,6 +218,8 @@ def quantized_models(context: dg.AssetExecutionContext, config: QuantizedModelsC
 
     results: dict[str, list[dg.AssetCheckResult]] = {}
     metadata: dict[str, Any] = {}
+    progress = ProgressLog(context.log.info, "quantizing", "variants")
+    progress(0, len(context.partition_keys))
     for tier, precisions in by_tier.items():
         fp32_dir = models / "onnx" / tier
         if not (fp32_dir / "model.json").is_file():
@@ -232,6 +238,7 @@ def quantized_models(context: dg.AssetExecutionContext, config: QuantizedModelsC
             qz.write_report(out, report)
             context.log.info(f"[{tier}/{precision}] {report}")
             results[f"{precision}|{tier}"] = _variant_checks(precision, report)
+            progress(len(results), len(context.partition_keys))
             for k in (
                 "size_bytes",
                 "size_ratio",

@@ -17,6 +17,7 @@ import dagster as dg
 from music_assets.defs.checks import materialize_with_checks
 from music_assets.defs.partitions import tier_partitions
 from music_assets.paths import data_dir, models_dir, rudiments_dir
+from music_assets.progress import ProgressLog
 from music_assets.rudiments.constants import SKILL_TIERS, SPLITS
 
 GRAMMAR_GATE = 0.95
@@ -87,7 +88,14 @@ def token_corpus(context: dg.AssetExecutionContext, config: TokenCorpusConfig) -
     )
     out = models_dir() / "corpus"
     summary = build_corpus(
-        samples, data_dir(), out, vocab, config.max_seq_len, subdivisions, source=str(labels / "samples.parquet")
+        samples,
+        data_dir(),
+        out,
+        vocab,
+        config.max_seq_len,
+        subdivisions,
+        source=str(labels / "samples.parquet"),
+        progress=ProgressLog(context.log.info, "tokenizing", "files"),
     )
     rows = [
         [
@@ -240,7 +248,15 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
         "d_ff": config.d_ff,
         "dropout": config.dropout,
     }
-    result = wf.train_base(corpus_dir, out, model_cfg, train_cfg, _sampling(config), log=context.log.info)
+    result = wf.train_base(
+        corpus_dir,
+        out,
+        model_cfg,
+        train_cfg,
+        _sampling(config),
+        log=context.log.info,
+        progress=ProgressLog(context.log.info, "training", "steps"),
+    )
 
     model, vocab, meta = wf.load_base(out)  # evaluate what was written, not what is in memory
     corpus = Corpus(corpus_dir)
@@ -381,6 +397,7 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
             train_cfg,
             _sampling(config),
             log=lambda m, t=tier: context.log.info(f"[{t}] {m}"),
+            progress=ProgressLog(context.log.info, f"[{tier}] training", "steps"),
         )
         model, _ = wf.load_tier_model(base_dir, out / "adapter")
         ev = wf.evaluate(

@@ -20,6 +20,7 @@ from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
 from music_assets.defs.checks import materialize_with_checks
 from music_assets.defs.partitions import rudiment_partitions
 from music_assets.paths import data_dir
+from music_assets.progress import ProgressLog
 
 ASSET_KEY = dg.AssetKey("rudiment_audio")
 GATES: dict[str, str] = {
@@ -102,10 +103,6 @@ def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfi
     slugs = list(context.partition_keys)
     data = data_dir()
 
-    def progress(done: int, n: int) -> None:
-        if done == n or done % max(1, n // 10) == 0:
-            context.log.info(f"rendered {done}/{n} samples")
-
     t0 = time.perf_counter()
     rendered = render.render_partitions(
         slugs,
@@ -116,7 +113,7 @@ def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfi
         workers=config.workers,
         use_beds=config.background_beds,
         channels=config.channels,
-        progress=progress,
+        progress=ProgressLog(context.log.info, "rendering", "samples"),
     )
     wall = time.perf_counter() - t0
     results, run = rendered.partitions, rendered.run

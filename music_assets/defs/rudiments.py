@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from music_assets.defs.partitions import rudiment_partitions
+from music_assets.progress import ProgressLog
 from music_assets.rudiments import layout
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS, SPLITS
 
@@ -250,6 +251,8 @@ def rudiment_performances(context: dg.AssetExecutionContext, rudiment_dataset: R
     keys = list(context.partition_keys)
     started = time.monotonic()
     rows, outcomes = [], {}
+    progress = ProgressLog(context.log.info, "performing", "rudiments")
+    progress(0, len(keys))
     for slug in keys:
         t0 = time.monotonic()
         result = generate_partition(library[slug], profiles, settings)
@@ -269,6 +272,7 @@ def rudiment_performances(context: dg.AssetExecutionContext, rudiment_dataset: R
             }
         )
         context.log.info(f"{slug}: {samples.num_rows} samples in {rows[-1]['seconds']} s")
+        progress(len(rows), len(keys))
     elapsed = time.monotonic() - started
     n = sum(r["samples"] for r in rows)
     if len(keys) > 1:

@@ -20,6 +20,7 @@ from pydantic import Field
 from music_assets import paths
 from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC
 from music_assets.defs.partitions import prepared_source_partitions
+from music_assets.progress import ProgressLog
 
 GROUP = "sources"
 
@@ -123,8 +124,9 @@ def check_error_ratio(path: Path, max_error_ratio: float) -> dg.AssetCheckResult
 @dg.asset(group_name=GROUP, kinds={"parquet"}, check_specs=CATALOG_CHECKS)
 def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> dg.MaterializeResult:
     """Every audio file under the roots: format, duration, sample rate, channels, size, mtime, peak,
-    RMS, clipped and silence ratios, EBU R128 loudness, and `ok` or the reason it is unusable.
-    The checks read the written parquet back."""
+    RMS, clipped and silence ratios, EBU R128 loudness, and `ok` or the reason it is unusable;
+    its provenance (provider, license, author, url, acquired, cost) from a sidecar JSON, the root's
+    provenance.csv or the file's tags. The checks read the written parquet back."""
     from music_assets.audio import catalog  # noqa: PLC0415
     from music_assets.io import write_parquet  # noqa: PLC0415
 
@@ -132,7 +134,11 @@ def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> d
     previous = catalog.load_previous(catalog_file()) if config.incremental else {}
     try:
         result = catalog.build_catalog(
-            roots, previous=previous, excluded=paths.generated_dirs(), workers=config.workers
+            roots,
+            previous=previous,
+            excluded=paths.generated_dirs(),
+            workers=config.workers,
+            progress=ProgressLog(context.log.info, "catalog", "files"),
         )
     except catalog.CatalogError as exc:
         raise dg.Failure(description=str(exc)) from None
@@ -140,6 +146,9 @@ def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> d
     s = catalog.summary(result.rows)
     for problem in result.stats.unreadable_folders:
         context.log.warning(f"folder not readable, not cataloged: {problem}")
+    provenance_errors = [r for r in result.rows if r["provenance_error"]]
+    for r in provenance_errors[:20]:
+        context.log.warning(f"provenance of {r['rel_path']} not fully read: {r['provenance_error']}")
     context.log.info(
         f"{s['files']} files: {result.analyzed} analysed, {result.reused} reused in {result.seconds:.1f} s"
     )
@@ -156,6 +165,8 @@ def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> d
             "total_hours": round(s["total_hours"], 4),
             "formats": dg.MetadataValue.md(catalog.formats_markdown(result.rows)),
             "worst_files": dg.MetadataValue.md(catalog.worst_files_markdown(result.rows)),
+            "licenses": dg.MetadataValue.md(catalog.licenses_markdown(result.rows)),
+            "provenance_errors": len(provenance_errors),
             "analyzed_files": result.analyzed,
             "reused_rows": result.reused,
             "seconds": round(result.seconds, 3),
@@ -190,6 +201,19 @@ class SelectionConfig(dg.Config):
     preferred_sample_rate: int | None = None
     max_clipped_ratio: float = 0.001
     max_silence_ratio: float = 0.5
+    allowed_licenses: list[str] | None = Field(
+        default=None,
+        description="Licenses a source may have (case-insensitive, e.g. ['CC0-1.0', 'CC-BY-4.0']; add 'unknown' "
+        "to keep sources without one). Default None: every license, recorded in the license column.",
+    )
+
+
+def source_provenance() -> dict[str, dict[str, Any]]:
+    """license, provider, author, url, acquired, cost and provenance_source of every cataloged source id,
+    from selected_sources.parquet: what an asset made from the sources cites."""
+    from music_assets.audio.selection import provenance_by_source  # noqa: PLC0415
+
+    return provenance_by_source(_read_parquet(selected_file()).to_pylist())
 
 
 def preparable_ids(selected_rows: list[dict[str, Any]]) -> list[str]:
@@ -220,6 +244,8 @@ def sync_prepared_partitions(instance: dg.DagsterInstance, wanted: list[str]) ->
 def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig) -> dg.MaterializeResult:
     """Catalog rows scored by the selection rules, with the reason for every rejection; keeps the
     prepared_sources partitions (and prepared files) in step with the selection."""
+    from collections import Counter  # noqa: PLC0415
+
     from music_assets.audio.catalog import markdown_table  # noqa: PLC0415
     from music_assets.audio.selection import SelectionRules, select_sources  # noqa: PLC0415
     from music_assets.io import write_parquet  # noqa: PLC0415
@@ -241,6 +267,14 @@ def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig)
         metadata={
             "selected": len(chosen),
             "rejected": len(rows) - len(chosen),
+            "selected_licenses": dg.MetadataValue.md(
+                markdown_table(
+                    ("license", "sources"),
+                    sorted(Counter(r["license"] for r in chosen).items()),
+                )
+                if chosen
+                else "none"
+            ),
             "selected_hours": round(sum(r["duration_sec"] for r in chosen) / 3600, 4),
             "partitions": len(wanted),
             "partitions_added": len(added),
@@ -250,9 +284,16 @@ def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig)
             ),
             "ranking": dg.MetadataValue.md(
                 markdown_table(
-                    ("score", "selected", "file", "duration s", "rejection"),
+                    ("score", "selected", "file", "duration s", "license", "rejection"),
                     [
-                        (r["selection_score"], r["selected"], r["rel_path"], r["duration_sec"], r["rejection_reason"])
+                        (
+                            r["selection_score"],
+                            r["selected"],
+                            r["rel_path"],
+                            r["duration_sec"],
+                            r["license"],
+                            r["rejection_reason"],
+                        )
                         for r in rows[:20]
                     ],
                 )
@@ -311,6 +352,10 @@ def prepared_sources(context: dg.AssetExecutionContext):
             partition_key=key,
             metadata={
                 "source": f"{row['root']}/{row['rel_path']}",
+                "license": row["license"],
+                "provider": row["provider"] or "",
+                "author": row["author"] or "",
+                "source_url": row["url"] or "",
                 "quality_score": p.quality_score,
                 "quality_components": dg.MetadataValue.json({k: round(v, 3) for k, v in p.quality_components.items()}),
                 "duration_sec": round(p.output.duration_sec, 3),
@@ -360,10 +405,10 @@ def raw_audio_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
 
     roots = default_roots()
     try:
-        entries, _ = scan(roots, paths.generated_dirs())
+        entries, stats = scan(roots, paths.generated_dirs())
     except CatalogError as exc:
         return dg.SkipReason(str(exc))
-    tree = fingerprint(entries)
+    tree = fingerprint(entries, stats)
     watched = set(resolve_roots(roots))
     present = {(e.root, e.rel_path) for e in entries}
 

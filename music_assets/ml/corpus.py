@@ -15,6 +15,7 @@ no note is open and closed with EOS (counted in `truncated`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,10 +74,17 @@ def build_corpus(
     max_seq_len: int,
     subdivisions: dict[str, int] | None = None,
     source: str = "samples",
+    progress: Callable[..., None] | None = None,
 ) -> dict[str, Any]:
-    """Tokenize every sample's MIDI (`midi_path` relative to `data_root`) and write the corpus."""
+    """Tokenize every sample's MIDI (`midi_path` relative to `data_root`) and write the corpus.
+
+    `progress(done, total)` (`music_assets.progress`) counts the MIDI files tokenized.
+    """
     # tokenize everything before writing anything: bad input leaves the previous corpus whole
     tokenized: dict[str, tuple[pd.DataFrame, list[np.ndarray], dict[str, list]]] = {}
+    total, done = int(samples["split"].isin(SPLITS).sum()), 0
+    if progress and total:
+        progress(0, total)
     for split in SPLITS:
         rows = samples[samples["split"] == split].sort_values("sample_id", kind="stable")
         seqs: list[np.ndarray] = []
@@ -104,6 +112,9 @@ def build_corpus(
             ):
                 index[k].append(v)
             offset += len(ids)
+            done += 1
+            if progress:
+                progress(done, total)
         tokenized[split] = (rows, seqs, index)
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -195,12 +195,15 @@ class Trainer:
         sampling: SamplingConfig = SamplingConfig(),
         fingerprint_extra: Any = None,
         log: Callable[[str], None] = print,
+        progress: Callable[..., None] | None = None,
     ):
         if not len(train_seqs):
             raise ValueError("no training sequences")
         self.model, self.train_seqs, self.val_seqs, self.vocab, self.cfg = model, train_seqs, val_seqs, vocab, cfg
         self.root = Path(ckpt_root)
         self.watch_prompts, self.sampling, self.log = watch_prompts, sampling, log
+        # progress(step, max_steps, loss=...) after every step (`music_assets.progress`); only observes
+        self.progress = progress
         self.by_length = np.argsort([len(s) for s in train_seqs], kind="stable")
         self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         decay = [p for n, p in self.params.items() if p.dim() >= 2]
@@ -360,10 +363,14 @@ class Trainer:
             if cfg.save_step_zero:
                 self._checkpoint_step()
         running = True
+        if self.progress:
+            self.progress(self.step, cfg.max_steps)
         while running and self.step < cfg.max_steps:
             loss = self._train_step()
             self.step += 1
             self.state["history"]["train"].append([self.step, loss])
+            if self.progress:
+                self.progress(self.step, cfg.max_steps, loss=loss)
             if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
                 running = self._checkpoint_step()
         ckpts = ck.valid_checkpoints(self.root, self.fp)

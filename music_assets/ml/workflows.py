@@ -89,6 +89,7 @@ def train_base(
     sampling: SamplingConfig,
     log: Log = print,
     smooth_init: bool = True,
+    progress: Callable[..., None] | None = None,
 ) -> TrainResult:
     """Train (or resume) the base model on the train split; write its files under `out_dir`."""
     corpus = Corpus(corpus_dir)
@@ -112,6 +113,7 @@ def train_base(
         sampling=sampling,
         fingerprint_extra={"model": cfg.to_dict(), "kind": "base", "smooth_init": smooth_init},
         log=log,
+        progress=progress,
     ).fit()
     weights = out_dir / "model.safetensors"
     with atomic_path(weights) as tmp:
@@ -165,6 +167,7 @@ def train_adapter(
     train_cfg: TrainConfig,
     sampling: SamplingConfig,
     log: Log = print,
+    progress: Callable[..., None] | None = None,
 ) -> TrainResult:
     """Train (or resume) a LoRA adapter on one tier's train sequences; save it with `save_pretrained`."""
     base, vocab, meta = load_base(base_dir)
@@ -187,6 +190,7 @@ def train_adapter(
         watch_prompts=watch,
         sampling=sampling,
         log=log,
+        progress=progress,
         fingerprint_extra={"base": meta["weights_sha256"], "lora": settings, "tier": tier},
     ).fit()
     adapter = out_dir / "adapter"

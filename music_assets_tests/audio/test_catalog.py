@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from music_assets.audio import catalog
@@ -117,17 +120,30 @@ def test_the_process_pool_gives_the_same_rows(tmp_path: Path, monkeypatch) -> No
     for i in range(6):
         write(root / f"f{i}.wav", music_like(0.5, seed=i))
     (root / "broken.mp3").write_text("no audio here\n")
-    inline = build_catalog([root], workers=1)
+    inline_calls: list[tuple[int, int]] = []
+    inline = build_catalog([root], workers=1, progress=lambda d, t: inline_calls.append((d, t)))
     monkeypatch.setattr(catalog, "POOL_MIN_FILES", 2)
-    pooled = build_catalog([root], workers=2)
+    pooled_calls: list[tuple[int, int]] = []
+    pooled = build_catalog([root], workers=2, progress=lambda d, t: pooled_calls.append((d, t)))
     assert pooled.table().equals(inline.table())
+    # files done of total: from 0, one more per file, up to all 7
+    assert inline_calls == pooled_calls == [(i, 7) for i in range(8)]
+    # reused rows are not work: a warm re-run with nothing changed reports nothing to do
+    from music_assets.io import write_parquet
+
+    write_parquet(tmp_path / "c.parquet", inline.table())
+    warm: list[tuple[int, int]] = []
+    build_catalog([root], previous=catalog.load_previous(tmp_path / "c.parquet"), progress=lambda *a: warm.append(a))
+    assert warm == []
 
 
 def test_a_file_that_kills_its_worker_is_an_error_row_and_the_rest_goes_on(monkeypatch) -> None:
     monkeypatch.setattr(catalog, "POOL_MIN_FILES", 2)
     paths = [f"/x/{n}.wav" for n in "abcdefg"]
-    rows = catalog.analyze_many(paths, workers=2, fn=crash_on_b)
+    calls: list[tuple[int, int]] = []
+    rows = catalog.analyze_many(paths, workers=2, fn=crash_on_b, progress=lambda d, t: calls.append((d, t)))
     assert rows[1]["status"] == "error" and "crashed" in rows[1]["error"]
+    assert calls == [(i, 7) for i in range(8)]  # the crashed file counts as done
     assert [r["path"] for i, r in enumerate(rows) if i != 1] == [p for i, p in enumerate(paths) if i != 1]
 
 
@@ -145,3 +161,189 @@ def test_workers_that_always_die_fail_the_run_instead_of_blaming_every_file(monk
     monkeypatch.setattr(catalog, "POOL_MIN_FILES", 2)
     with pytest.raises(RuntimeError, match="analysis workers keep dying"):
         catalog.analyze_many([f"/x/{i}.wav" for i in range(8)], workers=2, fn=always_crash)
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def _sidecar(path: Path, values) -> Path:
+    text = values if isinstance(values, str) else json.dumps(values)
+    path.write_text(text)
+    return path
+
+
+def _parquet_rows(result, tmp_path: Path) -> dict[str, dict]:
+    from music_assets.io import write_parquet
+
+    write_parquet(tmp_path / "catalog.parquet", result.table())
+    return {r["rel_path"]: r for r in pq.read_table(tmp_path / "catalog.parquet").to_pylist()}
+
+
+def test_sidecar_values_are_catalog_columns(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write(root / "a.flac", tone(0.5))
+    _sidecar(
+        root / "a.flac.json",
+        {
+            "provider": "Freesound",
+            "license": "  CC-BY-4.0 ",
+            "author": "Ann",
+            "url": "https://freesound.org/s/1/",
+            "acquired": "2026-05-01",
+            "cost": 12.5,
+            "bpm": 120,  # an unknown key: ignored
+        },
+    )
+    write(root / "b.wav", tone(0.5))
+    _sidecar(root / "b.json", {"license": "CC0-1.0", "cost": 0})  # <stem>.json is accepted too
+    write(root / "c.wav", tone(0.5))
+    rows = _parquet_rows(build_catalog([root], workers=1), tmp_path)
+    a = rows["a.flac"]
+    assert (a["provider"], a["license"], a["author"], a["url"]) == (
+        "Freesound",
+        "CC-BY-4.0",
+        "Ann",
+        "https://freesound.org/s/1/",
+    )
+    assert a["acquired"] == dt.date(2026, 5, 1) and a["cost"] == 12.5
+    assert (a["provenance_source"], a["sidecar"], a["provenance_error"]) == ("sidecar", "a.flac.json", None)
+    assert (rows["b.wav"]["license"], rows["b.wav"]["cost"], rows["b.wav"]["sidecar"]) == ("CC0-1.0", 0.0, "b.json")
+    c = rows["c.wav"]
+    assert (c["license"], c["provenance_source"], c["provider"], c["acquired"]) == ("unknown", "none", None, None)
+
+
+def test_provenance_csv_fills_in_and_a_sidecar_wins_field_by_field(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for rel in ("a.flac", "sub/b.wav", "sub/c.wav"):
+        write(root / rel, tone(0.5))
+    (root / "provenance.csv").write_text(
+        "path,provider,license,author,url,acquired,cost\n"
+        "a.flac,Label X,CC-BY-NC-4.0,Bo,,2025-01-02,3\n"
+        "./sub/b.wav,Label X,CC-BY-4.0,,https://x.example/b,,\n"
+    )
+    (root / "sub" / "provenance.csv").write_text("path,license\nc.wav,MIT\n")  # only a root's CSV counts
+    _sidecar(root / "a.flac.json", {"license": "CC0-1.0", "author": "Cy"})
+    rows = build_catalog([root], workers=1).rows
+    by = {r["rel_path"]: r for r in rows}
+    a, b, c = by["a.flac"], by["sub/b.wav"], by["sub/c.wav"]
+    # the sidecar's license and author, the CSV's provider, date and cost
+    assert (a["license"], a["author"], a["provider"], a["acquired"], a["cost"]) == (
+        "CC0-1.0",
+        "Cy",
+        "Label X",
+        dt.date(2025, 1, 2),
+        3.0,
+    )
+    assert a["provenance_source"] == "sidecar"
+    assert (b["license"], b["url"], b["author"], b["provenance_source"]) == (
+        "CC-BY-4.0",
+        "https://x.example/b",
+        None,
+        "csv",
+    )
+    assert (c["license"], c["provenance_source"]) == ("unknown", "none")
+
+
+def test_bad_provenance_is_a_reason_on_the_row_and_never_fails_the_catalog(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for name in ("broken.flac", "not_object.flac", "typed.flac", "bad_date.flac", "fine.flac"):
+        write(root / name, tone(0.5))
+    _sidecar(root / "broken.flac.json", '{"license": "CC0-1.0",')
+    _sidecar(root / "not_object.flac.json", '["CC0-1.0"]')
+    _sidecar(root / "typed.flac.json", {"license": "CC0-1.0", "cost": "12 EUR"})
+    (root / "provenance.csv").write_text(
+        "path,license,acquired,cost\n"
+        "broken.flac,CC-BY-4.0,,\n"
+        "bad_date.flac,CC-BY-4.0,last spring,\n"
+        "fine.flac,CC-BY-4.0,2026-01-01,1\n"
+    )
+    by = {r["rel_path"]: r for r in build_catalog([root], workers=1).rows}
+    assert all(r["status"] == "ok" for r in by.values())
+    broken = by["broken.flac"]
+    assert broken["provenance_error"].startswith("broken.flac.json: malformed JSON")
+    assert (broken["license"], broken["provenance_source"]) == ("CC-BY-4.0", "csv")  # the CSV still applies
+    assert by["not_object.flac"]["provenance_error"] == "not_object.flac.json: must be a JSON object, got list"
+    typed = by["typed.flac"]
+    assert typed["provenance_error"] == "typed.flac.json: cost must be a number, got str"
+    assert typed["license"] == "unknown"  # a sidecar with a wrong value is not used at all
+    assert by["bad_date.flac"]["provenance_error"] == (
+        "provenance.csv line 3: acquired 'last spring' is not an ISO date (YYYY-MM-DD)"
+    )
+    assert by["fine.flac"]["provenance_error"] is None and by["fine.flac"]["cost"] == 1.0
+
+    (root / "provenance.csv").write_text("file,license\nfine.flac,MIT\n")
+    rows = build_catalog([root], workers=1).rows
+    assert all("provenance.csv: no 'path' column" in r["provenance_error"] for r in rows)
+
+
+def test_a_changed_added_or_removed_sidecar_shows_in_the_next_incremental_catalog(tmp_path: Path) -> None:
+    from music_assets.io import write_parquet
+
+    root = tmp_path / "root"
+    write(root / "a.flac", tone(0.5))
+    write(root / "b.flac", tone(0.5, freq=330.0))
+    side = _sidecar(root / "a.flac.json", {"license": "CC0-1.0"})
+    path = tmp_path / "catalog.parquet"
+
+    def again():
+        result = build_catalog([root], previous=catalog.load_previous(path), workers=1)
+        write_parquet(path, result.table())
+        return result, {r["rel_path"]: r["license"] for r in result.rows}
+
+    write_parquet(path, build_catalog([root], workers=1).table())
+    tree = fingerprint(*scan([root]))
+    _sidecar(side, {"license": "CC-BY-SA-4.0"})
+    os.utime(side, ns=(10**18, 10**18))  # a new mtime even where the clock is coarse
+    result, licenses = again()
+    assert licenses == {"a.flac": "CC-BY-SA-4.0", "b.flac": "unknown"}
+    assert (result.reused, result.analyzed) == (2, 0)  # the audio is not decoded again
+    assert fingerprint(*scan([root])) != tree  # and the sensor sees the change
+    side.unlink()
+    _sidecar(root / "b.flac.json", {"license": "MIT"})
+    assert again()[1] == {"a.flac": "unknown", "b.flac": "MIT"}
+    tree = fingerprint(*scan([root]))
+    (root / "provenance.csv").write_text("path,license\na.flac,CC0-1.0\n")
+    assert fingerprint(*scan([root])) != tree
+    assert again()[1] == {"a.flac": "CC0-1.0", "b.flac": "MIT"}
+
+
+def test_file_tags_are_read_and_give_the_license_when_nothing_else_does(tmp_path: Path) -> None:
+    import soundfile as sf
+    from mutagen.id3 import ID3, TCOP, TIT2, TPE1, TXXX
+
+    root = tmp_path / "root"
+    root.mkdir()
+    with sf.SoundFile(root / "tagged.flac", "w", 8000, 1) as f:
+        f.title, f.artist, f.license, f.copyright = "Night Drive", "Dee", "CC-BY-4.0", "2026 Dee"
+        f.write(tone(0.5))
+    with sf.SoundFile(root / "copyright.wav", "w", 8000, 1) as f:
+        f.title, f.copyright = "Room", "(c) 2026 Studio E"
+        f.write(tone(0.5))
+    write(root / "tagged.mp3", tone(1.0, sr=16000), sr=16000)
+    id3 = ID3()
+    for frame in (
+        TIT2(encoding=3, text="Beat"),
+        TPE1(encoding=3, text="Eve"),
+        TCOP(encoding=3, text="2026 Eve"),
+        TXXX(encoding=3, desc="LICENSE", text="CC0-1.0"),
+    ):
+        id3.add(frame)
+    id3.save(root / "tagged.mp3")
+    write(root / "plain.flac", tone(0.5))
+    by = {r["rel_path"]: r for r in build_catalog([root], workers=1).rows}
+    flac = by["tagged.flac"]
+    assert (flac["tag_title"], flac["tag_artist"], flac["tag_license"]) == ("Night Drive", "Dee", "CC-BY-4.0")
+    assert (flac["license"], flac["author"], flac["provenance_source"]) == ("CC-BY-4.0", "Dee", "tags")
+    assert (by["copyright.wav"]["tag_title"], by["copyright.wav"]["tag_license"]) == ("Room", "(c) 2026 Studio E")
+    mp3 = by["tagged.mp3"]
+    assert (mp3["tag_title"], mp3["tag_artist"], mp3["tag_license"], mp3["license"]) == (
+        "Beat",
+        "Eve",
+        "CC0-1.0",
+        "CC0-1.0",
+    )
+    plain = by["plain.flac"]
+    assert (plain["tag_title"], plain["tag_license"], plain["license"]) == (None, None, "unknown")
+    _sidecar(root / "tagged.flac.json", {"license": "CC-BY-SA-4.0"})
+    flac = {r["rel_path"]: r for r in build_catalog([root], workers=1).rows}["tagged.flac"]
+    assert (flac["license"], flac["author"], flac["tag_license"]) == ("CC-BY-SA-4.0", "Dee", "CC-BY-4.0")

@@ -36,7 +36,10 @@ def test_soundfonts_and_presets_are_dealt_evenly_whatever_the_input_order() -> N
 
 def test_a_partition_renders_to_flac_and_audio_table(data_dir: Path) -> None:
     samples = write_performances(data_dir, SLUG, n=4)
-    out = render.render_partitions([SLUG], data_dir, workers=1).partitions[SLUG]
+    calls: list[tuple[int, int]] = []
+    out = render.render_partitions([SLUG], data_dir, workers=1, progress=lambda d, t: calls.append((d, t)))
+    out = out.partitions[SLUG]
+    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]  # samples rendered of total
     table = pq.read_table(out.table_path)
     assert out.table_path == data_dir / "rudiments" / "performances" / SLUG / "audio.parquet"
     assert table.column("sample_id").to_pylist() == samples["sample_id"].tolist()
@@ -144,7 +147,7 @@ def test_partitions_prepared_as_they_are_queued_render_the_same_files(data_dir: 
             slugs, streamed, pool=pool, prepare=prepare, progress=lambda i, n: seen.append((i, n))
         )
     assert calls == [(SLUG, False), ("drag", False)]
-    assert out.run.workers == 2 and seen[-1] == (6, 6)
+    assert out.run.workers == 2 and seen == [(i, 6) for i in range(7)]
     for s in slugs:
         rows = out.partitions[s].rows
         assert [r["sample_id"] for r in rows] == [r["sample_id"] for r in planned_first.partitions[s].rows]

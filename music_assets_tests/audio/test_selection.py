@@ -96,6 +96,34 @@ def test_limits_are_configurable_and_checked() -> None:
         SelectionRules(min_duration_sec=100.0, max_duration_sec=50.0)
 
 
+def test_the_license_rule_rejects_with_the_reason_and_the_default_allows_all() -> None:
+    rows = [
+        _row("a.wav", license="CC-BY-4.0"),
+        _row("b.wav", license="CC-BY-NC-4.0"),
+        _row("c.wav", license="unknown"),
+        _row("d.wav", license="cc0-1.0"),
+    ]
+    everything = _select(rows)
+    assert all(r["selected"] for r in everything.values())
+    assert {k: r["license"] for k, r in everything.items()} == {
+        "a.wav": "CC-BY-4.0",
+        "b.wav": "CC-BY-NC-4.0",
+        "c.wav": "unknown",
+        "d.wav": "cc0-1.0",
+    }
+    table, failures = select_sources(rows_to_table(rows), SelectionRules(allowed_licenses=["CC-BY-4.0", "CC0-1.0"]))
+    out = {r["rel_path"]: r for r in table.to_pylist()}
+    assert {k for k, r in out.items() if r["selected"]} == {"a.wav", "d.wav"}  # SPDX ids compare case-insensitively
+    assert out["b.wav"]["rejection_reason"] == "license 'CC-BY-NC-4.0' not in allowed licenses"
+    assert out["c.wav"]["rejection_reason"] == "license 'unknown' not in allowed licenses"
+    assert failures["license"] == 2
+    with_unknown = _select(rows, SelectionRules(allowed_licenses=["CC-BY-4.0", "unknown"]))
+    assert {k for k, r in with_unknown.items() if r["selected"]} == {"a.wav", "c.wav"}
+    assert not any(r["selected"] for r in _select(rows, SelectionRules(allowed_licenses=[])).values())
+    with pytest.raises(ValueError, match="allowed_licenses"):
+        SelectionRules(allowed_licenses="CC0-1.0")
+
+
 def test_the_checked_in_demo_inputs_exercise_the_gates() -> None:
     from music_assets.audio.catalog import build_catalog
     from music_assets.paths import REPO_ROOT
@@ -108,3 +136,8 @@ def test_the_checked_in_demo_inputs_exercise_the_gates() -> None:
     assert len(selected) >= 2 and all(30 <= r["duration_sec"] <= 240 for r in selected)
     assert all(r["status"] == "ok" for r in rows)
     assert failures["clipping"] >= 1 and failures["silence"] >= 1
+    # their provenance: provenance.csv for every file, a sidecar that wins for one
+    licenses = {r["rel_path"]: (r["license"], r["provenance_source"], r["provenance_error"]) for r in rows}
+    assert licenses.pop("tracks/jazz_trio_take2.flac") == ("CC0-1.0", "sidecar", None)
+    assert set(licenses.values()) == {("CC-BY-4.0", "csv", None)} and len(licenses) == 5
+    assert {r["provider"] for r in rows} == {"music_assets demo (synthesized)"}

@@ -245,3 +245,43 @@ def test_the_daily_schedule_refreshes_catalog_and_selection(instance) -> None:
     assert sources.daily_audio_catalog.cron_schedule == "0 4 * * *"
     job = sources.defs.resolve_job_def(sources.daily_audio_catalog.job_name)
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"audio_catalog", "selected_sources"}
+
+
+def test_the_catalog_run_log_reports_files_done_of_total(raw_root: Path, instance) -> None:
+    from music_assets.progress import parse
+
+    result = dg.materialize([sources.audio_catalog], instance=instance)
+    assert result.success
+    lines = [p for e in instance.all_logs(result.run_id) if (p := parse(e.user_message or ""))]
+    analysed = result.asset_materializations_for_node("audio_catalog")[0].metadata["analyzed_files"].value
+    assert analysed > 5 and lines, [e.user_message for e in instance.all_logs(result.run_id)]
+    assert all(p.label == "catalog" and p.unit == "files" and p.total == analysed for p in lines)
+    assert lines[-1].done == analysed and [p.done for p in lines] == sorted(p.done for p in lines)
+
+
+def test_licenses_flow_from_provenance_to_selection_and_prepared_sources(raw_root: Path, instance) -> None:
+    (raw_root / "provenance.csv").write_text(f"path,license,provider\n{GOOD[0]},CC-BY-4.0,Label X\n")
+    (raw_root / f"{GOOD[1]}.json").write_text('{"license": "CC-BY-NC-4.0", "author": "Ann"}')
+    (raw_root / "takes" / "short.wav.json").write_text("{broken")
+    result = _catalog_and_select(instance, selection={"allowed_licenses": ["cc-by-4.0"]})
+    assert result.success
+    data = raw_root.parent
+    catalog = {r["rel_path"]: r for r in pq.read_table(data / "catalog" / "audio_catalog.parquet").to_pylist()}
+    assert (catalog[GOOD[0]]["license"], catalog[GOOD[0]]["provenance_source"]) == ("CC-BY-4.0", "csv")
+    assert (catalog[GOOD[1]]["license"], catalog[GOOD[1]]["author"]) == ("CC-BY-NC-4.0", "Ann")
+    assert catalog["takes/short.wav"]["provenance_error"].startswith("short.wav.json: malformed JSON")
+    meta = result.asset_materializations_for_node("audio_catalog")[0].metadata
+    assert meta["provenance_errors"].value == 1 and "| CC-BY-NC-4.0 | 1 |" in meta["licenses"].value
+
+    selected = {r["rel_path"]: r for r in pq.read_table(data / "catalog" / "selected_sources.parquet").to_pylist()}
+    assert {k for k, r in selected.items() if r["selected"]} == {GOOD[0]}
+    assert selected[GOOD[1]]["rejection_reason"] == "license 'CC-BY-NC-4.0' not in allowed licenses"
+    assert selected[GOOD[0]]["license"] == "CC-BY-4.0"
+    sid = catalog[GOOD[0]]["source_id"]
+    assert instance.get_dynamic_partitions("prepared_sources") == [sid]
+    assert sources.source_provenance()[sid]["license"] == "CC-BY-4.0"
+
+    prepared = _prepare_all(instance)
+    assert prepared.success
+    meta = prepared.asset_materializations_for_node("prepared_sources")[0].metadata
+    assert (meta["license"].value, meta["provider"].value) == ("CC-BY-4.0", "Label X")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from music_assets.ml.lora import load_lora_settings
 from music_assets.ml.training import TrainConfig, lr_at
 from music_assets.ml.workflows import train_adapter
 from music_assets.paths import REPO_ROOT
-from music_assets_tests.ml.train_helper import MAX_STEPS, make_trainer
+from music_assets_tests.ml.train_helper import CONFIG, MAX_STEPS, make_trainer
 
 
 def test_killed_training_resumes_to_the_same_weights_as_an_uninterrupted_run(tiny_corpus: Path, tmp_path: Path) -> None:
@@ -63,6 +64,22 @@ def test_killed_training_resumes_to_the_same_weights_as_an_uninterrupted_run(tin
     # and training did move the weights away from their initialisation
     init = make_trainer(tiny_corpus, tmp_path / "unused").model.state_dict()
     assert not torch.equal(init["blocks.0.attn.q_proj.weight"], b["blocks.0.attn.q_proj.weight"])
+
+
+def test_progress_reports_every_step_with_its_loss_and_changes_nothing(tiny_corpus: Path, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(CONFIG, max_steps=30, checkpoint_every=15)
+    calls: list[tuple[int, int, dict]] = []
+    watched = make_trainer(
+        tiny_corpus, tmp_path / "watched", config=cfg, progress=lambda d, t, **info: calls.append((d, t, info))
+    )
+    result = watched.fit()
+    assert [(d, t) for d, t, _ in calls] == [(i, 30) for i in range(31)]
+    assert calls[0][2] == {} and [info["loss"] for *_, info in calls[1:]] == [x for _, x in result.history["train"]]
+    # the callback only observes: the same weights and history as a run without it
+    plain = make_trainer(tiny_corpus, tmp_path / "plain", config=cfg)
+    assert plain.fit().history == result.history
+    a, b = watched.model.state_dict(), plain.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in b)
 
 
 def test_grammar_collapse_rolls_back_and_lowers_the_learning_rate(

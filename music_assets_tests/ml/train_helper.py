@@ -25,13 +25,23 @@ CONFIG = TrainConfig(
 )
 
 
-def make_trainer(corpus_dir: Path, ckpt_dir: Path, log=lambda _m: None) -> Trainer:
+def make_trainer(
+    corpus_dir: Path, ckpt_dir: Path, log=lambda _m: None, config: TrainConfig = CONFIG, progress=None
+) -> Trainer:
     corpus = Corpus(corpus_dir)
     vocab = corpus.vocab
     train, val = corpus.split("train").sequences(), corpus.split("validation").sequences()
     cfg = ModelConfig(vocab_size=len(vocab), d_model=32, n_layers=1, n_heads=2, d_ff=64, dropout=0.1, max_seq_len=512)
     return Trainer(
-        init_model(cfg, seed=3), train, val, vocab, CONFIG, ckpt_dir, watch_prompts=prompts_for(val, 2), log=log
+        init_model(cfg, seed=3),
+        train,
+        val,
+        vocab,
+        config,
+        ckpt_dir,
+        watch_prompts=prompts_for(val, 2),
+        log=log,
+        progress=progress,
     )
 
 
