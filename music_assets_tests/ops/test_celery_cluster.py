@@ -68,7 +68,7 @@ def _wait_until(predicate, timeout: float, what: str, logs: list[Path]):
         found = predicate()
         if found:
             return found
-        time.sleep(0.1)
+        time.sleep(0.05)
     tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in logs if p.exists())
     raise AssertionError(f"timed out waiting for {what}\n{tails}")
 
