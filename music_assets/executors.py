@@ -6,9 +6,11 @@
 
 The distributed executors need every worker to see the same data dir: mount
 one shared volume (ReadWriteMany) at the same `MUSIC_ASSETS_DATA_DIR` in the
-code-server, run and step pods (deploy/k8s/values.yaml does this). The
-executor's own settings (namespace, resources, broker) come from run config
-(deploy/k8s/run_config.yaml, deploy/celery/run_config.yaml).
+code-server, run and step pods (deploy/k8s/values.yaml does this). The k8s
+executor's settings (namespace, resources) come from run config
+(deploy/k8s/run_config.yaml); the Celery executor is configured from
+deploy/celery/executor.yaml, the file its workers read, so every run (CLI,
+UI, schedule, backfill) reaches the broker without run config.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import os
 
 import dagster as dg
 
+from music_assets.paths import REPO_ROOT
+
 EXECUTOR_ENV = "MUSIC_ASSETS_EXECUTOR"
+CELERY_SETTINGS = REPO_ROOT / "deploy" / "celery" / "executor.yaml"
 
 
 def selected_executor() -> dg.ExecutorDefinition:
@@ -31,7 +36,9 @@ def selected_executor() -> dg.ExecutorDefinition:
 
         return k8s_job_executor
     if kind == "celery":
+        import yaml  # noqa: PLC0415
         from dagster_celery import celery_executor  # noqa: PLC0415
 
-        return celery_executor
+        settings = yaml.safe_load(CELERY_SETTINGS.read_text())["execution"]["config"]
+        return celery_executor.configured(settings, name="celery")
     raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected multiprocess, k8s or celery")

@@ -19,8 +19,9 @@ cd "$root"
 run_pkgs=(libfluidsynth3 timgm6mb-soundfont fluid-soundfont-gm libsndfile1
           libavcodec59 libavformat59 libavutil57 libswresample4 libswscale6
           libavdevice59 libavfilter8)
-# Tests also start a real PostgreSQL server and drive Debian's Chromium.
-test_pkgs=(postgresql chromium chromium-driver)
+# Tests also start a real PostgreSQL server and a Redis broker (the Celery
+# cluster test) and drive Debian's Chromium.
+test_pkgs=(postgresql redis-server chromium chromium-driver)
 
 pkgs=("${run_pkgs[@]}")
 [ "$profile" = "test" ] && pkgs+=("${test_pkgs[@]}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from music_assets.alerts import append_alert
-from music_assets.defs.partitions import rudiment_partitions
+from music_assets.defs.partitions import partition_chunks, rudiment_partitions
 from music_assets.instance import reap_dead_runs
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
 
@@ -43,8 +43,10 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 )
 
 # The nightly regeneration: every rudiment partition in one run (the assets
-# use a single-run backfill policy); labels and staging follow through their
-# automation conditions once the audio gates have passed.
+# use a single-run backfill policy), or one run per chunk of partitions where the
+# deployment sets MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN (defs/partitions.py);
+# labels and staging follow through their automation conditions once the audio
+# gates have passed.
 rudiment_dataset_job = dg.define_asset_job(
     "regenerate_rudiment_dataset",
     selection=dg.AssetSelection.assets("rudiment_performances", "rudiment_audio"),
@@ -61,15 +63,20 @@ rudiment_dataset_job = dg.define_asset_job(
     description="Every night at 02:00: regenerate all 40 rudiment partitions in one run; labels and "
     "Hub staging follow when the gates pass.",
 )
-def nightly_rudiment_dataset(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    return dg.RunRequest(
-        run_key=f"nightly-{context.scheduled_execution_time:%Y-%m-%d}",
-        tags={
-            RANGE_START_TAG: RUDIMENT_SLUGS[0],
-            RANGE_END_TAG: RUDIMENT_SLUGS[-1],
-            "music_assets/trigger": "nightly_rudiment_dataset",
-        },
-    )
+def nightly_rudiment_dataset(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+    chunks = partition_chunks(RUDIMENT_SLUGS)
+    day = f"{context.scheduled_execution_time:%Y-%m-%d}"
+    return [
+        dg.RunRequest(
+            run_key=f"nightly-{day}" if len(chunks) == 1 else f"nightly-{day}-{i:02d}",
+            tags={
+                RANGE_START_TAG: chunk[0],
+                RANGE_END_TAG: chunk[-1],
+                "music_assets/trigger": "nightly_rudiment_dataset",
+            },
+        )
+        for i, chunk in enumerate(chunks)
+    ]
 
 
 PARTITION_TAG = "dagster/partition"

@@ -21,7 +21,7 @@ import dagster as dg
 
 from music_assets.defs.checks import materialize_with_checks
 from music_assets.defs.models import GRAMMAR_GATE, POOL, md_table
-from music_assets.defs.partitions import quantized_partitions, tier_partitions
+from music_assets.defs.partitions import backfill_policy, quantized_partitions, tier_partitions
 from music_assets.paths import models_dir
 from music_assets.progress import ProgressLog
 
@@ -42,7 +42,7 @@ class OnnxModelsConfig(dg.Config):
 @dg.asset(
     group_name="models",
     partitions_def=tier_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=backfill_policy(),
     pool=POOL,
     deps=[dg.AssetKey("lora_adapters")],
     kinds={"pytorch", "onnx"},
@@ -179,7 +179,7 @@ _QUANT_CHECKS = [
 @dg.asset(
     group_name="models",
     partitions_def=quantized_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=backfill_policy(),
     pool=POOL,
     kinds={"onnx"},
     check_specs=_QUANT_CHECKS,

@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 
 from music_assets.defs.checks import materialize_with_checks
-from music_assets.defs.partitions import tier_partitions
+from music_assets.defs.partitions import backfill_policy, tier_partitions
 from music_assets.paths import data_dir, models_dir, rudiments_dir
 from music_assets.progress import ProgressLog
 from music_assets.rudiments.constants import SKILL_TIERS, SPLITS
@@ -365,7 +365,7 @@ _LORA_CHECKS = [  # reported per tier partition (`checks.materialize_with_checks
     pool=POOL,
     kinds={"pytorch"},
     partitions_def=tier_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=backfill_policy(),
     check_specs=_LORA_CHECKS,
 )
 def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig):

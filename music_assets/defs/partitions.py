@@ -1,6 +1,10 @@
-"""Partition definitions shared by several asset groups (one object each)."""
+"""Partition definitions shared by several asset groups (one object each), and the
+backfill policy every heavy partitioned asset uses."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -15,3 +19,38 @@ quantized_partitions = dg.MultiPartitionsDefinition(
 )
 # One partition per selected source id; kept in sync by selected_sources and the raw-audio sensor.
 prepared_source_partitions = dg.DynamicPartitionsDefinition(name="prepared_sources")
+
+PARTITIONS_PER_RUN_ENV = "MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN"
+
+
+def partitions_per_run() -> int | None:
+    """`MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN`: None (unset, empty or `all`) or a positive int."""
+    raw = os.environ.get(PARTITIONS_PER_RUN_ENV, "").strip().lower()
+    if raw in ("", "all"):
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{PARTITIONS_PER_RUN_ENV}={raw!r}: expected a positive number of partitions, or 'all'")
+    return n
+
+
+def backfill_policy() -> dg.BackfillPolicy:
+    """How a backfill of many partitions becomes runs, chosen by the deployment.
+
+    One machine (default): `single_run()`, every partition of a backfill in one run, one step
+    per asset that loops over the partitions (the step parallelizes internally). A cluster sets
+    `MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN=N`: `multi_run(N)`, so a 40-partition backfill is
+    ceil(40 / N) runs whose steps land on different workers or pods. Read when the definitions
+    load, so the code server, run workers and step workers must all see the same value.
+    """
+    n = partitions_per_run()
+    return dg.BackfillPolicy.single_run() if n is None else dg.BackfillPolicy.multi_run(max_partitions_per_run=n)
+
+
+def partition_chunks(keys: Sequence[str]) -> list[list[str]]:
+    """`keys` (in partition order) split into the runs the backfill policy asks for."""
+    n = partitions_per_run() or max(1, len(keys))
+    return [list(keys[i : i + n]) for i in range(0, len(keys), n)]

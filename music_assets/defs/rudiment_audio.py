@@ -18,7 +18,7 @@ from pydantic import Field
 from music_assets.audio.presets import PRESET_NAMES
 from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
 from music_assets.defs.checks import materialize_with_checks
-from music_assets.defs.partitions import rudiment_partitions
+from music_assets.defs.partitions import backfill_policy, rudiment_partitions
 from music_assets.paths import data_dir
 from music_assets.progress import ProgressLog
 
@@ -80,7 +80,7 @@ def _summary_table(results: dict, gates: dict) -> str:
     key=ASSET_KEY,
     group_name="rudiments",
     partitions_def=rudiment_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=backfill_policy(),
     pool="fluidsynth",  # rendering uses every core: one such step at a time (dagster.yaml)
     # Prepared sources are the background beds (when any exist): declaring them
     # orders the runs so the beds are in place before rendering, every time.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from music_assets.defs.partitions import rudiment_partitions
+from music_assets.defs.partitions import backfill_policy, rudiment_partitions
 from music_assets.progress import ProgressLog
 from music_assets.rudiments import layout
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS, SPLITS
@@ -214,7 +214,7 @@ def _evaluations(slug: str, valid, realism) -> Iterator[dg.AssetCheckEvaluation]
     group_name=GROUP,
     kinds={"midi"},
     partitions_def=rudiment_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=backfill_policy(),
     deps=[rudiment_library, player_profiles],
     check_specs=[
         dg.AssetCheckSpec(

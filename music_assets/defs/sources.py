@@ -19,7 +19,7 @@ from pydantic import Field
 
 from music_assets import paths
 from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC
-from music_assets.defs.partitions import prepared_source_partitions
+from music_assets.defs.partitions import backfill_policy, prepared_source_partitions
 from music_assets.progress import ProgressLog
 
 GROUP = "sources"
@@ -319,7 +319,7 @@ PREPARED_CHECKS = [
     group_name=GROUP,
     deps=[selected_sources],
     partitions_def=prepared_source_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    backfill_policy=backfill_policy(),
     check_specs=PREPARED_CHECKS,
     kinds={"flac"},
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),

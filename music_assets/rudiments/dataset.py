@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from music_assets.io import write_bytes, write_parquet
+from music_assets.io import remove_partials, write_bytes, write_parquet
 from music_assets.rudiments import layout
 from music_assets.rudiments.library import Rudiment
 from music_assets.rudiments.midi import midi_bytes
@@ -277,6 +277,9 @@ def generate_partition(
     comp = compile_rudiment(rudiment)
     plans, skipped = plan_partition(rudiment, profiles, settings)
     midi_folder = layout.midi_dir(slug, root)
+    # Temp files of a writer killed part-way (step or worker SIGKILLed): this step is their only writer.
+    remove_partials(midi_folder)
+    remove_partials(layout.performance_dir(slug, root))
     cols = _Columns()
     stype_names = np.array(STROKE_TYPES, dtype=object)
     hand_names = np.array(HAND_NAMES, dtype=object)

@@ -14,7 +14,7 @@ LABEL_GATES = ("labels_referential_integrity", "labels_scores_in_range", "labels
 
 def test_nightly_schedule_regenerates_all_40_partitions_in_one_run(instance: dg.DagsterInstance) -> None:
     when = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
-    request = nightly_rudiment_dataset(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+    (request,) = nightly_rudiment_dataset(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
     assert request.tags["dagster/asset_partition_range_start"] == RUDIMENT_SLUGS[0] == "single_stroke_roll"
     assert request.tags["dagster/asset_partition_range_end"] == RUDIMENT_SLUGS[-1] == "triple_ratamacue"
     assert request.run_key == "nightly-2026-11-24"
@@ -24,6 +24,18 @@ def test_nightly_schedule_regenerates_all_40_partitions_in_one_run(instance: dg.
         "rudiment_audio",
     }
     assert defs.resolve_schedule_def("nightly_rudiment_dataset").cron_schedule == "0 2 * * *"
+
+
+def test_nightly_schedule_on_a_cluster_requests_one_run_per_chunk(instance, monkeypatch) -> None:
+    monkeypatch.setenv("MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN", "16")
+    when = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
+    requests = nightly_rudiment_dataset(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+    ranges = [
+        (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in requests
+    ]
+    slugs = list(RUDIMENT_SLUGS)
+    assert ranges == [(slugs[0], slugs[15]), (slugs[16], slugs[31]), (slugs[32], slugs[39])]
+    assert [r.run_key for r in requests] == [f"nightly-2026-11-24-{i:02d}" for i in range(3)]
 
 
 def test_every_automated_asset_waits_for_blocking_checks() -> None:

@@ -25,14 +25,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def background(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+def background(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT
+) -> Iterator[subprocess.Popen]:
     """Run `cmd` in its own session; on exit interrupt it, then terminate/kill the whole group."""
     with open(log, "wb") as fh:
         # dagster dev ignores SIGTERM when started in the background unless the
         # default dispositions are restored (coreutils env --default-signal).
         proc = subprocess.Popen(
             ["env", "--default-signal=INT,TERM", *cmd],
-            cwd=REPO_ROOT,
+            cwd=cwd,
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env,

@@ -167,6 +167,19 @@ def test_regenerating_with_fewer_players_removes_their_midi(tmp_path: Path) -> N
     assert len(list(layout.midi_dir("flam", tmp_path).glob("*.mid"))) == 4
 
 
+def test_regenerating_sweeps_the_temp_files_of_a_killed_writer(tmp_path: Path) -> None:
+    r = load_library()["flam"]
+    settings = DatasetSettings.resolve("demo", num_profiles=4)
+    first = generate_partition(r, generate_profiles(4, 0), settings, tmp_path)
+    midi, tables = layout.midi_dir("flam", tmp_path), layout.performance_dir("flam", tmp_path)
+    left = [midi / ".flam-p00001-t0-b8.mid.4242-0badf00d.partial", tables / ".strokes.parquet.4242-0badf00d.partial"]
+    for p in left:
+        p.write_bytes(b"half a file")
+    again = generate_partition(r, generate_profiles(4, 0), settings, tmp_path)
+    assert not any(p.exists() for p in left)
+    assert again.samples.equals(first.samples)
+
+
 def test_realism_at_demo_scale(tmp_path: Path) -> None:
     """The demo preset (40 rudiments x 20 players) lands in the published ranges, tiers ordered."""
     settings = DatasetSettings.resolve("demo")
