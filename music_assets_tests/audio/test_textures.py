@@ -212,3 +212,24 @@ def test_texture_hiss_and_clouds_become_the_background_beds(tmp_path: Path) -> N
         "textures/src_a/hiss/hiss_00.flac",
     ]
     assert all(Path(b.path).is_file() and 4.0 <= b.duration_sec <= 8.0 for b in beds)
+
+
+def test_rudiment_audio_mixes_texture_beds_and_records_their_paths(data_dir: Path) -> None:
+    from music_assets.audio import render  # noqa: PLC0415
+    from music_assets_tests.audio.fake_performances import write_performances  # noqa: PLC0415
+
+    slug = "flam_tap"
+    sources = data_dir / "sources"
+    prepared = _write(sources / "prepared" / "src_a.flac", _tone(12.0) + _noise(12.0, -40.0))
+    textures.make_textures(prepared, sources / "textures" / "src_a", "src_a", SMALL, seed=0)
+    write_performances(data_dir, slug, n=4)
+
+    def rows() -> list[dict]:
+        return render.render_partitions([slug], data_dir, presets=["marching_field"], workers=1).partitions[slug].rows
+
+    first = rows()
+    beds = {r["aug_bed_source"] for r in first if r["aug_bed_source"]}
+    assert beds and beds <= {b.source_id for b in effects.texture_beds_in(sources)}
+    assert all(b.startswith("textures/src_a/") and (sources / b).is_file() for b in beds)
+    digest = [(r["audio_path"], (data_dir / r["audio_path"]).read_bytes()) for r in first]
+    assert [(r["audio_path"], (data_dir / r["audio_path"]).read_bytes()) for r in rows()] == digest
