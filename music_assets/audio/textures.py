@@ -285,7 +285,9 @@ def noise_floor(audio: np.ndarray) -> np.ndarray:
     """Per-channel mean power spectrum (channels, N_FFT // 2 + 1) of the quietest frames."""
     import librosa  # noqa: PLC0415
 
-    power = np.abs(librosa.stft(np.ascontiguousarray(audio.T), n_fft=N_FFT, hop_length=HOP)) ** 2
+    # Frames side by side (hop = N_FFT): a bin's power does not depend on the hop, and a 240 s source
+    # costs a quarter of the memory of the usual overlap.
+    power = np.abs(librosa.stft(np.ascontiguousarray(audio.T), n_fft=N_FFT, hop_length=N_FFT)) ** 2
     energy = power.sum(axis=(0, 1))
     k = max(1, int(len(energy) * NOISE_FLOOR_QUANTILE))
     quiet = np.argsort(energy, kind="stable")[:k]

@@ -49,6 +49,17 @@ def _licenses() -> dict[str, str]:
     return {r["source_id"]: r["license"] for r in table.select(["source_id", "license"]).to_pylist() if r["license"]}
 
 
+def _remove_stale(current: set[str]) -> list[str]:
+    """Delete the texture folders of sources that are no longer partitions (no longer selected)."""
+    import shutil  # noqa: PLC0415
+
+    root = textures_dir()
+    stale = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in current) if root.is_dir() else []
+    for name in stale:
+        shutil.rmtree(root / name)
+    return stale
+
+
 def _png_md(path: Path, alt: str) -> dg.MetadataValue:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
@@ -125,7 +136,11 @@ def texture_beds(context: dg.AssetExecutionContext, config: TextureConfig):
             )
             for o in textures.check_textures(t.folder)
         ]
-    context.log.info(f"textures ({profile.name}) for {len(made)} sources under {textures_dir()}")
+    stale = _remove_stale(set(context.instance.get_dynamic_partitions(prepared_source_partitions.name)))
+    context.log.info(
+        f"textures ({profile.name}) for {len(made)} sources under {textures_dir()}"
+        + (f"; removed those of {len(stale)} sources no longer selected: {', '.join(stale)}" if stale else "")
+    )
     yield from materialize_with_checks(context, {"profile": profile.name}, results)
 
 

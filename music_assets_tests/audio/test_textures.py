@@ -24,7 +24,7 @@ def _write(path: Path, audio: np.ndarray) -> Path:
     return path
 
 
-def _tone(seconds: float = 20.0, hz: float = 440.0, amp: float = 0.5) -> np.ndarray:
+def _tone(seconds: float = 10.0, hz: float = 440.0, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(seconds * SR)) / SR
     x = amp * np.sin(2 * np.pi * hz * t)
     return np.stack([x, x], axis=1)
@@ -57,7 +57,7 @@ def test_a_sustained_tone_gives_pads_with_its_centroid(tmp_path: Path) -> None:
 
 
 def test_a_noise_only_source_gives_hiss_at_its_level(tmp_path: Path) -> None:
-    src = _write(tmp_path / "noise.flac", _noise(20.0, -30.0))
+    src = _write(tmp_path / "noise.flac", _noise(10.0, -30.0))
     made = textures.make_textures(src, tmp_path / "out", "noise", SMALL, seed=0)
     loop = next(r for r in made.rows if r["kind"] == "hiss" and r["variant"] == "loop")
     assert loop["noise_floor_dbfs"] == pytest.approx(-30.0, abs=1.0)
@@ -66,7 +66,7 @@ def test_a_noise_only_source_gives_hiss_at_its_level(tmp_path: Path) -> None:
     flicker = next(r for r in made.rows if r["variant"] == "flicker")
     assert flicker["rms_dbfs"] < loop["rms_dbfs"]  # the flicker only ever dips
     # A floor far below the profile's range is lifted to its bottom, not kept inaudible.
-    quiet = _write(tmp_path / "quiet.flac", _noise(20.0, -80.0))
+    quiet = _write(tmp_path / "quiet.flac", _noise(10.0, -80.0))
     lifted = textures.make_textures(quiet, tmp_path / "out_q", "quiet", SMALL, seed=0)
     row = next(r for r in lifted.rows if r["variant"] == "loop")
     assert row["noise_floor_dbfs"] == pytest.approx(-80.0, abs=1.0)
@@ -156,7 +156,7 @@ def test_stable_regions_avoid_the_transients() -> None:
 
 
 def test_index_columns_profiles_and_stale_files(tmp_path: Path) -> None:
-    src = _write(tmp_path / "tone.flac", _tone() + _noise(20.0, -50.0))
+    src = _write(tmp_path / "tone.flac", _tone() + _noise(10.0, -50.0))
     noisy = textures.make_textures(src, tmp_path / "out", "tone", "noisy", seed=0, license="CC-BY-4.0")
     rows = _rows(noisy.folder)
     assert tuple(pq.read_schema(noisy.index_path).names) == textures.INDEX_COLUMNS
@@ -201,7 +201,7 @@ def test_bad_input_and_bad_profiles_are_clear_errors(tmp_path: Path) -> None:
 
 def test_texture_hiss_and_clouds_become_the_background_beds(tmp_path: Path) -> None:
     sources = tmp_path / "sources"
-    prepared = _write(sources / "prepared" / "src_a.flac", _tone() + _noise(20.0, -40.0))
+    prepared = _write(sources / "prepared" / "src_a.flac", _tone() + _noise(10.0, -40.0))
     assert [b.source_id for b in effects.background_beds(sources)] == ["src_a"]  # no textures: as before
     textures.make_textures(prepared, sources / "textures" / "src_a", "src_a", SMALL, seed=0)
     _write(sources / "textures" / "gone" / "hiss" / "hiss_00.flac", _noise(5.0, -30.0))  # no longer prepared

@@ -68,6 +68,11 @@ def test_texture_beds_for_every_demo_source(data_dir: Path, instance) -> None:
     after = {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*.*")) if p.suffix != ".png"}
     assert set(after) == set(before) and all(after[k] == before[k] for k in before)
 
+    # The folder of a source that is no longer a partition goes at the next run.
+    stale = data_dir / "sources" / "textures" / "deselected_source"
+    (stale / "hiss").mkdir(parents=True)
+    (stale / "hiss" / "hiss_00.flac").write_bytes(b"old")
+
     # Another profile by config; a missing prepared source is a clear failure naming it.
     dark = dg.materialize(
         [texture_beds],
@@ -77,6 +82,7 @@ def test_texture_beds_for_every_demo_source(data_dir: Path, instance) -> None:
     )
     rows = pq.read_table(folder / "textures.parquet").to_pylist()
     assert dark.success and {r["profile"] for r in rows} == {"dark"} and {r["seed"] for r in rows} == {3}
+    assert not stale.exists() and all((data_dir / "sources" / "textures" / k).is_dir() for k in keys)
     (data_dir / "sources" / "prepared" / f"{key}.flac").unlink()
     failed = dg.materialize([texture_beds], instance=instance, partition_key=key, raise_on_error=False)
     assert not failed.success
