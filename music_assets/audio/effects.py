@@ -11,8 +11,9 @@ signal-flow order:
    (second-order sections in closed form, RBJ cookbook);
 3. compression: a feed-forward compressor (block-rate peak detector, instant
    attack smoothed over `comp_attack_ms`, linear-in-dB release);
-4. noise: white, pink or brown hiss at `noise_snr_db`, plus, when prepared
-   sources exist, a background bed cut from one of them at `bed_snr_db`;
+4. noise: white, pink or brown hiss at `noise_snr_db`, plus, when beds exist
+   (`background_beds`: texture_beds' hiss and clouds, else the prepared
+   sources), a background bed cut from one of them at `bed_snr_db`;
 5. a fade over the last 50 ms (the fixed-length file cuts long reverb tails),
    gain staging to a peak of `peak_dbfs` (always below 0 dBFS, so no preset
    clips), then bit-depth reduction to `bit_depth` bits.
@@ -359,3 +360,36 @@ def beds_in(folder: str | os.PathLike[str]) -> list[Bed]:
             raise AugmentationError(f"{p}: prepared source is not readable audio: {exc}") from exc
         beds.append(Bed(p.stem, str(p), info.frames / info.samplerate))
     return beds
+
+
+TEXTURE_BED_KINDS = ("hiss", "clouds")
+
+
+def texture_beds_in(sources: str | os.PathLike[str]) -> list[Bed]:
+    """Hiss and cloud textures under `sources`/textures/<source_id>/ of sources that are still prepared.
+
+    Each bed's `source_id` is its path relative to `sources` (what `aug_bed_source` records), sorted.
+    """
+    import soundfile as sf  # noqa: PLC0415
+
+    root = Path(sources)
+    files = sorted(
+        p
+        for kind in TEXTURE_BED_KINDS
+        for p in root.glob(f"textures/*/{kind}/*.flac")
+        if (root / "prepared" / f"{p.parent.parent.name}.flac").is_file()
+    )
+    beds = []
+    for p in sorted(files, key=lambda q: q.relative_to(root).as_posix()):
+        try:
+            info = sf.info(str(p))
+        except (RuntimeError, sf.LibsndfileError) as exc:
+            raise AugmentationError(f"{p}: texture bed is not readable audio: {exc}") from exc
+        beds.append(Bed(p.relative_to(root).as_posix(), str(p), info.frames / info.samplerate))
+    return beds
+
+
+def background_beds(sources: str | os.PathLike[str]) -> list[Bed]:
+    """The beds rudiment_audio draws from: texture_beds' hiss and clouds when any exist, else the
+    prepared sources themselves (`sources` is <data dir>/sources)."""
+    return texture_beds_in(sources) or beds_in(Path(sources) / "prepared")

@@ -535,7 +535,7 @@ def render_partitions(
                 pool=own,
                 prepare=prepare,
             )
-    beds = effects.beds_in(data / "sources" / "prepared") if use_beds else []
+    beds = effects.background_beds(data / "sources") if use_beds else []
     jobs_by_slug: dict[str, list[RenderJob]] = {}
 
     def plan(slug: str) -> list[RenderJob]:

@@ -53,7 +53,9 @@ class RudimentAudioConfig(dg.Config):
         default=0, description="Rendering processes; 0 = one per core, 1 = render in the step process."
     )
     background_beds: bool = Field(
-        default=True, description="Mix background beds cut from sources/prepared/*.flac when any exist."
+        default=True,
+        description="Mix background beds: texture_beds' hiss and clouds when any exist, else cuts of "
+        "sources/prepared/*.flac.",
     )
 
 
@@ -82,11 +84,13 @@ def _summary_table(results: dict, gates: dict) -> str:
     partitions_def=rudiment_partitions,
     backfill_policy=backfill_policy(),
     pool="fluidsynth",  # rendering uses every core: one such step at a time (dagster.yaml)
-    # Prepared sources are the background beds (when any exist): declaring them
-    # orders the runs so the beds are in place before rendering, every time.
+    # Texture beds' hiss and clouds, else the prepared sources, are the background
+    # beds (when any exist): declaring them orders the runs so the beds are in
+    # place before rendering, every time.
     deps=[
         dg.AssetKey("rudiment_performances"),
         dg.AssetDep("prepared_sources", partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep("texture_beds", partition_mapping=dg.AllPartitionMapping()),
     ],
     check_specs=[
         dg.AssetCheckSpec(name, asset=ASSET_KEY, blocking=True, description=desc, partitions_def=rudiment_partitions)

@@ -65,7 +65,8 @@ AUG_PARAMETERS: dict[str, str] = {
     "comp_release_ms": "compressor release (ms)",
     "noise_snr_db": "signal-to-noise ratio of the added noise (dB)",
     "noise_color": "colour of the added noise",
-    "bed_source": "id of the background recording mixed in (empty without a bed)",
+    "bed_source": "background bed mixed in: a texture file (textures/<source_id>/<kind>/<file>.flac under "
+    "sources/) or a prepared source id (empty without a bed)",
     "bed_offset_sec": "where in the background recording the bed starts (s; NaN without a bed)",
     "bed_snr_db": "signal-to-bed ratio (dB; NaN without a bed)",
     "bit_depth": "bit depth the signal was requantized to (converter simulation)",

@@ -1,0 +1,147 @@
+"""texture_beds[source_id]: pads, swells, clouds and hiss made from each prepared source.
+
+The computation lives in `music_assets.audio.textures`. Partitions are the
+prepared sources' own (one `DynamicPartitionsDefinition`, kept in step by
+selected_sources and the raw-audio sensor), so a dry run is the launch dialog's
+plan and a resume is materializing the missing partitions. Files:
+
+    <data dir>/sources/textures/<source_id>/{pads,swells,clouds,hiss}/*.flac
+    <data dir>/sources/textures/<source_id>/textures.parquet
+    <data dir>/sources/textures/<source_id>/preview.png
+"""
+
+# No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
+import base64
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from music_assets import paths
+from music_assets.audio.textures import CHECK_DESCRIPTIONS, PROFILE_NAMES
+from music_assets.defs.checks import materialize_with_checks
+from music_assets.defs.partitions import prepared_source_partitions
+from music_assets.defs.sources import GROUP, prepared_file, prepared_sources, selected_file
+
+ASSET_KEY = dg.AssetKey("texture_beds")
+
+
+def textures_dir() -> Path:
+    return paths.sources_dir() / "textures"
+
+
+class TextureConfig(dg.Config):
+    profile: str = Field(
+        default="default", description=f"Texture profile: {', '.join(PROFILE_NAMES)} (README: Texture beds)."
+    )
+    seed: int = Field(default=0, description="Seed of every draw, with the source id, kind and index.")
+
+
+def _licenses() -> dict[str, str]:
+    """source_id -> license from selected_sources, when the table has a license column."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    if not selected_file().is_file():
+        return {}
+    table = pq.read_table(selected_file())
+    if "license" not in table.column_names or "source_id" not in table.column_names:
+        return {}
+    return {r["source_id"]: r["license"] for r in table.select(["source_id", "license"]).to_pylist() if r["license"]}
+
+
+def _remove_stale(current: set[str]) -> list[str]:
+    """Delete the texture folders of sources that are no longer partitions (no longer selected)."""
+    import shutil  # noqa: PLC0415
+
+    root = textures_dir()
+    stale = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in current) if root.is_dir() else []
+    for name in stale:
+        shutil.rmtree(root / name)
+    return stale
+
+
+def _png_md(path: Path, alt: str) -> dg.MetadataValue:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
+
+
+@dg.asset(
+    key=ASSET_KEY,
+    group_name=GROUP,
+    deps=[prepared_sources],
+    partitions_def=prepared_source_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            name, asset=ASSET_KEY, blocking=True, description=desc, partitions_def=prepared_source_partitions
+        )
+        for name, desc in CHECK_DESCRIPTIONS.items()
+    ],
+    kinds={"flac", "parquet"},
+    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+)
+def texture_beds(context: dg.AssetExecutionContext, config: TextureConfig):
+    """Per prepared source: sustained pads, swells, granular clouds and hiss loops/flickers (48 kHz
+    stereo 24-bit FLAC) with a textures.parquet index; six blocking checks per partition, measured
+    from the written files."""
+    from music_assets.audio import textures  # noqa: PLC0415 - librosa stays out of code-location loading
+
+    try:
+        profile = textures.get_profile(config.profile)
+    except textures.TextureError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    licenses = _licenses()
+    made, failures = {}, []
+    for key in context.partition_keys:
+        source = prepared_file(key)
+        if not source.is_file():
+            failures.append(f"{key}: {source} does not exist (materialize prepared_sources for it first)")
+            continue
+        try:
+            made[key] = textures.make_textures(
+                source, textures_dir() / key, key, profile, config.seed, licenses.get(key, "unknown")
+            )
+        except (textures.TextureError, OSError) as exc:
+            failures.append(f"{key}: {exc}")
+    if failures:
+        raise dg.Failure(
+            description="could not make textures:\n" + "\n".join(failures),
+            metadata={"failed": len(failures), "made_before_failure": len(made)},
+        )
+    results = {}
+    for key, t in made.items():
+        s = textures.summary(t.rows)
+        preview = textures.preview_png(t.folder, t.rows, t.folder / "preview.png")
+        context.add_asset_metadata(
+            partition_key=key,
+            metadata={
+                "files": len(t.rows),
+                **{f"{kind}_count": n for kind, n in s["counts"].items()},
+                "total_seconds": round(s["total_sec"], 2),
+                "source_seconds": round(t.source_sec, 2),
+                "profile": profile.name,
+                "seed": config.seed,
+                "license": t.rows[0]["license"] if t.rows else "unknown",
+                "max_seam_discontinuity": round(
+                    max((r["seam_discontinuity"] for r in t.rows if r["loopable"]), default=0.0), 3
+                ),
+                "preview": _png_md(preview, f"textures of {key}"),
+                "index": dg.MetadataValue.path(str(t.index_path)),
+                "path": dg.MetadataValue.path(str(t.folder)),
+            },
+        )
+        results[key] = [
+            dg.AssetCheckResult(
+                check_name=o.name, passed=o.passed, description=o.description, metadata=dict(o.metadata)
+            )
+            for o in textures.check_textures(t.folder)
+        ]
+    stale = _remove_stale(set(context.instance.get_dynamic_partitions(prepared_source_partitions.name)))
+    context.log.info(
+        f"textures ({profile.name}) for {len(made)} sources under {textures_dir()}"
+        + (f"; removed those of {len(stale)} sources no longer selected: {', '.join(stale)}" if stale else "")
+    )
+    yield from materialize_with_checks(context, {"profile": profile.name}, results)
+
+
+defs = dg.Definitions(assets=[texture_beds])
