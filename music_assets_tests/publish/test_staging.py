@@ -272,3 +272,14 @@ def test_unknown_rudiments_and_label_rows_of_unknown_samples_are_refused(tmp_pat
     pq.write_table(samples.set_column(i, "rudiment_slug", pa.array(slugs)), s_path)
     with pytest.raises(StagingError, match="unknown rudiment_slug triple_paradiddle_diddle"):
         stage(root, root / "hf_staging")
+
+
+def test_a_folder_in_the_old_flat_layout_is_brought_to_the_new_one(tmp_path: Path, labelled, staged_files) -> None:
+    root = link_tree(labelled.root, tmp_path / "data")
+    link_tree(staged_files.staging, root / "hf_staging")
+    old = ["data/train-00000-of-00001.parquet", "auxiliary/strokes.parquet", "auxiliary/measures.parquet"]
+    for rel in old:
+        shutil.copy(root / "hf_staging/auxiliary/strokes/train-00000-of-00001.parquet", root / "hf_staging" / rel)
+    again = build_staging(root, root / "hf_staging")
+    assert sorted(again.removed) == sorted(old) and again.data.parquet_written == []
+    assert not any((root / "hf_staging" / rel).exists() for rel in old)
