@@ -1,7 +1,10 @@
 """The publish group: the Hugging Face staging folder, its gates, and the push to the Hub.
 
 - `hf_staging` builds `<data dir>/hf_staging/` (`music_assets.publish.staging`
-  and `.card`); five blocking checks gate it (`music_assets.publish.checks`).
+  and `.card`): parquet shards with the audio and MIDI embedded, one config
+  per rudiment family and per label table; five blocking checks gate it
+  (`music_assets.publish.checks`), the last being `datasets.load_dataset` of
+  the folder exactly as a Hub user calls it.
 - `hf_dataset` pushes that folder with `HfApi.upload_folder`, resuming from
   whatever the Hub already holds, then verifies the remote file list
   (`music_assets.publish.hub`). Without a token, without a configured
@@ -54,10 +57,11 @@ class HuggingFaceHub(dg.ConfigurableResource):
 class StagingConfig(dg.Config):
     file_budget: int = Field(
         default=50_000,
-        description="media files (audio + MIDI) above this are embedded in parquet shards instead "
-        "(the Hub refuses repositories of more than 100K files)",
+        description="up to this many media files (audio + MIDI) are also staged as browsable files beside the "
+        "parquet shards (hard links); above it, only the parquet (the Hub refuses repositories of more than 100K "
+        "files)",
     )
-    shard_size_mb: float = Field(default=500.0, description="target size of an embedded-media parquet shard (MB)")
+    shard_size_mb: float = Field(default=500.0, description="upper bound of a parquet shard's size (MB)")
     license: str = Field(default="cc-by-4.0", description="license in the dataset card")
     pretty_name: str = Field(default="Drum Rudiments: synthetic snare performances with skill labels")
 
@@ -77,8 +81,9 @@ def _md_list(items: list[str], limit: int = 20) -> dg.MetadataValue:
     group_name="publish",
     deps=["rudiment_labels"],
     kinds={"parquet", "huggingface"},
-    description="The rudiment dataset in Hugging Face layout: split parquet files, media by rudiment, "
-    "auxiliary label tables, a dataset card with plots.",
+    description="The rudiment dataset in Hugging Face layout: parquet shards per rudiment family and split with "
+    "the audio (datasets Audio feature) and MIDI embedded, stroke and measure tables as their own configs, "
+    "browsable media by rudiment while they fit the file budget, a dataset card with plots.",
 )
 def hf_staging(
     context: dg.AssetExecutionContext, config: StagingConfig, hf_hub: HuggingFaceHub
@@ -102,7 +107,9 @@ def hf_staging(
         f"{staged.media.copied} copied, {staged.media.unchanged} unchanged; {len(staged.parquet_written)} parquet "
         f"written, {len(staged.parquet_unchanged)} unchanged; {len(removed)} stale files removed"
     )
-    split_rows = "\n".join(f"| {s} | {n} | {len(staged.shards[s])} |" for s, n in staged.split_rows.items())
+    by_split = staged.split_shards()
+    split_rows = "\n".join(f"| {s} | {n} | {len(by_split[s])} |" for s, n in staged.split_rows.items())
+    families = {f: sum(1 for x in staged.families if x == f) for f in staged.shards}
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(staging)),
@@ -110,6 +117,8 @@ def hf_staging(
             "mode": staged.mode,
             "samples": staged.table.num_rows,
             "splits": dg.MetadataValue.md("| split | samples | parquet files |\n|---|---|---|\n" + split_rows),
+            "configs": ", ".join(["default", *staged.shards, *staged.aux_shards]),
+            "samples_per_family": str(families),
             "files": len(files),
             "bytes": sum(files.values()),
             "media_files": staged.media_files,
@@ -149,21 +158,27 @@ def _staging_check(name: str, description: str):
 staging_checks = [
     _staging_check(
         "staging_paths_exist",
-        "Every path in every parquet file exists in the staging folder (embedded media: every row has bytes).",
+        "Every row's embedded audio and MIDI have bytes; in the files layout each row's browsable media file "
+        "exists with exactly those bytes' length.",
     ),
     _staging_check(
-        "card_split_sizes_match", "The split sizes in the card's dataset_info equal the parquet row counts."
+        "card_split_sizes_match",
+        "For every config, the split sizes in the card's dataset_info equal the rows of the parquet files it names.",
     ),
-    _staging_check("no_profile_in_two_splits", "No player profile appears in two splits."),
+    _staging_check(
+        "no_profile_in_two_splits",
+        "No player profile appears in two splits; every row is in the files of its split and rudiment family.",
+    ),
     _staging_check(
         "card_front_matter_valid",
-        "The card's YAML front matter parses, has the required keys, "
-        "and its configs' data_files match the data shards.",
+        "The card's YAML front matter parses, has the required keys, and its configs (default, one per "
+        "family, strokes, measures) cover every parquet file, each split selecting only its own files.",
     ),
     _staging_check(
         "datasets_loads_offline",
-        "datasets.load_dataset('parquet', data_dir=staging) loads every split "
-        "offline and the Audio feature decodes one file per split.",
+        "datasets.load_dataset(staging) as a Hub user calls it (no data_files, no casting; offline, "
+        "throw-away cache) returns every split with Audio decoding in each; every other config loads "
+        "(families streamed) and streaming works.",
     ),
 ]
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from music_assets.publish import columns as column_docs
@@ -68,34 +69,78 @@ class CardResult:
 # ---------------------------------------------------------------- front matter
 
 
+@dataclass(frozen=True)
+class Config:
+    """One subset of the dataset as the card's `configs:` name it."""
+
+    name: str
+    about: str
+    files: dict[str, list[str]]  # split -> parquet paths relative to staging
+    schema: pa.Schema
+
+
+def configs(staged: StagedData) -> list[Config]:
+    """`default` (every family), one config per rudiment family present, one per auxiliary table."""
+    out = [
+        Config(
+            layout.DEFAULT_CONFIG, "every rudiment, one row per performance", staged.split_shards(), staged.data_schema
+        )
+    ]
+    for family in layout.FAMILIES:
+        if family in staged.shards:
+            out.append(Config(family, f"the {family} rudiments only", staged.shards[family], staged.data_schema))
+    about = {"strokes": "one row per stroke", "measures": "one row per cycle of the rudiment"}
+    for name, by_split in staged.aux_shards.items():
+        out.append(Config(name, f"{about.get(name, name)} (join on sample_id)", by_split, staged.aux_schemas[name]))
+    return out
+
+
+def _file_stats(staging, rels: list[str]) -> tuple[int, int, int]:
+    """(rows, uncompressed bytes, bytes on disk) of parquet files, read from their footers."""
+    rows = raw = size = 0
+    for rel in rels:
+        meta = pq.ParquetFile(staging / rel).metadata
+        rows += meta.num_rows
+        raw += sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
+        size += (staging / rel).stat().st_size
+    return rows, raw, size
+
+
 def front_matter(staged: StagedData, settings: CardSettings) -> dict:
-    """The YAML metadata: license, tasks, size, configs with data files, features and split sizes."""
+    """The YAML metadata: license, tasks, size, configs with data files, and per config the features and
+    split sizes, all computed from the parquet files written."""
     import datasets  # noqa: PLC0415 - slow import, only when staging
 
-    features = datasets.Features.from_arrow_schema(staged.data_schema)
-    splits = [s for s in SPLITS if s in staged.shards]
-    download = sum((staged.staging / rel).stat().st_size for s in splits for rel in staged.shards[s])
+    entries, infos, total_rows = [], [], 0
+    for cfg in configs(staged):
+        splits = [s for s in SPLITS if s in cfg.files]
+        stats = {s: _file_stats(staged.staging, cfg.files[s]) for s in splits}
+        if cfg.name == layout.DEFAULT_CONFIG:
+            total_rows = sum(st[0] for st in stats.values())
+        entries.append(
+            {
+                "config_name": cfg.name,
+                "data_files": [{"split": s, "path": layout.config_data_files(cfg.name, s)} for s in splits],
+            }
+        )
+        infos.append(
+            {
+                "config_name": cfg.name,
+                # datasets' own YAML form of the features (pinned datasets==5.2.0)
+                "features": datasets.Features.from_arrow_schema(cfg.schema)._to_yaml_list(),
+                "splits": [{"name": s, "num_bytes": stats[s][1], "num_examples": stats[s][0]} for s in splits],
+                "download_size": sum(st[2] for st in stats.values()),
+                "dataset_size": sum(st[1] for st in stats.values()),
+            }
+        )
     return {
         "pretty_name": settings.pretty_name,
         "license": settings.license,
         "task_categories": list(settings.task_categories),
         "tags": list(settings.tags),
-        "size_categories": [layout.size_category(staged.table.num_rows)],
-        "configs": [
-            {
-                "config_name": "default",
-                "data_files": [{"split": s, "path": f"{layout.DATA}/{s}-*.parquet"} for s in splits],
-            }
-        ],
-        "dataset_info": {
-            # datasets' own YAML form of the features (pinned datasets==5.2.0)
-            "features": features._to_yaml_list(),
-            "splits": [
-                {"name": s, "num_bytes": staged.split_bytes[s], "num_examples": staged.split_rows[s]} for s in splits
-            ],
-            "download_size": download,
-            "dataset_size": sum(staged.split_bytes[s] for s in splits),
-        },
+        "size_categories": [layout.size_category(total_rows)],
+        "configs": entries,
+        "dataset_info": infos,
     }
 
 
@@ -133,16 +178,19 @@ def _num(x: float, digits: int = 1) -> str:
     return "–" if pd.isna(x) else f"{x:.{digits}f}"
 
 
-def _type_name(t: pa.DataType, column: str, embedded: bool) -> str:
-    if embedded and column == "audio":
+def _type_name(t: pa.DataType, column: str, key: str) -> str:
+    if key == "data" and column == "audio":
         return "Audio (struct<bytes, path>)"
     return str(t)
 
 
 def _columns_section(staged: StagedData, result: CardResult) -> str:
     out = []
-    tables = [("data", f"`{layout.DATA}/*.parquet` (one row per sample)", staged.data_schema)]
-    tables += [(name, f"`{layout.AUXILIARY}/{name}.parquet`", schema) for name, schema in staged.aux_schemas.items()]
+    tables = [("data", f"`{layout.DATA}/<family>/*.parquet` (one row per sample)", staged.data_schema)]
+    tables += [
+        (name, f"`{layout.auxiliary_dir(name)}/*.parquet` (config `{name}`)", schema)
+        for name, schema in staged.aux_schemas.items()
+    ]
     for key, title, schema in tables:
         rows = []
         for f in schema:
@@ -150,7 +198,7 @@ def _columns_section(staged: StagedData, result: CardResult) -> str:
             if meaning is None:
                 result.undocumented.append(f"{key}.{f.name}")
                 meaning = "(undocumented)"
-            rows.append([f"`{f.name}`", _type_name(f.type, f.name, staged.mode == "embedded"), meaning])
+            rows.append([f"`{f.name}`", _type_name(f.type, f.name, key), meaning])
         out.append(f"### {title}\n\n" + _md_table(["column", "type", "meaning"], rows))
     return "\n\n".join(out)
 
@@ -307,34 +355,29 @@ def _generation_section(df: pd.DataFrame) -> str:
     return "\n\n".join(parts)
 
 
-def _usage(settings: CardSettings, embedded: bool) -> str:
+def _usage(settings: CardSettings, families: list[str]) -> str:
     repo = settings.repo_id or UNSET_REPO
-    if embedded:
-        return f"""Audio and MIDI are embedded in the parquet files; `audio` decodes with the `datasets` Audio feature.
+    family = "flam" if "flam" in families else families[0]
+    return f"""Audio and MIDI are in the parquet files: `audio` decodes with the `datasets` Audio feature (torchcodec),
+`midi` holds the Standard MIDI File's bytes. Nothing else needs downloading.
 
 ```python
 from datasets import load_dataset
 
+# every family; name a subset for one: load_dataset("{repo}", "{family}")
 ds = load_dataset("{repo}")
 row = ds["train"][0]
-samples = row["audio"].get_all_samples()      # torchcodec AudioSamples: .data, .sample_rate
-midi_bytes = row["midi"]["bytes"]             # a Standard MIDI File
+samples = row["audio"].get_all_samples()  # torchcodec AudioSamples: .data, .sample_rate (44100)
+midi_bytes = row["midi"]["bytes"]  # a Standard MIDI File
 print(row["rudiment_slug"], row["skill_tier"], row["overall_score"])
-```"""
-    return f"""`audio` and `midi` are paths relative to the repository root.
 
-```python
-from pathlib import Path
-from datasets import Audio, load_dataset
-from huggingface_hub import snapshot_download
+# one row per stroke (or per cycle: "measures"); join on sample_id
+strokes = load_dataset("{repo}", "strokes")
 
-root = Path(snapshot_download("{repo}", repo_type="dataset"))
-ds = load_dataset("parquet", data_dir=str(root / "data"))
-ds = ds.map(lambda r: {{"audio": str(root / r["audio"]), "midi": str(root / r["midi"])}})
-ds = ds.cast_column("audio", Audio())
-row = ds["train"][0]
-samples = row["audio"].get_all_samples()      # torchcodec AudioSamples: .data, .sample_rate
-print(row["rudiment_slug"], row["skill_tier"], row["overall_score"], row["midi"])
+# streaming reads the parquet files as it goes
+for row in load_dataset("{repo}", "{family}", split="test", streaming=True):
+    print(row["sample_id"], row["audio"]["sampling_rate"])
+    break
 ```"""
 
 
@@ -356,23 +399,35 @@ def render_card(staged: StagedData, settings: CardSettings, result: CardResult) 
     meta = front_matter(staged, settings)
     n = len(df)
     hours = df["audio_duration_sec"].sum() / 3600 if "audio_duration_sec" in df else None
+    by_split = staged.split_shards()
     split_rows = [
-        [s, staged.split_rows[s], df.loc[df["split"] == s, "profile_id"].nunique(), len(staged.shards[s])]
+        [s, staged.split_rows[s], df.loc[df["split"] == s, "profile_id"].nunique(), len(by_split[s])]
         for s in SPLITS
-        if s in staged.shards
+        if s in by_split
     ]
-    mode_text = (
-        "Media are embedded: `audio` and `midi` hold each file's bytes and name, in parquet shards "
-        "(the media would have exceeded the staging file budget as separate files)."
+    media_text = (
+        "The parquet files are the whole dataset (as separate files, the media would have exceeded the "
+        "staging file budget)."
         if staged.mode == "embedded"
-        else "Media are separate files: `audio/<rudiment>/<sample_id>.flac` and `midi/<rudiment>/<sample_id>.mid`, "
-        "referenced from the `audio` and `midi` columns by their path relative to the repository root."
+        else f"The same media are also browsable as files, `{layout.AUDIO}/<rudiment>/<sample_id>.flac` and "
+        f"`{layout.MIDI}/<rudiment>/<sample_id>.mid` (the names in the `path` fields); the parquet files do not "
+        "need them."
     )
     media_lines = (
         ""
         if staged.mode == "embedded"
-        else f"{layout.AUDIO}/<rudiment>/<sample_id>.flac\n{layout.MIDI}/<rudiment>/<sample_id>.mid\n"
+        else f"{layout.AUDIO}/<rudiment>/<sample_id>.flac                  the same media as files, browsable\n"
+        f"{layout.MIDI}/<rudiment>/<sample_id>.mid\n"
     )
+    subset_rows = [
+        [
+            f"`{c.name}`",
+            c.about,
+            *(_file_stats(staged.staging, c.files[s])[0] if s in c.files else 0 for s in SPLITS),
+            ", ".join(f"`{layout.config_data_files(c.name, s)}`" for s in SPLITS if s in c.files),
+        ]
+        for c in configs(staged)
+    ]
     howpublished = (
         f"\n  howpublished = {{\\url{{https://huggingface.co/datasets/{settings.repo_id}}}}},"
         if settings.repo_id
@@ -396,17 +451,23 @@ exercise scores (0-100) per performance. Stroke times are positions in the audio
 
 ```
 README.md
-{layout.DATA}/{{split}}-NNNNN-of-NNNNN.parquet   one row per performance
-{media_lines}{layout.AUXILIARY}/strokes.parquet            one row per stroke (join on sample_id)
-{layout.AUXILIARY}/measures.parquet           one row per cycle (join on sample_id)
-{layout.PLOTS}/*.png
+{layout.DATA}/<family>/{{split}}-NNNNN-of-NNNNN.parquet        one row per performance, audio and MIDI embedded
+{layout.AUXILIARY}/strokes/{{split}}-NNNNN-of-NNNNN.parquet   one row per stroke (join on sample_id)
+{layout.AUXILIARY}/measures/{{split}}-NNNNN-of-NNNNN.parquet  one row per cycle (join on sample_id)
+{media_lines}{layout.PLOTS}/*.png
 ```
 
-{mode_text}
+Each row of `{layout.DATA}` carries its audio (`audio`: the FLAC file's bytes and name, `datasets` Audio
+feature) and its MIDI (`midi`: the file's bytes and name), in row groups of at most 100 rows, one folder per
+rudiment family. {media_text}
 
 Splits are by player: no player appears in two splits.
 
 {_md_table(["split", "samples", "players", "parquet files"], split_rows)}
+
+Subsets (`load_dataset(repo, "<config>")`; `default` when none is named):
+
+{_md_table(["config", "what", *(f"{s} rows" for s in SPLITS), "data files"], subset_rows)}
 
 ## Rudiments
 
@@ -430,9 +491,7 @@ Splits are by player: no player appears in two splits.
 
 ## Usage
 
-{_usage(settings, staged.mode == "embedded")}
-
-Strokes and cycles: `pd.read_parquet(root / "{layout.AUXILIARY}/strokes.parquet")`, joined on `sample_id`.
+{_usage(settings, list(staged.shards))}
 
 ## Limitations
 
@@ -459,7 +518,7 @@ def write_card(staged: StagedData, settings: CardSettings) -> CardResult:
         [c for c in ("rudiment_slug", "split", "skill_tier") if c in present]
         + [c for c in column_docs.SCORE_COLUMNS if c in present]
     ).to_pandas()
-    scores, splits = list(column_docs.SCORE_COLUMNS), [s for s in SPLITS if s in staged.shards]
+    scores, splits = list(column_docs.SCORE_COLUMNS), list(staged.split_rows)
     figures = {
         layout.SCORE_PLOT: (
             plots.data_fingerprint(df, scores, SKILL_TIERS),

@@ -10,17 +10,19 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from music_assets.publish import layout
 from music_assets.publish.card import parse_front_matter
-from music_assets.publish.staging import MEDIA_COLUMNS
+from music_assets.publish.staging import MEDIA_COLUMNS, MEDIA_DIRS
 
 REQUIRED_FRONT_MATTER = ("license", "task_categories", "size_categories", "configs", "dataset_info")
 SHOWN = 10  # examples of problems listed in metadata
@@ -34,11 +36,11 @@ class CheckOutcome:
 
 
 def _parquet_files(staging: Path) -> list[Path]:
-    return sorted(p for d in (layout.DATA, layout.AUXILIARY) for p in (staging / d).glob("*.parquet"))
+    return sorted(p for d in (layout.DATA, layout.AUXILIARY) for p in (staging / d).rglob("*.parquet"))
 
 
-def _path_columns(schema: pa.Schema) -> list[str]:
-    return [f.name for f in schema if f.name in MEDIA_COLUMNS or f.name.endswith("_path")]
+def _rel(staging: Path, p: Path) -> str:
+    return p.relative_to(staging).as_posix()
 
 
 def _inside(staging: Path, rel: str) -> bool:
@@ -47,31 +49,47 @@ def _inside(staging: Path, rel: str) -> bool:
 
 
 def paths_exist(staging: Path) -> CheckOutcome:
-    """Every path in every parquet file names a file inside staging; embedded media have bytes."""
+    """Every embedded media cell has bytes; with browsable media files (files layout), each row's file exists
+    under `audio|midi/<rudiment>/<name>` with exactly those bytes' length; any `*_path` column resolves."""
     files = _parquet_files(staging)
     if not files:
         return CheckOutcome(False, f"no parquet files under {staging}", {})
+    browsable = [c for c in MEDIA_COLUMNS if (staging / MEDIA_DIRS[c]).is_dir()]
     checked = embedded = 0
     problems: list[str] = []
     for path in files:
-        rel_file = path.relative_to(staging).as_posix()
+        rel_file = _rel(staging, path)
         try:
             schema = pq.read_schema(path)
-            cols = _path_columns(schema)
+            media = [n for n in schema.names if n in MEDIA_COLUMNS]
+            paths = [n for n in schema.names if n.endswith("_path")]
+            cols = media + paths + (["rudiment_slug"] if media and "rudiment_slug" in schema.names else [])
             table = pq.read_table(path, columns=cols) if cols else None
         except Exception as exc:  # noqa: BLE001 - an unreadable file is a failed check
             problems.append(f"{rel_file}: unreadable ({exc})")
             continue
-        for col in cols:
+        for col in media:
             arr = table[col].combine_chunks()
-            if pa.types.is_struct(arr.type):
-                data = arr.field("bytes")
-                for i, b in enumerate(data.to_pylist()):
-                    embedded += 1
-                    if not b:
-                        problems.append(f"{rel_file}: row {i} `{col}` has no bytes")
+            if not pa.types.is_struct(arr.type):
+                problems.append(f"{rel_file}: `{col}` is {arr.type}, not the embedded struct<bytes, path>")
                 continue
-            for i, rel in enumerate(arr.to_pylist()):
+            lengths = pc.binary_length(arr.field("bytes")).to_pylist()
+            names = arr.field("path").to_pylist()
+            slugs = table["rudiment_slug"].to_pylist() if "rudiment_slug" in table.column_names else [None] * len(names)
+            for i, (n, name, slug) in enumerate(zip(lengths, names, slugs, strict=True)):
+                embedded += 1
+                if not n:
+                    problems.append(f"{rel_file}: row {i} `{col}` has no bytes")
+                if col not in browsable:
+                    continue
+                checked += 1
+                rel = f"{MEDIA_DIRS[col]}/{slug}/{name}"
+                if not name or "/" in name or not _inside(staging, rel):
+                    problems.append(f"{rel_file}: row {i} `{col}`: {rel!r} is not a file in staging")
+                elif n and (staging / rel).stat().st_size != n:
+                    problems.append(f"{rel_file}: row {i} `{col}`: {rel} is not the embedded file ({n} bytes)")
+        for col in paths:
+            for i, rel in enumerate(table[col].to_pylist()):
                 checked += 1
                 if rel is None or not _inside(staging, rel):
                     problems.append(f"{rel_file}: row {i} `{col}` = {rel!r} is not a file in staging")
@@ -83,70 +101,103 @@ def paths_exist(staging: Path) -> CheckOutcome:
     }
     if problems:
         meta["first_problems"] = "\n".join(problems[:SHOWN])
-        return CheckOutcome(False, f"{len(problems)} path(s) in the parquet files do not resolve in staging", meta)
-    return CheckOutcome(True, f"all {checked} paths resolve ({embedded} embedded media have bytes)", meta)
+        return CheckOutcome(False, f"{len(problems)} problem(s) with the media in the parquet files", meta)
+    return CheckOutcome(True, f"all {embedded} embedded media have bytes; {checked} browsable files match", meta)
 
 
-def _shard_rows(staging: Path) -> tuple[dict[str, int], list[str]]:
-    """Rows per split from the parquet footers, and problems with the shard names."""
-    rows: dict[str, int] = {}
+def _series_problems(staging: Path) -> list[str]:
+    """Shard names in every folder form complete NNNNN-of-NNNNN series per split."""
     problems = []
-    for split, shards in layout.split_shards(staging).items():
-        counts = set()
-        indices = []
-        for p in shards:
-            _, index, count = layout.parse_shard_name(p.name)
-            counts.add(count)
-            indices.append(index)
-            try:
-                rows[split] = rows.get(split, 0) + pq.ParquetFile(p).metadata.num_rows
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"{p.name}: unreadable ({exc})")
-        if len(counts) != 1 or sorted(indices) != list(range(next(iter(counts)))):
-            problems.append(
-                f"split {split}: shard names {sorted(p.name for p in shards)} are not a complete NNNNN-of-NNNNN series"
-            )
-    return rows, problems
+    folders = sorted({p.parent for p in _parquet_files(staging)})
+    for folder in folders:
+        for split, shards in layout.folder_shards(staging, _rel(staging, folder)).items():
+            parsed = [layout.parse_shard_name(p.name) for p in shards]
+            counts = {c for _, _, c in parsed}
+            if len(counts) != 1 or sorted(i for _, i, _ in parsed) != list(range(next(iter(counts)))):
+                problems.append(
+                    f"{_rel(staging, folder)} split {split}: shard names {sorted(p.name for p in shards)} "
+                    "are not a complete NNNNN-of-NNNNN series"
+                )
+    return problems
 
 
 def _read_card(staging: Path) -> dict:
     return parse_front_matter((staging / layout.CARD).read_text(encoding="utf-8"))
 
 
+def _config_files(staging: Path, config: dict) -> dict[str, list[str]]:
+    """split -> the parquet files (relative to staging) a card config's data_files select."""
+    every = [_rel(staging, p) for p in _parquet_files(staging)]
+    out: dict[str, list[str]] = {}
+    for entry in config["data_files"]:
+        patterns = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+        out[entry["split"]] = sorted(f for f in every if any(fnmatch.fnmatchcase(f, pat) for pat in patterns))
+    return out
+
+
+def _footer_rows(staging: Path, rels: list[str]) -> int:
+    return sum(pq.ParquetFile(staging / r).metadata.num_rows for r in rels)
+
+
 def card_split_sizes(staging: Path) -> CheckOutcome:
-    """The split sizes in the card's dataset_info equal the parquet row counts."""
-    rows, problems = _shard_rows(staging)
+    """For every config, the split sizes in the card's dataset_info equal the rows of the files it selects."""
+    problems = _series_problems(staging)
     try:
         meta = _read_card(staging)
-        card = {s["name"]: int(s["num_examples"]) for s in meta["dataset_info"]["splits"]}
-    except Exception as exc:  # noqa: BLE001 - a missing or malformed card fails this check too
-        return CheckOutcome(False, f"cannot read split sizes from the card: {exc}", {"parquet_rows": str(rows)})
-    for split in sorted(set(card) | set(rows)):
-        if card.get(split) != rows.get(split):
-            problems.append(f"split {split}: card says {card.get(split)}, parquet files hold {rows.get(split)}")
-    md = {"card_splits": str(dict(sorted(card.items()))), "parquet_rows": str(dict(sorted(rows.items())))}
+        infos = meta["dataset_info"]
+        infos = infos if isinstance(infos, list) else [infos]
+        card = {
+            (i.get("config_name", layout.DEFAULT_CONFIG), s["name"]): int(s["num_examples"])
+            for i in infos
+            for s in i["splits"]
+        }
+        rows = {
+            (cfg["config_name"], split): _footer_rows(staging, rels)
+            for cfg in meta["configs"]
+            for split, rels in _config_files(staging, cfg).items()
+        }
+    except Exception as exc:  # noqa: BLE001 - a missing or malformed card or shard fails this check too
+        return CheckOutcome(False, f"cannot compare the card's split sizes with the parquet files: {exc}", {})
+    for key in sorted(set(card) | set(rows)):
+        if card.get(key) != rows.get(key):
+            problems.append(f"{key[0]} split {key[1]}: card says {card.get(key)}, parquet files hold {rows.get(key)}")
+    md = {
+        "card_splits": "\n".join(f"{c}/{s}: {n}" for (c, s), n in sorted(card.items())),
+        "parquet_rows": "\n".join(f"{c}/{s}: {n}" for (c, s), n in sorted(rows.items())),
+    }
     if problems:
         md["problems"] = "\n".join(problems[:SHOWN])
         return CheckOutcome(False, "; ".join(problems[:3]), md)
-    return CheckOutcome(True, f"card and parquet agree: {dict(sorted(rows.items()))}", md)
+    default = {s: n for (c, s), n in rows.items() if c == layout.DEFAULT_CONFIG}
+    return CheckOutcome(True, f"card and parquet agree for {len(meta['configs'])} configs: default {default}", md)
 
 
 def profiles_disjoint(staging: Path) -> CheckOutcome:
-    """No profile_id appears in two splits (the split is the data file's)."""
+    """No profile_id appears in two splits; every row is in the files of its split and rudiment family."""
+    from music_assets.rudiments.library import load_library  # noqa: PLC0415
+
+    library = load_library()
     seen: dict[str, set[str]] = {}
     problems = []
-    for split, shards in layout.split_shards(staging).items():
-        for p in shards:
-            try:
-                t = pq.read_table(p, columns=["profile_id", "split"])
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"{p.name}: cannot read profile_id/split ({exc})")
-                continue
-            wrong = {s for s in t["split"].to_pylist() if s != split}
-            if wrong:
-                problems.append(f"{p.name}: rows labelled split {sorted(wrong, key=str)}")
-            for pid in set(t["profile_id"].to_pylist()):
-                seen.setdefault(pid, set()).add(split)
+    for family, by_split in layout.family_shards(staging).items():
+        for split, shards in by_split.items():
+            for p in shards:
+                try:
+                    t = pq.read_table(p, columns=["profile_id", "split", "rudiment_slug"])
+                except Exception as exc:  # noqa: BLE001
+                    problems.append(f"{_rel(staging, p)}: cannot read profile_id/split/rudiment_slug ({exc})")
+                    continue
+                wrong = {s for s in t["split"].to_pylist() if s != split}
+                if wrong:
+                    problems.append(f"{_rel(staging, p)}: rows labelled split {sorted(wrong, key=str)}")
+                strays = sorted(
+                    {r for r in t["rudiment_slug"].to_pylist() if getattr(library.get(r), "category", None) != family},
+                    key=str,
+                )
+                if strays:
+                    problems.append(f"{_rel(staging, p)}: rudiment(s) {', '.join(map(str, strays))} are not {family}s")
+                for pid in set(t["profile_id"].to_pylist()):
+                    seen.setdefault(pid, set()).add(split)
     if not seen and not problems:
         return CheckOutcome(False, "no data shards to check", {})
     shared = {pid: sorted(s) for pid, s in seen.items() if len(s) > 1}
@@ -155,11 +206,13 @@ def profiles_disjoint(staging: Path) -> CheckOutcome:
     if problems:
         md["problems"] = "\n".join(problems[:SHOWN])
         return CheckOutcome(False, f"{len(problems)} problem(s): {problems[0]}", md)
-    return CheckOutcome(True, f"{len(seen)} profiles, each in one split", md)
+    return CheckOutcome(True, f"{len(seen)} profiles, each in one split; every row in its family's files", md)
 
 
 def front_matter_valid(staging: Path) -> CheckOutcome:
-    """The card's front matter parses, has the required keys, and its data_files match the shards."""
+    """The card's front matter parses and has the required keys; its configs are `default` (every sample
+    shard), one per family folder and one per auxiliary table, each selecting only files of the right split,
+    with a dataset_info entry each."""
     try:
         meta = _read_card(staging)
     except FileNotFoundError:
@@ -167,30 +220,52 @@ def front_matter_valid(staging: Path) -> CheckOutcome:
     except Exception as exc:  # noqa: BLE001 - yaml errors and a missing front matter
         return CheckOutcome(False, f"the front matter does not parse: {exc}", {})
     problems = [f"missing key {k!r}" for k in REQUIRED_FRONT_MATTER if k not in meta]
-    shards = {s: [p.relative_to(staging).as_posix() for p in ps] for s, ps in layout.split_shards(staging).items()}
+    every = {_rel(staging, p) for p in _parquet_files(staging)}
+    samples = {_rel(staging, p) for ps in layout.split_shards(staging).values() for p in ps}
+    wanted = [layout.DEFAULT_CONFIG, *layout.family_shards(staging)]
+    wanted += [t for t in layout.AUXILIARY_TABLES if (staging / layout.auxiliary_dir(t)).is_dir()]
     covered: set[str] = set()
+    names: list[str] = []
     try:
         for cfg in meta.get("configs") or []:
-            for entry in cfg["data_files"]:
-                matched = [f for fs in shards.values() for f in fs if fnmatch.fnmatchcase(f, entry["path"])]
+            names.append(cfg["config_name"])
+            for split, matched in _config_files(staging, cfg).items():
+                where = f"config {cfg['config_name']!r} split {split!r}"
                 if not matched:
-                    problems.append(
-                        f"config {cfg['config_name']!r} split {entry['split']!r}: "
-                        f"{entry['path']!r} matches no data file"
-                    )
-                if any(f not in shards.get(entry["split"], []) for f in matched):
-                    problems.append(f"{entry['path']!r} matches files of another split")
+                    problems.append(f"{where}: data_files match no parquet file")
+                off = [f for f in matched if layout.parse_shard_name(f.rsplit("/", 1)[-1])[:1] != (split,)]
+                if off:
+                    problems.append(f"{where}: selects files of another split ({', '.join(off[:3])})")
+                if cfg["config_name"] == layout.DEFAULT_CONFIG and any(f not in samples for f in matched):
+                    problems.append(f"{where}: selects files that are not sample shards")
                 covered.update(matched)
-    except (KeyError, TypeError) as exc:
-        problems.append(f"malformed configs entry: {exc!r}")
-    uncovered = sorted(f for fs in shards.values() for f in fs if f not in covered)
+        if layout.DEFAULT_CONFIG in names:
+            default = next(c for c in meta["configs"] if c["config_name"] == layout.DEFAULT_CONFIG)
+            in_default = {f for fs in _config_files(staging, default).values() for f in fs}
+            if samples - in_default:
+                problems.append(
+                    f"sample shards not in the default config: {', '.join(sorted(samples - in_default)[:3])}"
+                )
+        infos = meta.get("dataset_info") or []
+        info_names = [
+            i.get("config_name", layout.DEFAULT_CONFIG) for i in (infos if isinstance(infos, list) else [infos])
+        ]
+    except (KeyError, TypeError, AttributeError) as exc:
+        problems.append(f"malformed configs or dataset_info entry: {exc!r}")
+        info_names = names
+    missing = [n for n in wanted if n not in names]
+    if missing:
+        problems.append(f"no config for {', '.join(missing)}")
+    if sorted(info_names) != sorted(names):
+        problems.append(f"dataset_info covers configs {sorted(info_names)}, configs are {sorted(names)}")
+    uncovered = sorted(every - covered)
     if uncovered:
-        problems.append(f"data files in no config: {', '.join(uncovered[:SHOWN])}")
-    md = {"keys": ", ".join(meta)}
+        problems.append(f"parquet files in no config: {', '.join(uncovered[:SHOWN])}")
+    md = {"keys": ", ".join(meta), "configs": ", ".join(names)}
     if problems:
         md["problems"] = "\n".join(problems[:SHOWN])
         return CheckOutcome(False, "; ".join(problems[:3]), md)
-    return CheckOutcome(True, f"front matter parses; {len(covered)} data files in its configs", md)
+    return CheckOutcome(True, f"front matter parses; configs {', '.join(names)} cover {len(covered)} files", md)
 
 
 @contextlib.contextmanager
@@ -230,56 +305,101 @@ def offline_datasets() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _decode_first(where: str, key: str | None, row: dict, problems: list[str], md: dict) -> None:
+    """Decode the row's audio as a user would (`row["audio"].get_all_samples()`) and look at its MIDI bytes;
+    what decoded goes into `md[key]` (when given)."""
+    try:
+        samples = row["audio"].get_all_samples()
+        channels, frames = samples.data.shape
+        if key:
+            md[key] = f"{row['sample_id']}: {channels} ch, {frames} frames at {samples.sample_rate} Hz"
+        if frames == 0:
+            problems.append(f"{where}: {row['sample_id']} decoded to no audio")
+        if "audio_sample_rate" in row and row["audio_sample_rate"] != samples.sample_rate:
+            problems.append(
+                f"{where}: {row['sample_id']} decodes at {samples.sample_rate} Hz, "
+                f"audio_sample_rate says {row['audio_sample_rate']}"
+            )
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"{where}: decoding the first audio failed: {type(exc).__name__}: {exc}")
+    midi = row.get("midi")
+    if not (isinstance(midi, dict) and isinstance(midi.get("bytes"), bytes) and midi["bytes"].startswith(b"MThd")):
+        problems.append(f"{where}: `midi` of {row['sample_id']} is not a Standard MIDI File's bytes")
+
+
 def loads_with_datasets(staging: Path) -> CheckOutcome:
-    """`datasets.load_dataset("parquet", data_dir=staging)` loads every split offline, and the Audio
-    feature decodes the first sample of each split (torchcodec)."""
-    expected, problems = _shard_rows(staging)
-    if not expected:
-        return CheckOutcome(False, "no data shards to load", {})
+    """What a Hub user does, offline, with a throw-away cache: `datasets.load_dataset(str(staging))` with no
+    data_files and no casting returns every split with the rows of the parquet files (datasets itself checks
+    them against the card), `audio` is the Audio feature and the first sample of each split decodes; then each
+    other config of the card: families streamed (`streaming=True`, first sample of each split decoded, of that
+    family), auxiliary tables loaded whole; and the default config streamed too."""
+    from music_assets.rudiments.library import load_library  # noqa: PLC0415
+
+    try:
+        card_configs = _read_card(staging)["configs"]
+        expected = {c["config_name"]: _config_files(staging, c) for c in card_configs}
+        rows = {c: {s: _footer_rows(staging, fs) for s, fs in by_split.items()} for c, by_split in expected.items()}
+    except Exception as exc:  # noqa: BLE001 - no card, no configs or unreadable shards: nothing a user could load
+        return CheckOutcome(False, f"the card's configs cannot be read: {type(exc).__name__}: {exc}", {})
+    if layout.DEFAULT_CONFIG not in expected:
+        return CheckOutcome(False, "the card has no default config", {})
+    library = load_library()
+    problems: list[str] = []
     md: dict[str, object] = {}
-    with offline_datasets(), tempfile.TemporaryDirectory(prefix="hf-load-check-") as cache:
+
+    # (config, streaming): what a user types; None = no config name
+    plan: list[tuple[str | None, bool]] = [(None, False)]
+    plan += [(c, c not in layout.AUXILIARY_TABLES) for c in expected if c != layout.DEFAULT_CONFIG]
+    plan += [(None, True)]
+    with offline_datasets(), tempfile.TemporaryDirectory(prefix="hf-load-check-") as tmp:
         import datasets  # noqa: PLC0415
 
-        try:
-            ds = datasets.load_dataset("parquet", data_dir=str(staging), cache_dir=cache)
-        except Exception as exc:  # noqa: BLE001 - whatever datasets raises is the finding
-            return CheckOutcome(False, f"load_dataset failed: {type(exc).__name__}: {exc}", {})
-        if set(ds) != set(expected):
-            problems.append(f"datasets found splits {sorted(ds)}, staging has {sorted(expected)}")
-        for split in sorted(set(ds) & set(expected)):
-            part = ds[split]
-            if part.num_rows != expected[split]:
-                problems.append(
-                    f"{split}: datasets loaded {part.num_rows} rows, the parquet files hold {expected[split]}"
-                )
-            if part.num_rows == 0:
-                continue
+        for k, (config, streaming) in enumerate(plan):
+            name = config or layout.DEFAULT_CONFIG
+            args = [str(staging)] + ([config] if config else [])
+            how = f"load_dataset(staging{f', {config!r}' if config else ''}{', streaming=True' if streaming else ''})"
+            key = f"{name}{'_streaming' if streaming else ''}"
+            cache = Path(tmp) / str(k)  # removed after each load: at most one copy of the data at a time
             try:
-                feature = part.features["audio"]
-                row = part[0]
-                if isinstance(feature, datasets.Audio):
-                    decoder = row["audio"]
-                else:  # file mode: a path relative to the staging root
-                    decoder = datasets.Audio().decode_example({"path": str(staging / row["audio"]), "bytes": None})
-                samples = decoder.get_all_samples()
-                channels, frames = samples.data.shape
-                md[f"{split}_decoded"] = (
-                    f"{row['sample_id']}: {channels} ch, {frames} frames at {samples.sample_rate} Hz"
-                )
-                if frames == 0:
-                    problems.append(f"{split}: {row['sample_id']} decoded to no audio")
-                if "audio_sample_rate" in row and row["audio_sample_rate"] != samples.sample_rate:
-                    problems.append(
-                        f"{split}: {row['sample_id']} decodes at {samples.sample_rate} Hz, "
-                        f"audio_sample_rate says {row['audio_sample_rate']}"
-                    )
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"{split}: decoding the first audio failed: {type(exc).__name__}: {exc}")
-        md["splits"] = str({s: ds[s].num_rows for s in ds})
+                ds = datasets.load_dataset(*args, cache_dir=str(cache), streaming=streaming)
+                if set(ds) != set(rows[name]):
+                    problems.append(f"{how}: splits {sorted(ds)}, the card's files hold {sorted(rows[name])}")
+                md[f"{key}_splits"] = str({s: "streamed" if streaming else d.num_rows for s, d in ds.items()})
+                for split, d in ds.items():
+                    where = f"{how}[{split!r}]"
+                    if not streaming and d.num_rows != rows[name].get(split):
+                        problems.append(f"{where}: {d.num_rows} rows, the parquet files hold {rows[name].get(split)}")
+                    if name in layout.AUXILIARY_TABLES:
+                        continue
+                    if not isinstance(d.features.get("audio"), datasets.Audio):
+                        problems.append(f"{where}: `audio` is {d.features.get('audio')!r}, not datasets.Audio")
+                        continue
+                    try:
+                        first = next(iter(d), None)  # the Audio feature opens its decoder here
+                    except Exception as exc:  # noqa: BLE001
+                        problems.append(f"{where}: decoding the first audio failed: {type(exc).__name__}: {exc}")
+                        continue
+                    if first is None:
+                        continue
+                    shown = f"{split}_decoded" if config is None and not streaming else None
+                    _decode_first(where, shown, first, problems, md)
+                    family = getattr(library.get(first.get("rudiment_slug")), "category", None)
+                    if name in layout.FAMILIES and family != name:
+                        problems.append(f"{where}: the first row is a {family} rudiment")
+            except Exception as exc:  # noqa: BLE001 - whatever datasets raises is the finding
+                problems.append(f"{how} failed: {type(exc).__name__}: {exc}")
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
+    md["loads"] = ", ".join(f"{c or '(no name)'}{' streaming' if st else ''}" for c, st in plan)
     if problems:
         md["problems"] = "\n".join(problems[:SHOWN])
         return CheckOutcome(False, "; ".join(problems[:3]), md)
-    return CheckOutcome(True, f"datasets loads {sorted(expected)} offline and decodes audio in each", md)
+    return CheckOutcome(
+        True,
+        f"load_dataset(staging) loads {sorted(rows[layout.DEFAULT_CONFIG])} offline and decodes audio in each; "
+        f"configs {', '.join(c for c in expected if c != layout.DEFAULT_CONFIG)} load too, and streaming works",
+        md,
+    )
 
 
 ALL_CHECKS = {

@@ -8,15 +8,15 @@ by `hf_staging`, so a new upstream column never disappears silently.
 
 from __future__ import annotations
 
-# One row per sample (data/*.parquet). `audio` and `midi` replace the upstream
+# One row per sample (data/<family>/*.parquet). `audio` and `midi` replace the upstream
 # `audio_path` / `midi_path`, which are relative to the generator's data dir.
 SAMPLE_COLUMNS: dict[str, str] = {
     "sample_id": "unique id of the performance (stable for the same generator config)",
-    "audio": "the rendered performance: a path relative to the repository root (FLAC, 44.1 kHz, 24-bit, mono "
-    "unless the render was configured for stereo), "
-    "or, in embedded mode, the file's bytes and name (`datasets` Audio feature)",
-    "midi": "the performance as General MIDI (one drum track, snare pitch 38): a path relative to the repository "
-    "root, or, in embedded mode, the file's bytes and name",
+    "audio": "the rendered performance (FLAC, 44.1 kHz, 24-bit, mono unless the render was configured for "
+    "stereo): the file's bytes and name, decoded by the `datasets` Audio feature; with browsable media, the same "
+    "file is `audio/<rudiment_slug>/<name>`",
+    "midi": "the performance as General MIDI (one drum track, snare pitch 38): the Standard MIDI File's bytes and "
+    "name; with browsable media, the same file is `midi/<rudiment_slug>/<name>`",
     "rudiment_slug": "which of the 40 PAS rudiments is played (see the rudiment table)",
     "rudiment_name": "the rudiment's PAS name",
     "pas_number": "the rudiment's number in the PAS list (1-40)",
@@ -91,7 +91,7 @@ SCORE_COLUMNS: dict[str, str] = {
 }
 
 STROKE_COLUMNS: dict[str, str] = {
-    "sample_id": "the performance (joins `data/*.parquet`)",
+    "sample_id": "the performance (joins the default config, `data/*/*.parquet`)",
     "index": "position of the stroke in the performance (0-based, time order)",
     "hand": "R or L",
     "stroke_type": "tap, accent, diddle, buzz, flam_grace, drag_grace or buzz_bounce",
@@ -109,7 +109,7 @@ STROKE_COLUMNS: dict[str, str] = {
 }
 
 MEASURE_COLUMNS: dict[str, str] = {
-    "sample_id": "the performance (joins `data/*.parquet`)",
+    "sample_id": "the performance (joins the default config, `data/*/*.parquet`)",
     "measure_index": "which cycle of the rudiment (0-based)",
     "num_strokes": "primary strokes in the cycle",
     "timing_error_mean_ms": "mean timing error of the cycle's primary strokes (ms)",

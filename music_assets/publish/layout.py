@@ -2,13 +2,17 @@
 
 ```
 hf_staging/
-  README.md                                   dataset card (YAML front matter + text)
-  data/{split}-NNNNN-of-NNNNN.parquet         one row per sample
-  audio/<slug>/<sample_id>.flac               media (file mode only)
+  README.md                                        dataset card (YAML front matter + text)
+  data/<family>/{split}-NNNNN-of-NNNNN.parquet     one row per sample, audio and MIDI embedded
+  auxiliary/<table>/{split}-NNNNN-of-NNNNN.parquet per-stroke and per-cycle labels (strokes, measures)
+  audio/<slug>/<sample_id>.flac                    browsable copies of the media (files mode only)
   midi/<slug>/<sample_id>.mid
-  auxiliary/strokes.parquet, measures.parquet per-stroke and per-cycle labels
-  plots/*.png                                 figures the card shows
+  plots/*.png                                      figures the card shows
 ```
+
+The card's `configs:` name the parquet files of each subset: `default` (every
+family), one per rudiment family present (`roll`, `diddle`, `flam`, `drag`),
+and one per auxiliary table, each with one entry per split (`config_data_files`).
 
 Names starting with a dot (the `.partial` files of atomic writes) are never
 part of the dataset: listings skip them and uploads ignore them.
@@ -22,6 +26,10 @@ import re
 from pathlib import Path
 
 from music_assets.rudiments.constants import SPLITS
+from music_assets.rudiments.library import CATEGORIES
+
+FAMILIES = CATEGORIES  # PAS rudiment families, one subset each
+DEFAULT_CONFIG = "default"
 
 CARD = "README.md"
 DATA = "data"
@@ -50,15 +58,61 @@ def parse_shard_name(name: str) -> tuple[str, int, int] | None:
     return m["split"], int(m["index"]), int(m["count"])
 
 
-def split_shards(staging: Path) -> dict[str, list[Path]]:
-    """The data shards of each split present in `staging`, in split then index order."""
+def shard_path(folder: str, split: str, index: int, count: int) -> str:
+    """`<folder>/{split}-NNNNN-of-NNNNN.parquet`, relative to staging (folder e.g. `data/flam`)."""
+    return f"{folder}/{shard_name(split, index, count)}"
+
+
+def family_dir(family: str) -> str:
+    return f"{DATA}/{family}"
+
+
+def auxiliary_dir(table: str) -> str:
+    return f"{AUXILIARY}/{table}"
+
+
+def _by_split(paths: list[Path]) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
-    for p in sorted((staging / DATA).glob("*.parquet")):
+    for p in paths:
         parsed = parse_shard_name(p.name)
         if parsed:
             found.setdefault(parsed[0], []).append(p)
     order = {s: i for i, s in enumerate(SPLITS)}
     return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+def folder_shards(staging: Path, folder: str) -> dict[str, list[Path]]:
+    """The shards directly in `staging/folder`, by split (split order, then name order)."""
+    return _by_split(sorted((staging / folder).glob("*.parquet")))
+
+
+def family_shards(staging: Path) -> dict[str, dict[str, list[Path]]]:
+    """{family: {split: shards}} of the sample shards under `data/`, families in PAS order."""
+    root = staging / DATA
+    names = [d.name for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+    names.sort(key=lambda f: (FAMILIES.index(f) if f in FAMILIES else len(FAMILIES), f))
+    return {f: shards for f in names if (shards := folder_shards(staging, family_dir(f)))}
+
+
+def split_shards(staging: Path) -> dict[str, list[Path]]:
+    """The sample shards of each split across every family, in split, family, then index order."""
+    merged: dict[str, list[Path]] = {}
+    for shards in family_shards(staging).values():
+        for split, paths in shards.items():
+            merged.setdefault(split, []).extend(paths)
+    order = {s: i for i, s in enumerate(SPLITS)}
+    return dict(sorted(merged.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+def config_data_files(config: str, split: str) -> str:
+    """The `data_files` path pattern of one config's split in the card (relative to the repository root)."""
+    if config == DEFAULT_CONFIG:
+        folder = f"{DATA}/*"
+    elif config in AUXILIARY_TABLES:
+        folder = auxiliary_dir(config)
+    else:
+        folder = family_dir(config)
+    return f"{folder}/{split}-*.parquet"
 
 
 def is_hidden(relpath: str) -> bool:

@@ -2,24 +2,28 @@
 
 Reads `<data>/rudiments/labels/{samples,strokes,measures,exercises}.parquet`
 and the MIDI/FLAC files they point to, and writes the folder described in
-`layout` (one row per sample in `data/{split}-NNNNN-of-NNNNN.parquet`, with
-the sample columns, the exercise scores and `audio`/`midi` paths relative to
-the staging root).
+`layout`: one row per sample in `data/<family>/{split}-NNNNN-of-NNNNN.parquet`
+(the sample columns, the exercise scores, and `audio`/`midi` holding each
+file's bytes and name as `struct<bytes, path>`, `audio` with the `datasets`
+Audio feature), and the stroke and measure tables split the same way under
+`auxiliary/<table>/`. Every shard stays under `shard_size_mb`; sample shards
+have row groups of at most 100 rows (what the Hub's viewer reads at once).
+So `datasets.load_dataset(<folder or repo>)` decodes audio with no download
+beyond the parquet files, per family subset and when streaming.
 
-Two media modes:
-- **files** (default): media are hard-linked into `audio/<slug>/` and
-  `midi/<slug>/` (copied where linking is impossible, never symlinked, so the
-  folder uploads or archives as is). A file whose staged copy is the same
-  inode, or has the same size and modification time, is left alone.
-- **embedded**: when the media would pass `file_budget` files (the Hub refuses
-  repositories of more than 100K files), `audio` and `midi` hold the files'
-  bytes and names (`struct<bytes, path>`; `audio` carries the `datasets` Audio
-  feature) in shards of about `shard_size_mb`.
+Two layouts, the parquet files identical in both:
+- **files** (default): the media are also browsable as files, hard-linked
+  into `audio/<slug>/` and `midi/<slug>/` (copied where linking is
+  impossible, never symlinked, so the folder uploads or archives as is;
+  hard links cost no disk). A file whose staged copy is the same inode, or has
+  the same size and modification time, is left alone.
+- **embedded**: when those files would pass `file_budget` (the Hub refuses
+  repositories of more than 100K files), only the parquet files.
 
 Every parquet file carries a fingerprint of what it was built from (rows,
 media sizes and modification times) in its footer; a re-run with unchanged
 inputs rewrites nothing. Files in the staging folder that the current dataset
-does not produce (old shards, removed samples, the other mode's media) are
+does not produce (old shards, removed samples, the other layout's media) are
 deleted, so the folder is exactly the dataset.
 """
 
@@ -42,6 +46,7 @@ import pyarrow.parquet as pq
 from music_assets.io import PARTIAL_SUFFIX, write_bytes, write_parquet
 from music_assets.publish import layout
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SPLITS
+from music_assets.rudiments.library import load_library
 
 LABEL_TABLES = ("samples", "strokes", "measures", "exercises")
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -56,8 +61,11 @@ MEDIA_COLUMNS = ("audio", "midi")
 MEDIA_DIRS = {"audio": layout.AUDIO, "midi": layout.MIDI}
 FINGERPRINT_KEY = b"music_assets.fingerprint"
 # Bump when the staged bytes change for the same inputs (forces a rewrite).
-LAYOUT_VERSION = "1"
-EMBEDDED_ROWS_PER_GROUP = 100
+LAYOUT_VERSION = "2"
+# The Hub's viewer reads a row group at a time; with audio embedded, about 100 rows or less.
+SAMPLE_ROWS_PER_GROUP = 100
+AUXILIARY_ROWS_PER_GROUP = 100_000
+MEDIA_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 
 class StagingError(ValueError):
@@ -68,8 +76,8 @@ class StagingError(ValueError):
 class StagingSettings:
     """How the staging folder is built (the card's wording lives in `card.CardSettings`)."""
 
-    file_budget: int = 50_000  # media files above this switch to embedded parquet shards
-    shard_size_mb: float = 500.0
+    file_budget: int = 50_000  # browsable media files above this: parquet only ("embedded")
+    shard_size_mb: float = 500.0  # upper bound of every parquet shard
 
 
 @dataclass
@@ -88,18 +96,28 @@ class StagedData:
     """What was staged, for the card and the asset's metadata."""
 
     staging: Path
-    mode: str  # "files" or "embedded"
-    table: pa.Table  # one row per sample, media columns as staged paths or file names (no bytes)
-    data_schema: pa.Schema  # schema of the data shards, with the `datasets` features
+    mode: str  # "files" (parquet + browsable media files) or "embedded" (parquet only)
+    table: pa.Table  # one row per sample, `audio`/`midi` as the embedded files' names (no bytes)
+    families: list[str]  # the rudiment family of each row of `table`
+    data_schema: pa.Schema  # schema of the sample shards, with the `datasets` features
     media_files: int  # staged as separate files (0 when embedded)
     media_bytes: int
-    shards: dict[str, list[str]] = field(default_factory=dict)  # split -> shard paths relative to staging
-    split_rows: dict[str, int] = field(default_factory=dict)
-    split_bytes: dict[str, int] = field(default_factory=dict)  # uncompressed parquet bytes per split
+    # family -> split -> sample shard paths relative to staging
+    shards: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    split_rows: dict[str, int] = field(default_factory=dict)  # samples per split, every family
     aux_schemas: dict[str, pa.Schema] = field(default_factory=dict)
+    aux_shards: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # table -> split -> paths
     media: MediaStats = field(default_factory=MediaStats)
     parquet_written: list[str] = field(default_factory=list)
     parquet_unchanged: list[str] = field(default_factory=list)
+
+    def split_shards(self) -> dict[str, list[str]]:
+        """Sample shards of each split across the families."""
+        out: dict[str, list[str]] = {}
+        for by_split in self.shards.values():
+            for split, rels in by_split.items():
+                out.setdefault(split, []).extend(rels)
+        return {s: out[s] for s in SPLITS if s in out}
 
 
 # ---------------------------------------------------------------- inputs
@@ -282,17 +300,12 @@ def _write_if_changed(path: Path, fingerprint: bytes, build, row_group_size: int
     out.parquet_written.append(rel)
 
 
-def _uncompressed_bytes(path: Path) -> int:
-    meta = pq.ParquetFile(path).metadata
-    return sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
-
-
-def features_schema(schema: pa.Schema, embedded: bool) -> pa.Schema:
-    """`schema` with the `datasets` features in its metadata (Audio for embedded `audio`)."""
+def features_schema(schema: pa.Schema, audio: bool) -> pa.Schema:
+    """`schema` with the `datasets` features in its metadata (`audio` as the Audio feature when `audio`)."""
     import datasets  # noqa: PLC0415 - slow import, only when staging
 
     features = datasets.Features.from_arrow_schema(schema.remove_metadata())
-    if embedded:
+    if audio:
         features["audio"] = datasets.Audio()
     return features.arrow_schema
 
@@ -326,47 +339,92 @@ def _embedded_column(files: Sequence[Path]) -> pa.Array:
     )
 
 
-def _write_shards(
+def _families(table: pa.Table, samples_path: Path) -> list[str]:
+    """The PAS family (roll, diddle, flam, drag) of each row, from the rudiment library."""
+    library = load_library()
+    slugs = table["rudiment_slug"].to_pylist()
+    unknown = sorted({s for s in slugs if s not in library}, key=str)
+    if unknown:
+        raise StagingError(f"{samples_path}: unknown rudiment_slug {_first(unknown)} (not in the rudiment library)")
+    return [library[s].category for s in slugs]
+
+
+def _write_sample_shards(
     out: StagedData,
     plan: dict[str, list[tuple[Path, str]]],
     media_stats: dict[str, list[os.stat_result]],
     shard_bytes: float,
 ) -> None:
-    """Write each split's `data/{split}-NNNNN-of-NNNNN.parquet` files (unless unchanged)."""
+    """Write `data/<family>/{split}-NNNNN-of-NNNNN.parquet` with the media embedded (unless unchanged)."""
     base, schema, staging = out.table, out.data_schema, out.staging
-    embedded = out.mode == "embedded"
-    # Rows per shard: by media bytes when embedded, by the table's own size otherwise.
+    # Rows per shard by media bytes plus the table's own size (parquet compresses the latter).
     row_bytes = np.full(base.num_rows, base.nbytes / max(base.num_rows, 1))
-    if embedded:
-        row_bytes += np.array(
-            [a.st_size + m.st_size for a, m in zip(media_stats["audio"], media_stats["midi"], strict=True)]
-        )
-    splits = base["split"].to_pylist()
-    for split in SPLITS:
-        idx = [i for i, s in enumerate(splits) if s == split]
-        if not idx:
-            continue
-        lo, hi = idx[0], idx[-1] + 1  # rows are ordered by split
-        bounds = [(lo + a, lo + b) for a, b in _shard_bounds(row_bytes[lo:hi], shard_bytes)]
-        out.shards[split] = []
-        for k, (a, b) in enumerate(bounds):
-            path = staging / layout.DATA / layout.shard_name(split, k, len(bounds))
-            part = base.slice(a, b - a)
-            if embedded:
-                stats = [st for col in MEDIA_COLUMNS for st in media_stats[col][a:b]]
+    row_bytes += np.array(
+        [a.st_size + m.st_size for a, m in zip(media_stats["audio"], media_stats["midi"], strict=True)]
+    )
+    splits = np.array(base["split"].to_pylist(), dtype=object)
+    families = np.array(out.families, dtype=object)
+    for family in [f for f in layout.FAMILIES if f in set(out.families)]:
+        for split in SPLITS:
+            idx = np.flatnonzero((families == family) & (splits == split))
+            if not len(idx):
+                continue
+            bounds = _shard_bounds(row_bytes[idx], shard_bytes)
+            rels = out.shards.setdefault(family, {}).setdefault(split, [])
+            for k, (a, b) in enumerate(bounds):
+                rows = idx[a:b]
+                rel = layout.shard_path(layout.family_dir(family), split, k, len(bounds))
+                part = base.take(pa.array(rows))
+                stats = [media_stats[col][i] for col in MEDIA_COLUMNS for i in rows]
 
-                def build(part=part, a=a, b=b):
+                def build(part=part, rows=rows):
                     cols = {c: part[c] for c in part.column_names}
                     for col in MEDIA_COLUMNS:
-                        cols[col] = _embedded_column([src for src, _ in plan[col][a:b]])
+                        cols[col] = _embedded_column([plan[col][i][0] for i in rows])
                     return pa.table(cols).cast(schema)
 
-                _write_if_changed(path, _fingerprint(part, schema, stats), build, EMBEDDED_ROWS_PER_GROUP, out)
-            else:
-                _write_if_changed(path, _fingerprint(part, schema), lambda part=part: part.cast(schema), None, out)
-            out.shards[split].append(path.relative_to(staging).as_posix())
-        out.split_rows[split] = hi - lo
-        out.split_bytes[split] = sum(_uncompressed_bytes(staging / rel) for rel in out.shards[split])
+                _write_if_changed(staging / rel, _fingerprint(part, schema, stats), build, SAMPLE_ROWS_PER_GROUP, out)
+                rels.append(rel)
+    for split in SPLITS:
+        n = int(np.count_nonzero(splits == split))
+        if n:
+            out.split_rows[split] = n
+
+
+def _row_splits(aux: pa.Table, samples: pa.Table, path: Path) -> pa.Array:
+    """The split of each row of a label table (its sample's); every row must belong to a staged sample."""
+    where = pc.index_in(aux["sample_id"], value_set=samples["sample_id"])
+    if where.null_count:
+        orphans = sorted(set(pc.filter(aux["sample_id"], pc.is_null(where)).to_pylist()), key=str)
+        raise StagingError(
+            f"{path}: {where.null_count} row(s) of sample_id(s) not in samples.parquet: {_first(orphans)}"
+        )
+    return pc.take(samples["split"], where)
+
+
+def _write_auxiliary(out: StagedData, name: str, aux: pa.Table, row_split: pa.Array, shard_bytes: float) -> None:
+    """`auxiliary/<name>/{split}-NNNNN-of-NNNNN.parquet`: the table's rows by their sample's split."""
+    schema = features_schema(aux.schema, audio=False)
+    out.aux_schemas[name] = schema
+    out.aux_shards[name] = {}
+    row_bytes = aux.nbytes / max(aux.num_rows, 1)
+    for split in SPLITS:
+        part = aux.filter(pc.equal(row_split, split))
+        if part.num_rows == 0:
+            continue
+        bounds = _shard_bounds(np.full(part.num_rows, row_bytes), shard_bytes)
+        rels = out.aux_shards[name][split] = []
+        for k, (a, b) in enumerate(bounds):
+            rel = layout.shard_path(layout.auxiliary_dir(name), split, k, len(bounds))
+            chunk = part.slice(a, b - a)
+            _write_if_changed(
+                out.staging / rel,
+                _fingerprint(chunk, schema),
+                lambda chunk=chunk: chunk.cast(schema),
+                AUXILIARY_ROWS_PER_GROUP,
+                out,
+            )
+            rels.append(rel)
 
 
 # ---------------------------------------------------------------- staging
@@ -386,38 +444,36 @@ def stage(data_root: Path, staging: Path, settings: StagingSettings = StagingSet
     labels_dir = data_root / "rudiments" / "labels"
     labels = read_labels(labels_dir)
     table = sample_table(labels["samples"], labels["exercises"], labels_dir)
+    families = _families(table, labels_dir / "samples.parquet")
     plan = _media_plan(table, data_root, labels_dir / "samples.parquet")
+    aux_splits = {
+        name: _row_splits(labels[name], table, labels_dir / f"{name}.parquet") for name in layout.AUXILIARY_TABLES
+    }
     n_media = sum(len(v) for v in plan.values())
     embedded = n_media > settings.file_budget
     media_stats = {col: [src.stat() for src, _ in rows] for col, rows in plan.items()}
     media_bytes = int(sum(st.st_size for sts in media_stats.values() for st in sts))
 
-    # The staged table: `audio`/`midi` first, upstream data-dir paths dropped.
+    # The staged table: `audio`/`midi` (the files' names; the shards add their bytes) first,
+    # upstream data-dir paths dropped.
     rest = [c for c in table.column_names if c not in SOURCE_PATH_COLUMNS.values() and c != "sample_id"]
-    staged_paths = {col: pa.array([rel for _, rel in plan[col]], pa.string()) for col in MEDIA_COLUMNS}
     names = {col: pa.array([Path(rel).name for _, rel in plan[col]], pa.string()) for col in MEDIA_COLUMNS}
-    base = pa.table(
-        {"sample_id": table["sample_id"], **(names if embedded else staged_paths), **{c: table[c] for c in rest}}
+    base = pa.table({"sample_id": table["sample_id"], **names, **{c: table[c] for c in rest}})
+    data_schema = features_schema(
+        pa.schema(
+            [
+                base.schema.field("sample_id"),
+                *(pa.field(c, MEDIA_TYPE) for c in MEDIA_COLUMNS),
+                *(base.schema.field(c) for c in rest),
+            ]
+        ),
+        audio=True,
     )
-    if embedded:
-        media_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-        data_schema = features_schema(
-            pa.schema(
-                [
-                    base.schema.field("sample_id"),
-                    *(pa.field(c, media_type) for c in MEDIA_COLUMNS),
-                    *(base.schema.field(c) for c in rest),
-                ]
-            ),
-            embedded=True,
-        )
-    else:
-        data_schema = features_schema(base.schema, embedded=False)
-
     out = StagedData(
         staging=staging,
         mode="embedded" if embedded else "files",
         table=base,
+        families=families,
         data_schema=data_schema,
         media_files=0 if embedded else n_media,
         media_bytes=media_bytes,
@@ -430,23 +486,24 @@ def stage(data_root: Path, staging: Path, settings: StagingSettings = StagingSet
                 how = sync_file(src, staging / rel)
                 setattr(out.media, how, getattr(out.media, how) + 1)
 
-    _write_shards(out, plan, media_stats, settings.shard_size_mb * 1e6)
+    shard_bytes = settings.shard_size_mb * 1e6
+    _write_sample_shards(out, plan, media_stats, shard_bytes)
     for name in layout.AUXILIARY_TABLES:
-        aux = labels[name]
-        schema = features_schema(aux.schema, embedded=False)
-        path = staging / layout.AUXILIARY / f"{name}.parquet"
-        _write_if_changed(path, _fingerprint(aux, schema), lambda aux=aux, schema=schema: aux.cast(schema), None, out)
-        out.aux_schemas[name] = schema
+        _write_auxiliary(out, name, labels[name], aux_splits[name], shard_bytes)
     return out
 
 
 def expected_files(staged: StagedData, extra: Sequence[str]) -> set[str]:
     """Every path (relative to staging) the current dataset consists of."""
-    files = {rel for rels in staged.shards.values() for rel in rels}
-    files |= {f"{layout.AUXILIARY}/{name}.parquet" for name in staged.aux_schemas}
+    files = {rel for by_split in staged.shards.values() for rels in by_split.values() for rel in rels}
+    files |= {rel for by_split in staged.aux_shards.values() for rels in by_split.values() for rel in rels}
     if staged.mode == "files":
+        slugs = staged.table["rudiment_slug"].to_pylist()
         for col in MEDIA_COLUMNS:
-            files |= set(staged.table[col].to_pylist())
+            files |= {
+                f"{MEDIA_DIRS[col]}/{slug}/{name}"
+                for slug, name in zip(slugs, staged.table[col].to_pylist(), strict=True)
+            }
     return files | set(extra)
 
 

@@ -100,6 +100,8 @@ def test_staging_passes_its_gates_and_dry_run_without_a_token(first_run) -> None
     staging = _metadata(result, "hf_staging")
     assert staging["mode"] == "files" and staging["samples"] == 18 and staging["media_linked"] == 36
     assert staging["undocumented_columns"] == "(none)"
+    assert staging["configs"] == "default, roll, diddle, flam, strokes, measures"
+    assert staging["samples_per_family"] == str({"roll": 6, "diddle": 6, "flam": 6})
     plan = _metadata(result, "hf_dataset")
     files = layout.list_files(data / "hf_staging")
     assert plan["mode"] == "dry run" and plan["reason"] == "no token in $HF_TOKEN"
@@ -109,7 +111,9 @@ def test_staging_passes_its_gates_and_dry_run_without_a_token(first_run) -> None
 
 def test_a_failing_gate_stops_the_upload(staged: Path, instance, monkeypatch) -> None:
     # an upstream audio file that does not decode: staging still builds, the datasets gate must stop hf_dataset
-    first = pq.read_table(staged / "hf_staging/data/validation-00000-of-00001.parquet").slice(0, 1).to_pylist()[0]
+    # the first validation row a user's load_dataset returns (files in name order)
+    shard = sorted((staged / "hf_staging/data").glob("*/validation-*.parquet"))[0]
+    first = pq.read_table(shard).slice(0, 1).to_pylist()[0]
     source = staged / "rudiments/audio" / first["rudiment_slug"] / f"{first['sample_id']}.flac"
     source.unlink()  # a new file, so the shared fixture's link stays intact
     source.write_bytes(b"fLaC" + b"\0" * 64)

@@ -186,7 +186,7 @@ def test_killed_hf_staging_run_reruns_to_identical_files(
     shutil.copytree(labelled, reference)
     monkeypatch.setenv("MUSIC_ASSETS_DATA_DIR", str(reference))
     _materialize(reference, ["hf_staging"], STAGING_CONFIG, checks=False)
-    shards = sorted((reference / "hf_staging" / "data").glob("*.parquet"))
+    shards = sorted((reference / "hf_staging" / "data").rglob("*.parquet"))
     assert len(shards) >= 4
 
     killed = tmp_path / "killed"
@@ -194,7 +194,7 @@ def test_killed_hf_staging_run_reruns_to_identical_files(
     data_folder = killed / "hf_staging" / "data"
 
     def part_way() -> bool:
-        return data_folder.exists() and 0 < len(list(data_folder.glob("*.parquet"))) < len(shards) // 2
+        return data_folder.exists() and 0 < len(list(data_folder.rglob("*.parquet"))) < len(shards) // 2
 
     _kill_and_rerun(tmp_path, killed, "hf_staging", STAGING_CONFIG, None, part_way)
     assert _partials(killed) == []

@@ -12,44 +12,71 @@ from music_assets.publish.card import parse_front_matter
 from music_assets.rudiments import profiles, scores
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
 
+SPLITS = ("train", "validation", "test")
+
+
+def _rows_and_sizes(paths) -> tuple[int, int]:
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in paths), sum(p.stat().st_size for p in paths)
+
 
 def test_front_matter_is_computed_from_the_data(staged_files) -> None:
-    text = (staged_files.staging / "README.md").read_text()
-    meta = parse_front_matter(text)
+    s = staged_files.staging
+    meta = parse_front_matter((s / "README.md").read_text())
     assert meta["license"] == "cc-by-4.0"
     assert meta["size_categories"] == ["n<1K"]
-    assert meta["configs"] == [
-        {
-            "config_name": "default",
-            "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in ("train", "validation", "test")],
-        }
-    ]
-    splits = {s["name"]: s["num_examples"] for s in meta["dataset_info"]["splits"]}
-    assert splits == {
-        s: sum(pq.ParquetFile(p).metadata.num_rows for p in ps)
-        for s, ps in layout.split_shards(staged_files.staging).items()
+    folders = {
+        "default": "data/*",
+        "roll": "data/roll",
+        "diddle": "data/diddle",
+        "flam": "data/flam",
+        "strokes": "auxiliary/strokes",
+        "measures": "auxiliary/measures",
     }
-    features = {f["name"]: f for f in meta["dataset_info"]["features"]}
-    assert features["audio"]["dtype"] == "string" and features["overall_score"]["dtype"] == "float64"
-    assert meta["dataset_info"]["download_size"] == sum(
-        p.stat().st_size for p in (staged_files.staging / "data").glob("*.parquet")
+    assert meta["configs"] == [
+        {"config_name": name, "data_files": [{"split": sp, "path": f"{folder}/{sp}-*.parquet"} for sp in SPLITS]}
+        for name, folder in folders.items()
+    ]
+    infos = {i["config_name"]: i for i in meta["dataset_info"]}
+    assert list(infos) == list(folders)
+    for name, folder in folders.items():
+        splits = {x["name"]: x["num_examples"] for x in infos[name]["splits"]}
+        assert splits == {sp: _rows_and_sizes(sorted(s.glob(f"{folder}/{sp}-*.parquet")))[0] for sp in SPLITS}
+        assert infos[name]["download_size"] == _rows_and_sizes(sorted(s.glob(f"{folder}/*.parquet")))[1]
+    assert {x["name"]: x["num_examples"] for x in infos["default"]["splits"]} == dict.fromkeys(SPLITS, 6)
+    assert {x["name"]: x["num_examples"] for x in infos["flam"]["splits"]} == dict.fromkeys(SPLITS, 2)
+    features = {f["name"]: f for f in infos["default"]["features"]}
+    assert features["audio"] == {"name": "audio", "dtype": "audio"}
+    assert features["midi"] == {
+        "name": "midi",
+        "struct": [{"name": "bytes", "dtype": "binary"}, {"name": "path", "dtype": "string"}],
+    }
+    assert features["overall_score"]["dtype"] == "float64"
+    assert {f["name"] for f in infos["strokes"]["features"]} == set(
+        pq.read_schema(s / "auxiliary/strokes/train-00000-of-00001.parquet").names
     )
 
 
 def test_embedded_card_declares_the_audio_feature(staged_embedded) -> None:
-    meta = parse_front_matter((staged_embedded.staging / "README.md").read_text())
-    features = {f["name"]: f for f in meta["dataset_info"]["features"]}
-    assert features["audio"] == {"name": "audio", "dtype": "audio"}
-    assert "Media are embedded" in (staged_embedded.staging / "README.md").read_text()
+    text = (staged_embedded.staging / "README.md").read_text()
+    meta = parse_front_matter(text)
+    infos = {i["config_name"]: i for i in meta["dataset_info"]}
+    assert {f["name"]: f for f in infos["flam"]["features"]}["audio"] == {"name": "audio", "dtype": "audio"}
+    assert {x["name"]: x["num_examples"] for x in infos["default"]["splits"]} == dict.fromkeys(SPLITS, 6)
+    assert "The parquet files are the whole dataset" in text and "audio/<rudiment>" not in text
 
 
 def test_body_documents_columns_rudiments_tiers_formulas_and_plots(staged_files) -> None:
     text = (staged_files.staging / "README.md").read_text()
     assert staged_files.card.undocumented == []
-    for table in ("data", "auxiliary/strokes", "auxiliary/measures"):
-        path = staged_files.staging / (f"{table}.parquet" if "/" in table else "data/train-00000-of-00001.parquet")
-        for column in pq.read_schema(path).names:
+    for folder in ("data/flam", "auxiliary/strokes", "auxiliary/measures"):
+        for column in pq.read_schema(staged_files.staging / folder / "train-00000-of-00001.parquet").names:
             assert f"| `{column}` |" in text, column
+    assert "| `audio` | Audio (struct<bytes, path>) |" in text
+    # the subsets, with their rows per split counted from the files
+    assert "| `flam` | the flam rudiments only | 2 | 2 | 2 | `data/flam/train-*.parquet`" in text
+    assert "| `default` | every rudiment, one row per performance | 6 | 6 | 6 |" in text
+    assert "| `strokes` | one row per stroke (join on sample_id) | 36 | 36 | 36 |" in text
+    assert "also browsable as files, `audio/<rudiment>/<sample_id>.flac`" in text
     # the 40 rudiments, each with its sample count
     for slug in RUDIMENT_SLUGS:
         assert f"`{slug}`" in text
@@ -65,7 +92,8 @@ def test_body_documents_columns_rudiments_tiers_formulas_and_plots(staged_files)
     for section in ("## Usage", "## Limitations", "## Citation", "## Generation settings", "TimGM6mb.sf2"):
         assert section in text
     # the usage example is valid Python; no repository was configured for this card
-    assert 'load_dataset("parquet"' in text and '"<owner>/<dataset>"' in text and "howpublished" not in text
+    assert 'load_dataset("<owner>/<dataset>")' in text and 'load_dataset("<owner>/<dataset>", "strokes")' in text
+    assert "howpublished" not in text
     usage = text.split("## Usage", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     compile(usage, "usage", "exec")
     yaml.safe_load(text.split("---\n")[1])

@@ -7,8 +7,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from music_assets.publish import checks, layout
+from music_assets.publish.card import parse_front_matter
 
 
 @pytest.mark.parametrize("check", sorted(checks.ALL_CHECKS))
@@ -39,14 +41,24 @@ def test_paths_exist_fails_when_a_media_file_is_gone(staged_files, copy_staging)
     assert victim.relative_to(s).as_posix() in outcome.metadata["first_problems"]
 
 
-def test_paths_exist_fails_on_a_path_leaving_staging(staged_files, copy_staging) -> None:
+def test_paths_exist_fails_on_a_name_leaving_staging(staged_files, copy_staging) -> None:
     s = copy_staging(staged_files)
-    shard = s / "data/test-00000-of-00001.parquet"
+    shard = s / "data/roll/test-00000-of-00001.parquet"
     t = pq.read_table(shard)
     midi = t["midi"].to_pylist()
-    midi[0] = "../" + midi[0]
-    _rewrite(shard, t.set_column(t.column_names.index("midi"), "midi", pa.array(midi, pa.string())))
-    assert not checks.paths_exist(s).passed
+    midi[0] = {"bytes": midi[0]["bytes"], "path": "../" + midi[0]["path"]}
+    _rewrite(shard, t.set_column(t.column_names.index("midi"), "midi", pa.array(midi, t.schema.field("midi").type)))
+    outcome = checks.paths_exist(s)
+    assert not outcome.passed and "is not a file in staging" in outcome.metadata["first_problems"]
+
+
+def test_paths_exist_fails_when_a_browsable_file_is_not_the_embedded_one(staged_files, copy_staging) -> None:
+    s = copy_staging(staged_files)
+    row = pq.read_table(s / "data/diddle/train-00000-of-00001.parquet").slice(0, 1).to_pylist()[0]
+    victim = s / "audio" / row["rudiment_slug"] / row["audio"]["path"]
+    victim.write_bytes(victim.read_bytes()[:-10])
+    outcome = checks.paths_exist(s)
+    assert not outcome.passed and "is not the embedded file" in outcome.metadata["first_problems"]
 
 
 def test_paths_exist_fails_on_embedded_media_without_bytes(staged_embedded, copy_staging) -> None:
@@ -70,7 +82,19 @@ def test_split_sizes_fail_when_the_card_disagrees(staged_files, copy_staging) ->
     card.write_text(head + "  - name: validation\n" + rest)
     outcome = checks.card_split_sizes(s)
     assert not outcome.passed
-    assert "split validation: card says 7, parquet files hold 6" in outcome.description
+    assert "default split validation: card says 7, parquet files hold 6" in outcome.description
+    # a user's load_dataset checks the card's split sizes too: the gate fails with it
+    loaded = checks.loads_with_datasets(s)
+    assert not loaded.passed and "NonMatchingSplitsSizesError" in loaded.description
+
+
+def test_split_sizes_fail_when_a_family_config_disagrees(staged_files, copy_staging) -> None:
+    s = copy_staging(staged_files)
+    card = s / "README.md"
+    head, rest = card.read_text().split("- config_name: flam\n  features:", 1)
+    card.write_text(head + "- config_name: flam\n  features:" + rest.replace("num_examples: 2", "num_examples: 3", 1))
+    outcome = checks.card_split_sizes(s)
+    assert not outcome.passed and "flam split train: card says 3, parquet files hold 2" in outcome.description
 
 
 def test_split_sizes_fail_when_a_shard_is_missing(staged_embedded, copy_staging) -> None:
@@ -82,8 +106,8 @@ def test_split_sizes_fail_when_a_shard_is_missing(staged_embedded, copy_staging)
 
 def test_profiles_disjoint_fails_when_a_player_is_in_two_splits(staged_files, copy_staging) -> None:
     s = copy_staging(staged_files)
-    train_profile = pq.read_table(s / "data/train-00000-of-00001.parquet")["profile_id"][0].as_py()
-    shard = s / "data/test-00000-of-00001.parquet"
+    train_profile = pq.read_table(s / "data/flam/train-00000-of-00001.parquet")["profile_id"][0].as_py()
+    shard = s / "data/roll/test-00000-of-00001.parquet"
     t = pq.read_table(shard)
     ids = t["profile_id"].to_pylist()
     ids[0] = train_profile
@@ -91,6 +115,18 @@ def test_profiles_disjoint_fails_when_a_player_is_in_two_splits(staged_files, co
     outcome = checks.profiles_disjoint(s)
     assert not outcome.passed
     assert f"profile {train_profile} is in test, train" in outcome.description
+
+
+def test_profiles_disjoint_fails_when_a_row_is_in_another_familys_files(staged_files, copy_staging) -> None:
+    s = copy_staging(staged_files)
+    shard = s / "data/flam/test-00000-of-00001.parquet"
+    t = pq.read_table(shard)
+    slugs = t["rudiment_slug"].to_pylist()
+    slugs[1] = "single_stroke_roll"
+    _rewrite(shard, t.set_column(t.column_names.index("rudiment_slug"), "rudiment_slug", pa.array(slugs, pa.string())))
+    outcome = checks.profiles_disjoint(s)
+    assert not outcome.passed
+    assert "data/flam/test-00000-of-00001.parquet: rudiment(s) single_stroke_roll are not flams" in outcome.description
 
 
 def test_front_matter_fails_when_yaml_is_broken(staged_files, copy_staging) -> None:
@@ -104,25 +140,64 @@ def test_front_matter_fails_when_yaml_is_broken(staged_files, copy_staging) -> N
 def test_front_matter_fails_when_data_files_match_nothing(staged_files, copy_staging) -> None:
     s = copy_staging(staged_files)
     card = s / "README.md"
-    card.write_text(card.read_text().replace("path: data/test-*.parquet", "path: data/testing-*.parquet"))
+    card.write_text(card.read_text().replace("path: data/*/test-*.parquet", "path: data/*/testing-*.parquet"))
     outcome = checks.front_matter_valid(s)
     assert not outcome.passed
-    assert "'data/testing-*.parquet' matches no data file" in outcome.description
-    assert "data files in no config: data/test-00000-of-00001.parquet" in outcome.metadata["problems"]
+    assert "config 'default' split 'test': data_files match no parquet file" in outcome.description
+    assert "sample shards not in the default config: data/diddle/test-00000-of-00001.parquet" in outcome.description
 
 
-def test_datasets_check_fails_when_an_audio_file_does_not_decode(staged_files, copy_staging) -> None:
+def test_front_matter_fails_without_a_familys_config(staged_files, copy_staging) -> None:
     s = copy_staging(staged_files)
-    first = pq.read_table(s / "data/validation-00000-of-00001.parquet")["audio"][0].as_py()
-    (s / first).write_bytes(b"fLaC" + b"\0" * 64)  # the file exists, so only decoding can tell
-    assert checks.paths_exist(s).passed
+    card = s / "README.md"
+    text = card.read_text()
+    meta = parse_front_matter(text)
+    meta["configs"] = [c for c in meta["configs"] if c["config_name"] != "flam"]
+    card.write_text("---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n" + text.split("\n---\n", 1)[1])
+    outcome = checks.front_matter_valid(s)
+    assert not outcome.passed
+    assert "no config for flam" in outcome.description
+    assert "dataset_info covers configs" in outcome.metadata["problems"]
+
+
+def test_front_matter_fails_when_a_split_selects_another_splits_files(staged_files, copy_staging) -> None:
+    s = copy_staging(staged_files)
+    card = s / "README.md"
+    card.write_text(
+        card.read_text().replace("path: auxiliary/strokes/test-*.parquet", "path: auxiliary/strokes/t*.parquet")
+    )
+    outcome = checks.front_matter_valid(s)
+    assert not outcome.passed
+    assert "config 'strokes' split 'test': selects files of another split" in outcome.description
+
+
+def test_datasets_check_fails_when_an_audio_file_does_not_decode(staged_embedded, copy_staging) -> None:
+    s = copy_staging(staged_embedded)
+    for shard in layout.split_shards(s)["validation"]:
+        t = pq.read_table(shard)
+        audio = [{"bytes": b"fLaC" + b"\0" * 64, "path": a["path"]} for a in t["audio"].to_pylist()]
+        _rewrite(
+            shard, t.set_column(t.column_names.index("audio"), "audio", pa.array(audio, t.schema.field("audio").type))
+        )
+    assert checks.paths_exist(s).passed  # bytes are there, so only decoding can tell
     outcome = checks.loads_with_datasets(s)
     assert not outcome.passed
-    assert "validation: decoding the first audio failed" in outcome.description
+    assert "load_dataset(staging)['validation']: decoding the first audio failed" in outcome.description
+    assert "train_decoded" in outcome.metadata
+
+
+def test_datasets_check_fails_when_the_card_does_not_declare_audio(staged_files, copy_staging) -> None:
+    s = copy_staging(staged_files)
+    card = s / "README.md"
+    text = card.read_text()
+    assert text.count("- name: audio\n    dtype: audio\n") == 4  # default and three families
+    card.write_text(text.replace("- name: audio\n    dtype: audio\n", "- name: audio\n    dtype: string\n"))
+    outcome = checks.loads_with_datasets(s)
+    assert not outcome.passed and "load_dataset(staging) failed" in outcome.description
 
 
 def test_datasets_check_fails_on_an_unreadable_shard(staged_files, copy_staging) -> None:
     s = copy_staging(staged_files)
-    (s / "data/train-00000-of-00001.parquet").write_bytes(b"PAR1 not really")
+    (s / "auxiliary/strokes/train-00000-of-00001.parquet").write_bytes(b"PAR1 not really")
     outcome = checks.loads_with_datasets(s)
     assert not outcome.passed

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 
+import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import HfApi
 
 from music_assets.publish import layout
 from music_assets.publish.hub import HubClient, HubError, plan_upload, redact
+from music_assets_tests.publish.conftest import build_staging, link_tree
 from music_assets_tests.publish.hub_double import Failure, RecordingHfApi
 
 REPO = "someone/rudiments"
@@ -81,20 +83,45 @@ def test_a_changed_file_is_reuploaded_and_stale_remote_files_deleted(staged_file
     assert result.verification.ok
 
 
+STROKES = "auxiliary/strokes/train-00000-of-00001.parquet"
+
+
+def test_restaged_data_uploads_only_the_changed_files(tmp_path, labelled, staged_files) -> None:
+    api = RecordingHfApi()
+    root = link_tree(labelled.root, tmp_path / "data")
+    link_tree(staged_files.staging, root / "hf_staging")
+    _client(api).publish(root / "hf_staging", "first")
+    # one sample re-rendered upstream: its browsable file, the shard embedding it and the card change
+    row = pq.read_table(root / "hf_staging/data/diddle/validation-00000-of-00001.parquet").slice(0, 1).to_pylist()[0]
+    flac = root / "rudiments/audio" / row["rudiment_slug"] / row["audio"]["path"]
+    data = flac.read_bytes()
+    flac.unlink()
+    flac.write_bytes(data + b"\0")
+    build_staging(root, root / "hf_staging")
+    n = len(api.uploads)
+    result = _client(api).publish(root / "hf_staging", "update")
+    changed = [f"audio/{row['rudiment_slug']}/{row['audio']['path']}", "data/diddle/validation-00000-of-00001.parquet"]
+    assert result.plan.upload == sorted([*changed, "README.md"])
+    assert sorted(p for batch in api.uploads[n:] for p in batch) == sorted([*changed, "README.md"])
+    assert result.verification.ok and api.repos[REPO][changed[0]] == data + b"\0"
+
+
 class CorruptingHfApi(RecordingHfApi):
     """Accepts uploads but stores one file truncated, as a broken transfer would."""
 
     def upload_folder(self, **kwargs):
         info = super().upload_folder(**kwargs)
         repo = self.repos[kwargs["repo_id"]]
-        if "auxiliary/strokes.parquet" in repo:
-            repo["auxiliary/strokes.parquet"] = repo["auxiliary/strokes.parquet"][:-1]
+        if STROKES in repo:
+            repo[STROKES] = repo[STROKES][:-1]
         return info
 
 
 def test_verification_fails_when_the_remote_differs(staged_files) -> None:
     api = CorruptingHfApi()
-    with pytest.raises(HubError, match=r"remote differs from staging: 1 different \(auxiliary/strokes.parquet\)"):
+    with pytest.raises(
+        HubError, match=r"remote differs from staging: 1 different \(auxiliary/strokes/train-00000-of-00001.parquet\)"
+    ):
         _client(api).publish(staged_files.staging, "corrupted")
 
 
