@@ -77,6 +77,14 @@ def _md_list(items: list[str], limit: int = 20) -> dg.MetadataValue:
     return dg.MetadataValue.md(shown + more if items else "(none)")
 
 
+def _bed_provenance() -> dict[str, dict]:
+    """Provenance of every cataloged source (the beds' licenses for the card); empty before the
+    sources group has run."""
+    from music_assets.defs.sources import selected_file, source_provenance  # noqa: PLC0415
+
+    return source_provenance() if selected_file().is_file() else {}
+
+
 @dg.asset(
     group_name="publish",
     deps=["rudiment_labels"],
@@ -96,7 +104,13 @@ def hf_staging(
         data_dir(), staging, StagingSettings(file_budget=config.file_budget, shard_size_mb=config.shard_size_mb)
     )
     card = write_card(
-        staged, CardSettings(repo_id=hf_hub.repo_id, license=config.license, pretty_name=config.pretty_name)
+        staged,
+        CardSettings(
+            repo_id=hf_hub.repo_id,
+            license=config.license,
+            pretty_name=config.pretty_name,
+            bed_sources=_bed_provenance(),
+        ),
     )
     removed = sweep(staging, expected_files(staged, card.files))
     files = layout.list_files(staging)

@@ -57,6 +57,9 @@ class CardSettings:
     license: str = "cc-by-4.0"
     task_categories: tuple[str, ...] = ("audio-classification", "tabular-regression")
     tags: tuple[str, ...] = ("music", "drums", "rudiments", "midi", "synthetic", "music-education")
+    # source id -> provenance (license, provider, author, url, ...) of the recordings the
+    # background beds were cut from; sources missing here are listed with license "unknown".
+    bed_sources: dict[str, dict] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass
@@ -355,6 +358,51 @@ def _generation_section(df: pd.DataFrame) -> str:
     return "\n\n".join(parts)
 
 
+def bed_source_id(bed: str) -> str:
+    """The source id an `aug_bed_source` value was cut from: `textures/<source_id>/<kind>/<file>`
+    for a texture bed, the prepared source's id itself otherwise."""
+    parts = bed.split("/")
+    return parts[1] if len(parts) >= 3 and parts[0] == "textures" else bed
+
+
+def _bed_section(df: pd.DataFrame, provenance: dict[str, dict]) -> str:
+    """Every recording a background bed came from, with its license: what the audio contains of
+    other people's work."""
+    if "aug_bed_source" not in df:
+        return ""
+    beds = df["aug_bed_source"].dropna().astype(str)
+    beds = beds[~beds.isin(["", "none"])]
+    if beds.empty:
+        return "No sample has a background bed: the audio contains no recorded material.\n"
+    by_source: dict[str, dict[str, int]] = {}
+    for bed, n in beds.value_counts().sort_index().items():
+        kind = bed.split("/")[2] if bed.startswith("textures/") and bed.count("/") >= 3 else "prepared source"
+        counts = by_source.setdefault(bed_source_id(bed), {})
+        counts[kind] = counts.get(kind, 0) + int(n)
+    rows = []
+    for sid in sorted(by_source):
+        p = provenance.get(sid, {})
+        kinds = ", ".join(f"{k} ({v})" for k, v in sorted(by_source[sid].items()))
+        rows.append(
+            [
+                f"`{sid}`",
+                p.get("license") or "unknown",
+                p.get("provider") or "",
+                p.get("author") or "",
+                p.get("url") or "",
+                kinds,
+                sum(by_source[sid].values()),
+            ]
+        )
+    return (
+        "Background beds (room tone, hiss, textures mixed under the drums at a low level; the "
+        "`aug_bed_source` column names each sample's bed) were cut from these recordings, under "
+        "these licenses:\n\n"
+        + _md_table(["source", "license", "provider", "author", "url", "bed kinds (samples)", "samples"], rows)
+        + "\n"
+    )
+
+
 def _usage(settings: CardSettings, families: list[str]) -> str:
     repo = settings.repo_id or UNSET_REPO
     family = "flam" if "flam" in families else families[0]
@@ -488,6 +536,10 @@ Subsets (`load_dataset(repo, "<config>")`; `default` when none is named):
 ## Generation settings
 
 {_generation_section(df)}
+
+### Background beds and their licenses
+
+{_bed_section(df, settings.bed_sources)}
 
 ## Usage
 

@@ -97,3 +97,30 @@ def test_body_documents_columns_rudiments_tiers_formulas_and_plots(staged_files)
     usage = text.split("## Usage", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     compile(usage, "usage", "exec")
     yaml.safe_load(text.split("---\n")[1])
+
+
+def test_background_bed_section_names_every_source_and_its_license() -> None:
+    import pandas as pd
+
+    from music_assets.publish.card import _bed_section, bed_source_id
+
+    df = pd.DataFrame(
+        {
+            "aug_bed_source": [
+                "textures/aaa/hiss/hiss_00.flac",
+                "textures/aaa/clouds/cloud_01.flac",
+                "textures/aaa/hiss/hiss_00.flac",
+                "bbb",  # a bed cut from the prepared source itself
+                "",  # no bed
+            ]
+        }
+    )
+    provenance = {"aaa": {"license": "CC0-1.0", "provider": "field kit", "author": "A. N.", "url": "https://x.test/a"}}
+    text = _bed_section(df, provenance)
+    lines = [line for line in text.splitlines() if line.startswith("| `")]
+    assert lines == [
+        "| `aaa` | CC0-1.0 | field kit | A. N. | https://x.test/a | clouds (1), hiss (2) | 3 |",
+        "| `bbb` | unknown |  |  |  | prepared source (1) | 1 |",
+    ]
+    assert bed_source_id("textures/aaa/hiss/hiss_00.flac") == "aaa" and bed_source_id("bbb") == "bbb"
+    assert "no recorded material" in _bed_section(pd.DataFrame({"aug_bed_source": ["", ""]}), {})
