@@ -327,12 +327,19 @@ def _decode_first(where: str, key: str | None, row: dict, problems: list[str], m
         problems.append(f"{where}: `midi` of {row['sample_id']} is not a Standard MIDI File's bytes")
 
 
-def loads_with_datasets(staging: Path) -> CheckOutcome:
+# A non-streaming load converts the whole default config into datasets' Arrow cache (about the
+# parquet's size again, in a temporary folder): above this many bytes of parquet the gate
+# streams the default config instead, so a 100K-sample staging does not need its size twice in /tmp.
+FULL_LOAD_MAX_BYTES = 4 * 1024**3
+
+
+def loads_with_datasets(staging: Path, full_load_max_bytes: int = FULL_LOAD_MAX_BYTES) -> CheckOutcome:
     """What a Hub user does, offline, with a throw-away cache: `datasets.load_dataset(str(staging))` with no
     data_files and no casting returns every split with the rows of the parquet files (datasets itself checks
     them against the card), `audio` is the Audio feature and the first sample of each split decodes; then each
     other config of the card: families streamed (`streaming=True`, first sample of each split decoded, of that
-    family), auxiliary tables loaded whole; and the default config streamed too."""
+    family), auxiliary tables loaded whole; and the default config streamed too. A default config larger than
+    `full_load_max_bytes` is only streamed (its row counts are then the parquet footers')."""
     from music_assets.rudiments.library import load_library  # noqa: PLC0415
 
     try:
@@ -348,7 +355,9 @@ def loads_with_datasets(staging: Path) -> CheckOutcome:
     md: dict[str, object] = {}
 
     # (config, streaming): what a user types; None = no config name
-    plan: list[tuple[str | None, bool]] = [(None, False)]
+    default_bytes = sum((staging / f).stat().st_size for fs in expected[layout.DEFAULT_CONFIG].values() for f in fs)
+    md["default_parquet_bytes"] = default_bytes
+    plan: list[tuple[str | None, bool]] = [(None, False)] if default_bytes <= full_load_max_bytes else []
     plan += [(c, c not in layout.AUXILIARY_TABLES) for c in expected if c != layout.DEFAULT_CONFIG]
     plan += [(None, True)]
     with offline_datasets(), tempfile.TemporaryDirectory(prefix="hf-load-check-") as tmp:

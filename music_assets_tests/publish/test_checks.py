@@ -27,6 +27,15 @@ def test_checks_pass_on_embedded_staging(staged_embedded) -> None:
     assert {k for k in decoded if k.endswith("_decoded")} == {"train_decoded", "validation_decoded", "test_decoded"}
 
 
+def test_a_default_config_past_the_full_load_size_is_only_streamed(staged_embedded) -> None:
+    whole = checks.loads_with_datasets(staged_embedded.staging)
+    assert whole.metadata["loads"].startswith("(no name), ")  # the plain non-streaming load first
+    big = checks.loads_with_datasets(staged_embedded.staging, full_load_max_bytes=0)
+    assert big.passed, big
+    assert "(no name), " not in big.metadata["loads"] and big.metadata["loads"].endswith("(no name) streaming")
+    assert big.metadata["default_parquet_bytes"] > 0
+
+
 def _rewrite(path: Path, table: pa.Table) -> None:
     path.unlink()
     pq.write_table(table, path)
