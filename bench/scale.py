@@ -156,6 +156,7 @@ def generate_size(data: Path, players: int, workers: int, seed: int) -> dict:
         "gates_wall": gates_wall,
         "labels_wall": labels_wall,
         "worker_cpu": run.cpu_seconds,
+        "main_cpu": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),  # generation, planning, tables
         "rss_start": rss_start,
         "rss_render": rss_render,
         "rss_end": _rss_mib(),
@@ -441,13 +442,18 @@ def main(argv: list[str] | None = None) -> int:
         def per_sample(r: dict) -> float:
             return (r["render_wall"] + r["gates_wall"] + r["labels_wall"]) / r["samples"]
 
+        def cpu_per_sample(r: dict) -> float:  # every process; what a shared machine's load does not change
+            return (r["worker_cpu"] + r.get("main_cpu", 0.0)) / r["samples"]
+
         if len(results) > 1:
             print(
                 f"ratio {large['samples']} / {small['samples']} samples: time per sample "
-                f"{per_sample(large) / per_sample(small):.3f} (target within 1.10), "
-                f"peak RSS main {large['rss_end'] / small['rss_end']:.3f} "
-                f"({large['rss_end'] - small['rss_end']:+.0f} MiB; after rendering "
-                f"{large['rss_render'] / small['rss_render']:.3f}), worker "
+                f"{per_sample(large) / per_sample(small):.3f} wall (load {small['load']:.1f} / {large['load']:.1f}), "
+                f"{cpu_per_sample(large) / cpu_per_sample(small):.3f} CPU "
+                f"({cpu_per_sample(small) * 1000:.0f} / {cpu_per_sample(large) * 1000:.0f} ms per sample; "
+                f"target within 1.10); peak RSS main {large['rss_end'] / small['rss_end']:.3f} "
+                f"({large['rss_end'] - small['rss_end']:+.0f} MiB over {large['rss_start']:.0f} MiB of imports; "
+                f"after rendering {large['rss_render'] / small['rss_render']:.3f}), worker "
                 f"{large['rss_worker'] / small['rss_worker']:.3f} (target flat: 1.0)"
             )
         data = Path(large["data"])
@@ -483,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"token_corpus (token_corpus_large.yaml, max_seq_len {c['max_seq_len']}): {c['wall']:.1f} s, "
                 f"{c['sequences']} sequences, {c['tokens']:,} tokens ({c['truncated']} truncated), "
                 f"{fmt_mb(c['token_bytes'])} of tokens; peak RSS {c['rss']:.0f} MiB "
-                f"({c['rss_before']:.0f} MiB with Dagster loaded)",
+                f"({c['rss_before']:.0f} MiB before the run)",
                 flush=True,
             )
             t = train_kill_resume(data, args.train_steps, args.val_sequences, threads)
@@ -509,8 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         audio_disk = large["disk"]["audio"] * k
         free = shutil.disk_usage(base).free
         print(
-            f"extrapolated to {FULL_SAMPLES:,} samples (x{k:.1f}, at this load): generate+render+gates+labels "
-            f"{per_sample(large) * FULL_SAMPLES / 3600:.1f} h; disk {fmt_mb(gen_disk)} generated (audio "
+            f"extrapolated to {FULL_SAMPLES:,} samples (x{k:.1f}): generate+render+gates+labels "
+            f"{per_sample(large) * FULL_SAMPLES / 3600:.1f} h at this load, "
+            f"{cpu_per_sample(large) * FULL_SAMPLES / 3600 / large['workers']:.1f} h on {large['workers']} idle cores "
+            f"(CPU time / cores); disk {fmt_mb(gen_disk)} generated (audio "
             f"{fmt_mb(audio_disk)}) + {fmt_mb(stage_disk)} staged (embedded) = {fmt_mb(gen_disk + stage_disk)}"
             + (f" + {fmt_mb(loaded['cache_bytes'] * k)} datasets cache" if loaded else "")
             + f"; free now {fmt_mb(free)}"
