@@ -22,12 +22,13 @@ dagster.yaml (SQLite, queued run coordinator), and times:
   preparation time measured directly (`prepare_source` on a sample of files,
   times N) is the Dagster overhead of a run of N partitions (4 checks each).
 
-    python bench/partitions.py [--files 3000] [--seconds 31] [--prepare] [--keep DIR]
+    python bench/partitions.py [--files 3000] [--seconds 31] [--prepare] [--keep DIR] [--profile] [--postgres]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -71,7 +72,9 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t0
 
 
-def measure(data: Path, n_files: int, seconds: float = 31.0, prepare: bool = False, log=print) -> dict:
+def measure(
+    data: Path, n_files: int, seconds: float = 31.0, prepare: bool = False, log=print, profile: bool = False
+) -> dict:
     """Build the tree under `data` (the data dir) and time each step; returns the figures."""
     os.environ["MUSIC_ASSETS_DATA_DIR"] = str(data)
     os.environ["DAGSTER_HOME"] = str(data / "dagster_home")
@@ -164,7 +167,17 @@ def measure(data: Path, n_files: int, seconds: float = 31.0, prepare: bool = Fal
                 raise RuntimeError(f"launchPartitionBackfill failed: {payload}")
             backfill_id = payload["backfillId"]
             logger = logging.getLogger("bench.partitions")
-            _, out["backfill_submit"] = _timed(lambda: list(execute_backfill_iteration(workspace, logger)))
+            if profile:
+                import cProfile  # noqa: PLC0415
+                import pstats  # noqa: PLC0415
+
+                prof = cProfile.Profile()
+                _, out["backfill_submit"] = _timed(
+                    lambda: prof.runcall(lambda: list(execute_backfill_iteration(workspace, logger)))
+                )
+                pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+            else:
+                _, out["backfill_submit"] = _timed(lambda: list(execute_backfill_iteration(workspace, logger)))
             runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
             out["runs"] = len(runs)
             run = runs[0] if runs else None
@@ -238,15 +251,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=31.0, help="length of each file (default 31 s)")
     ap.add_argument("--prepare", action="store_true", help="also run the backfill (prepares every file)")
     ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of the backfill-daemon iteration")
+    ap.add_argument(
+        "--postgres", action="store_true", help="on dagster.postgres.yaml with a throwaway local server (fsync off)"
+    )
     args = ap.parse_args(argv)
     base = args.keep or Path(tempfile.mkdtemp(prefix="bench-partitions-"))
     base.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}; work dir {base}", flush=True)
-    try:
-        measure(base / "data", args.files, args.seconds, args.prepare, log=lambda m: print(m, flush=True))
-    finally:
-        if args.keep is None:
-            shutil.rmtree(base, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        if args.postgres:
+            from music_assets_tests.ops.postgres_server import postgres_server
+
+            os.environ["MUSIC_ASSETS_INSTANCE"] = "postgres"
+            os.environ["MUSIC_ASSETS_POSTGRES_URL"] = stack.enter_context(postgres_server())
+            print("instance: dagster.postgres.yaml on a local PostgreSQL server (fsync off)", flush=True)
+        stack.callback(lambda: None if args.keep else shutil.rmtree(base, ignore_errors=True))
+        measure(
+            base / "data", args.files, args.seconds, args.prepare, log=lambda m: print(m, flush=True),
+            profile=args.profile,
+        )  # fmt: skip
     return 0
 
 
