@@ -319,6 +319,59 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+MAX_PENDING_JOBS = 2048  # queued ahead of the workers: covers producing a partition meanwhile, bounds memory
+_DONE = object()
+
+
+def _map_chunk(fn: Callable, chunk: list) -> list:
+    return [fn(x) for x in chunk]
+
+
+def _bounded_map(executor: ProcessPoolExecutor, fn: Callable, items: Iterable, chunksize: int, max_pending: int):
+    """executor.map with at most `max_pending` chunks queued; `items` is drawn on a thread, so a
+    lazy producer (planning, generating performances) runs while the workers render."""
+    import queue  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    slots = threading.Semaphore(max_pending)
+    stop = threading.Event()
+    ready: queue.Queue = queue.Queue()
+
+    def feed() -> None:
+        try:
+            source = iter(items)
+            while not stop.is_set() and (chunk := list(itertools.islice(source, max(1, chunksize)))):
+                slots.acquire()
+                if stop.is_set():
+                    break
+                ready.put(executor.submit(_map_chunk, fn, chunk))
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller, after the earlier results
+            ready.put(exc)
+        finally:
+            ready.put(_DONE)
+
+    feeder = threading.Thread(target=feed, name="render-feed", daemon=True)
+    feeder.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            results = item.result()
+            slots.release()
+            yield from results
+    finally:
+        stop.set()
+        slots.release()  # wake a feeder waiting for a slot
+        while feeder.is_alive() or not ready.empty():  # drop what has not started
+            try:
+                item = ready.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if hasattr(item, "cancel"):
+                item.cancel()
+        feeder.join()
+
+
 class RenderPool:
     """The rendering processes, started in the background as soon as this is created.
 
@@ -369,11 +422,14 @@ class RenderPool:
             raise RenderError(f"the rendering processes could not start: {self._error!r}") from self._error
         return self._executor
 
-    def map(self, fn: Callable, items: Sequence, chunksize: int = 1):
+    def map(self, fn: Callable, items: Iterable, chunksize: int = 1):
+        """`fn` over `items` in order, with at most MAX_PENDING_JOBS queued: `items` is drawn as
+        the workers free up, so neither the jobs nor the results of a long run pile up in this
+        process (ProcessPoolExecutor.map would queue every item at once)."""
         executor = self._ready()
         if executor is None:
             return map(fn, items)
-        return executor.map(fn, items, chunksize=chunksize)
+        return _bounded_map(executor, fn, items, chunksize, max_pending=max(2, MAX_PENDING_JOBS // max(1, chunksize)))
 
     def close(self) -> None:
         if self._starting is not None:
@@ -393,10 +449,12 @@ class RenderPool:
 class RenderRun:
     """Rows in job order, and what rendering them cost."""
 
-    rows: list[dict[str, object]]
+    rows: Sequence[dict[str, object]]  # render_partitions: read back from the written tables
     workers: int
     cpu_seconds: float  # summed over the rendering processes
     peak_rss_mib: float  # the largest rendering process
+    samples: int = 0
+    audio_seconds: float = 0.0
 
 
 def render_jobs(
@@ -404,9 +462,15 @@ def render_jobs(
     workers: int = 0,
     progress: Callable[..., None] | None = None,
     pool: RenderPool | None = None,
+    sink: Callable[[dict[str, object]], None] | None = None,
+    total: int | None = None,
 ) -> RenderRun:
     """Render every job on `pool`, or on a pool of `workers` processes (0: one per core,
     1: in this process) started and closed here.
+
+    Rows are collected in `RenderRun.rows`, or, with `sink`, handed to it in job
+    order and not kept (a long run then holds nothing per sample). `total`, when
+    known, is the job count `progress` reports against for a lazy `jobs`.
 
     `jobs` may be a lazy iterable (a caller producing the work as it goes): it
     is drawn from while the pool starts, then each job is queued as soon as it
@@ -420,7 +484,7 @@ def render_jobs(
         jobs = list(jobs)
         workers = default_workers() if workers <= 0 else workers
         with RenderPool(min(workers, max(1, len(jobs)))) as own:
-            return render_jobs(jobs, progress=progress, pool=own)
+            return render_jobs(jobs, progress=progress, pool=own, sink=sink, total=total)
     if isinstance(jobs, Sequence):
         chunk = max(1, min(8, len(jobs) // (pool.workers * 8)))
     else:
@@ -435,23 +499,26 @@ def render_jobs(
 
     source = counted()
     early = []
-    while pool.starting and (job := next(source, None)) is not None:
+    while pool.starting and len(early) < MAX_PENDING_JOBS and (job := next(source, None)) is not None:
         early.append(job)
     run = RenderRun([], pool.workers, 0.0, 0.0)
-    # a process pool's `map` queues every job before it returns, so `drawn` is the total from here on
-    results = pool.map(_render_job_measured, itertools.chain(early, source), chunksize=chunk)
-
-    def total() -> int:
-        return len(jobs) if isinstance(jobs, Sequence) else drawn
-
-    if progress and total():
-        progress(0, total())
-    for i, (row, cpu, rss) in enumerate(results, 1):
-        run.rows.append(row)
+    # `map` draws jobs as the workers free up: `drawn` is the count queued so far
+    known = total if total is not None else (len(jobs) if isinstance(jobs, Sequence) else None)
+    if progress and known:
+        progress(0, known)
+    for i, (row, cpu, rss) in enumerate(
+        pool.map(_render_job_measured, itertools.chain(early, source), chunksize=chunk), 1
+    ):
+        if sink is None:
+            run.rows.append(row)
+        else:
+            sink(row)
+        run.samples += 1
+        run.audio_seconds += float(row["audio_duration_sec"])
         run.cpu_seconds += cpu
         run.peak_rss_mib = max(run.peak_rss_mib, rss)
         if progress:
-            progress(i, total())
+            progress(i, max(drawn, known or 0))
     return run
 
 
@@ -478,9 +545,41 @@ def audio_table(rows: Sequence[dict[str, object]]):
 
 @dataclass
 class PartitionAudio:
+    """A rendered partition; its rows are read back from its audio.parquet when asked for."""
+
     slug: str
     table_path: Path
-    rows: list[dict[str, object]]
+    num_rows: int
+
+    @property
+    def rows(self) -> list[dict[str, object]]:
+        import pyarrow.parquet as pq  # noqa: PLC0415
+
+        return pq.read_table(self.table_path).to_pylist()
+
+
+class _PartitionRows(Sequence):
+    """Every partition's rows in order, one partition in memory at a time."""
+
+    def __init__(self, parts: Sequence[PartitionAudio]):
+        self._parts = list(parts)
+
+    def __len__(self) -> int:
+        return sum(p.num_rows for p in self._parts)
+
+    def __iter__(self) -> Iterator[dict[str, object]]:
+        for p in self._parts:
+            yield from p.rows
+
+    def __getitem__(self, i):  # rarely used: lists one partition, or all of them for a slice
+        if isinstance(i, slice):
+            return list(self)[i]
+        i = i + len(self) if i < 0 else i
+        for p in self._parts:
+            if i < p.num_rows:
+                return p.rows[i]
+            i -= p.num_rows
+        raise IndexError(i)
 
 
 @dataclass
@@ -536,33 +635,55 @@ def render_partitions(
                 prepare=prepare,
             )
     beds = effects.background_beds(data / "sources") if use_beds else []
-    jobs_by_slug: dict[str, list[RenderJob]] = {}
-
-    def plan(slug: str) -> list[RenderJob]:
-        if prepare is not None:
-            prepare(slug)
-        jobs_by_slug[slug] = plan_partition(slug, data, sf_paths, presets, seed, beds, channels)
-        remove_partials(audio_dir(data, slug))
-        return jobs_by_slug[slug]
-
+    # Streams: each partition is planned only when the workers need its jobs, and its
+    # audio.parquet is written as soon as its last row is in, so this process holds a few
+    # chunks of jobs and one partition's rows, whatever the number of samples.
+    counts: dict[str, int] = {}
     if prepare is None:
-        all_jobs: Iterable[RenderJob] = [j for slug in slugs for j in plan(slug)]
-    else:
-        all_jobs = (j for slug in slugs for j in plan(slug))
-    run = render_jobs(all_jobs, progress=progress, pool=pool)
-    rows = iter(run.rows)
-    os.sync()
+        for slug in slugs:  # plan every partition first: bad input fails before anything is rendered
+            counts[slug] = len(plan_partition(slug, data, sf_paths, presets, seed, beds, channels))
+    total = sum(counts.values()) if prepare is None else None
+
+    def jobs() -> Iterator[RenderJob]:
+        for slug in slugs:
+            if prepare is not None:
+                prepare(slug)
+            part = plan_partition(slug, data, sf_paths, presets, seed, beds, channels)
+            counts[slug] = len(part)
+            remove_partials(audio_dir(data, slug))
+            yield from part
+            del part
+
     out: dict[str, PartitionAudio] = {}
-    for slug in slugs:
-        part_rows = [next(rows) for _ in jobs_by_slug[slug]]
+    pending = iter(slugs)
+    current: list[str | None] = [None]
+    part_rows: list[dict[str, object]] = []
+
+    def finish(slug: str) -> None:
+        os.sync()  # the FLAC files reach the disk before the table that lists them
         path = performances_dir(data, slug) / "audio.parquet"
         write_parquet(path, audio_table(part_rows))
-        keep = {Path(j.audio_path).name for j in jobs_by_slug[slug]}
+        keep = {Path(str(r["audio_path"])).name for r in part_rows}
         for stale in audio_dir(data, slug).glob("*.flac"):
             if stale.name not in keep:
                 stale.unlink()
-        out[slug] = PartitionAudio(slug, path, part_rows)
-    return RenderResult(out, run)
+        out[slug] = PartitionAudio(slug, path, len(part_rows))
+        part_rows.clear()
+
+    def sink(row: dict[str, object]) -> None:
+        while current[0] is None or len(part_rows) >= counts[current[0]]:
+            current[0] = next(pending)
+        part_rows.append(row)
+        if len(part_rows) == counts[current[0]]:
+            finish(current[0])
+            current[0] = None
+
+    run = render_jobs(jobs(), progress=progress, pool=pool, sink=sink, total=total)
+    for slug in slugs:  # a partition without samples still gets its (empty) table's error
+        if slug not in out:
+            finish(slug)
+    run.rows = _PartitionRows([out[s] for s in slugs])
+    return RenderResult({s: out[s] for s in slugs}, run)
 
 
 # ---------------------------------------------------------------- quality gates

@@ -147,7 +147,9 @@ def test_partitions_prepared_as_they_are_queued_render_the_same_files(data_dir: 
             slugs, streamed, pool=pool, prepare=prepare, progress=lambda i, n: seen.append((i, n))
         )
     assert calls == [(SLUG, False), ("drag", False)]
-    assert out.run.workers == 2 and seen == [(i, 6) for i in range(7)]
+    # Streamed, the total is the count of jobs drawn so far: it grows to 6 as partitions are prepared.
+    assert out.run.workers == 2 and [d for d, _ in seen] == list(range(1, 7)) and seen[-1] == (6, 6)
+    assert all(d <= n for d, n in seen) and [n for _, n in seen] == sorted(n for _, n in seen)
     for s in slugs:
         rows = out.partitions[s].rows
         assert [r["sample_id"] for r in rows] == [r["sample_id"] for r in planned_first.partitions[s].rows]
@@ -245,3 +247,19 @@ def test_missing_inputs_are_clear_errors_and_keep_earlier_output(data_dir: Path)
     assert {p: sha256_file(data_dir / p) for p in before} == before
     with pytest.raises(render.RenderError, match="nope.sf2"):
         render.render_partitions([SLUG], data_dir, soundfonts=["/nowhere/nope.sf2"], workers=1)
+
+
+def test_a_lazy_job_stream_is_drawn_only_a_few_jobs_ahead(data_dir: Path, monkeypatch) -> None:
+    # ProcessPoolExecutor.map would queue every job (and keep every result) at once; the pool's map
+    # draws them as the workers free up, so a long run holds a bounded number of jobs
+    monkeypatch.setattr(render, "MAX_PENDING_JOBS", 4)
+    write_performances(data_dir, SLUG, n=24)
+    jobs = render.plan_partition(SLUG, data_dir, list(DEFAULT_SOUNDFONTS), presets.PRESET_NAMES, seed=0)
+    seen: list[tuple[int, int]] = []
+    with render.RenderPool(2) as pool:
+        run = render.render_jobs(iter(jobs), pool=pool, progress=lambda i, n: seen.append((i, n)))
+    assert [r["sample_id"] for r in run.rows] == [j.sample_id for j in jobs]  # in order
+    assert run.samples == 24 and seen[-1] == (24, 24)
+    # ahead of the results: at most the jobs drawn while the pool started (4), 4 queued chunks
+    # of 2, and the chunk being formed
+    assert max(n - i for i, n in seen) <= 4 + 8 + 2 < 24

@@ -65,3 +65,63 @@ def test_bad_input_names_the_file(tmp_path: Path) -> None:
         build_corpus(broken, tmp_path, tmp_path / "corpus", Vocab(), 512)
     assert not (tmp_path / "corpus").exists()  # nothing half-written
     assert len(read_samples(path)) == len(samples)
+
+
+def _expected_tokens(samples: pd.DataFrame, root: Path, vocab: Vocab, split: str, max_len: int) -> bytes:
+    """What np.save writes for the split's sequences, tokenized here one by one."""
+    import io
+
+    from music_assets.ml.tokenizer import read_drum_midi
+
+    seqs = []
+    for r in samples[samples["split"] == split].sort_values("sample_id").itertuples():
+        notes, tempo = read_drum_midi(root / r.midi_path)
+        ids, _ = truncate(vocab.encode_notes(notes, r.rudiment_slug, r.skill_tier, tempo), vocab, max_len)
+        seqs.append(np.asarray(ids, dtype=np.uint16))
+    buf = io.BytesIO()
+    np.save(buf, np.concatenate(seqs))
+    return buf.getvalue()
+
+
+def test_streamed_tokens_are_the_concatenated_sequences(tmp_path: Path) -> None:
+    samples = write_fake_dataset(tmp_path, rudiments=("flam", "single_paradiddle"))
+    vocab = Vocab()
+    summary = build_corpus(samples, tmp_path, tmp_path / "corpus", vocab, 64)  # short: some are cut
+    assert sum(s["truncated"] for s in summary["splits"].values()) > 0
+    for split in ("train", "validation", "test"):
+        written = (tmp_path / "corpus" / f"{split}.tokens.npy").read_bytes()
+        assert written == _expected_tokens(samples, tmp_path, vocab, split, 64)
+        data = Corpus(tmp_path / "corpus").split(split)
+        assert int(data.index["length"].sum()) == data.tokens.size == summary["splits"][split]["tokens"]
+
+
+def test_token_writer_appends_in_place(tmp_path: Path) -> None:
+    from music_assets.ml.corpus import TokenFileWriter
+
+    rng = np.random.default_rng(0)
+    chunks = [rng.integers(0, 2**16, size=int(n), dtype=np.uint16) for n in rng.integers(0, 5000, size=300)]
+    path = tmp_path / "t.npy"
+    with open(path, "wb") as fh:
+        w = TokenFileWriter(fh)
+        for c in chunks:
+            w.append(c)
+        w.close()
+    loaded = np.load(path, mmap_mode="r")
+    assert isinstance(loaded, np.memmap) and loaded.shape == (sum(len(c) for c in chunks),)
+    assert np.array_equal(loaded, np.concatenate(chunks))
+    np.save(tmp_path / "ref.npy", np.concatenate(chunks))
+    assert path.read_bytes() == (tmp_path / "ref.npy").read_bytes()
+
+
+def test_bad_input_keeps_the_previous_corpus(tmp_path: Path) -> None:
+    samples = write_fake_dataset(tmp_path, rudiments=("flam",))
+    out = tmp_path / "corpus"
+    build_corpus(samples, tmp_path, out, Vocab(), 512)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    broken = samples.copy()
+    # a bad file late in the last split: the earlier splits were already streamed to temporary files
+    victim = broken[broken["split"] == "test"].sort_values("sample_id")["midi_path"].iloc[-1]
+    (tmp_path / victim).write_bytes(b"garbage")
+    with pytest.raises(CorpusError, match="not a readable MIDI"):
+        build_corpus(broken, tmp_path, out, Vocab(), 512)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no partial file, nothing replaced

@@ -1,0 +1,278 @@
+"""Dagster overhead of prepared_sources' dynamic partitions at the size of a real music folder.
+
+Generates N short files (default 3,000; 31 s each, just over the 30 s
+preparation minimum, 8 kHz mono FLAC with `music_like` content) under
+`<data dir>/raw_audio`, on a real on-disk instance made from the project's
+dagster.yaml (SQLite, queued run coordinator), and times:
+
+- `audio_catalog` and `selected_sources` (dg.materialize): the selection adds
+  one dynamic partition per selected source;
+- the partition sync itself (`defs.sources.sync_prepared_partitions`): adding
+  every key to an empty set, a no-op sync, removing 10 % and adding them back;
+- ticks of `raw_audio_sensor` (build_sensor_context): the first (no cursor,
+  requests a catalog run), an unchanged tree (skip), and one that finds a
+  partition whose file is gone (a delete request);
+- the backfill of every prepared_sources partition launched as the UI does it
+  (GraphQL `launchPartitionBackfill`, allPartitions) on a workspace loaded
+  from `music_assets.definitions`, and one iteration of the backfill daemon
+  (`execute_backfill_iteration`), which turns it into runs: the single-run
+  policy gives one queued run with the partition range;
+- with `--prepare`, the queued run is launched as the run-queue daemon does
+  (`QueuedRunCoordinatorDaemon`) and waited for; the run's wall time less the
+  preparation time measured directly (`prepare_source` on a sample of files,
+  times N) is the Dagster overhead of a run of N partitions (4 checks each).
+
+    python bench/partitions.py [--files 3000] [--seconds 31] [--prepare] [--keep DIR] [--profile] [--postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on Error { message }
+  }
+}
+"""
+
+
+def make_tree(root: Path, n: int, seconds: float, sr: int = 8000) -> int:
+    """N distinct files of `seconds` each under `root` (100 per folder); returns their bytes."""
+    from music_assets_tests.audio.audio_trees import music_like, write
+
+    total = 0
+    for i in range(n):
+        path = write(root / f"album_{i // 100:03d}" / f"take_{i:05d}.flac", music_like(seconds, sr, seed=i), sr)
+        total += path.stat().st_size
+    return total
+
+
+def _timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def measure(
+    data: Path, n_files: int, seconds: float = 31.0, prepare: bool = False, log=print, profile: bool = False
+) -> dict:
+    """Build the tree under `data` (the data dir) and time each step; returns the figures."""
+    os.environ["MUSIC_ASSETS_DATA_DIR"] = str(data)
+    os.environ["DAGSTER_HOME"] = str(data / "dagster_home")
+    import dagster as dg
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster._daemon.backfill import execute_backfill_iteration
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    from music_assets.defs import sources
+    from music_assets.defs.partitions import prepared_source_partitions
+    from music_assets.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    raw = data / "raw_audio"
+    out: dict = {"files": n_files, "seconds_each": seconds}
+    out["tree_bytes"], out["make_tree"] = _timed(make_tree, raw, n_files, seconds)
+    log(f"{n_files} files of {seconds:g} s written in {out['make_tree']:.1f} s ({out['tree_bytes'] / 1e6:.0f} MB)")
+    name = prepared_source_partitions.name
+    with dg.DagsterInstance.get() as instance:
+        res, out["catalog"] = _timed(dg.materialize, [sources.audio_catalog], instance=instance)
+        assert res.success
+        res, out["selection"] = _timed(
+            dg.materialize, [sources.audio_catalog, sources.selected_sources], instance=instance,
+            selection=[sources.selected_sources],
+        )  # fmt: skip
+        assert res.success
+        keys = instance.get_dynamic_partitions(name)
+        out["partitions"] = len(keys)
+        log(
+            f"audio_catalog {out['catalog']:.1f} s, selected_sources {out['selection']:.1f} s "
+            f"(adds {len(keys)} partitions)"
+        )
+        if len(keys) != n_files:
+            raise RuntimeError(f"{len(keys)} partitions for {n_files} files: not every file was selected")
+
+        _, out["sync_noop"] = _timed(sources.sync_prepared_partitions, instance, keys)
+        tenth = keys[:: max(1, 10)]
+        rest = sorted(set(keys) - set(tenth))
+        _, out["sync_remove_10pct"] = _timed(sources.sync_prepared_partitions, instance, rest)
+        _, out["sync_readd_10pct"] = _timed(sources.sync_prepared_partitions, instance, keys)
+        _, out["sync_remove_all"] = _timed(sources.sync_prepared_partitions, instance, [])
+        _, out["sync_add_all"] = _timed(sources.sync_prepared_partitions, instance, keys)
+        assert sorted(instance.get_dynamic_partitions(name)) == sorted(keys)
+        log(
+            f"partition sync: add {len(keys)} {out['sync_add_all']:.2f} s, no-op {out['sync_noop']:.2f} s, "
+            f"remove {len(tenth)} {out['sync_remove_10pct']:.2f} s, re-add {out['sync_readd_10pct']:.2f} s, "
+            f"remove all {out['sync_remove_all']:.2f} s"
+        )
+
+        first, out["tick_first"] = _timed(sources.raw_audio_sensor, dg.build_sensor_context(instance=instance))
+        assert isinstance(first, dg.SensorResult) and first.run_requests, first
+        same, out["tick_unchanged"] = _timed(
+            sources.raw_audio_sensor, dg.build_sensor_context(instance=instance, cursor=first.cursor)
+        )
+        assert isinstance(same, dg.SkipReason), same
+        gone = raw / "album_000" / "take_00000.flac"
+        moved = gone.rename(data / "moved.flac")
+        changed, out["tick_file_removed"] = _timed(
+            sources.raw_audio_sensor, dg.build_sensor_context(instance=instance, cursor=first.cursor)
+        )
+        moved.rename(gone)
+        assert isinstance(changed, dg.SensorResult) and changed.dynamic_partitions_requests, changed
+        log(
+            f"raw_audio_sensor tick over {n_files} files: first {out['tick_first']:.2f} s, unchanged "
+            f"{out['tick_unchanged']:.2f} s, a file removed {out['tick_file_removed']:.2f} s"
+        )
+
+        target = ModuleTarget(
+            module_name="music_assets.definitions",
+            attribute=None,
+            working_directory=str(ROOT),
+            location_name="music_assets",
+        )
+        t0 = time.perf_counter()
+        with WorkspaceProcessContext(instance, target) as workspace:
+            context = workspace.create_request_context()
+            entry = next(iter(context.get_code_location_entries().values()))
+            if entry.load_error is not None:
+                raise RuntimeError(f"music_assets.definitions did not load: {entry.load_error}")
+            out["workspace_load"] = time.perf_counter() - t0
+            result, out["backfill_launch"] = _timed(
+                execute_dagster_graphql,
+                context,
+                LAUNCH_BACKFILL,
+                {"params": {"assetSelection": [{"path": ["prepared_sources"]}], "allPartitions": True}},
+            )
+            payload = result.data["launchPartitionBackfill"] if result.data else result.errors
+            if not result.data or payload["__typename"] != "LaunchBackfillSuccess":
+                raise RuntimeError(f"launchPartitionBackfill failed: {payload}")
+            backfill_id = payload["backfillId"]
+            logger = logging.getLogger("bench.partitions")
+            if profile:
+                import cProfile  # noqa: PLC0415
+                import pstats  # noqa: PLC0415
+
+                prof = cProfile.Profile()
+                _, out["backfill_submit"] = _timed(
+                    lambda: prof.runcall(lambda: list(execute_backfill_iteration(workspace, logger)))
+                )
+                pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+            else:
+                _, out["backfill_submit"] = _timed(lambda: list(execute_backfill_iteration(workspace, logger)))
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+            out["runs"] = len(runs)
+            run = runs[0] if runs else None
+            out["run_status"] = run.status.value if run else None
+            order = instance.get_dynamic_partitions(name)  # a range runs over the keys in this order
+            out["first_key"], out["last_key"] = order[0], order[-1]
+            out["run_range"] = (
+                (run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end"))
+                if run
+                else None
+            )
+            log(
+                f"workspace loaded in {out['workspace_load']:.1f} s; launchPartitionBackfill (all {len(keys)} "
+                f"partitions) {out['backfill_launch']:.2f} s; one backfill-daemon iteration "
+                f"{out['backfill_submit']:.2f} s -> {len(runs)} run(s), {out['run_status']}, range {out['run_range']}"
+            )
+            if prepare and run is not None:
+                out.update(_run_backfill(instance, workspace, run.run_id, backfill_id, raw, keys, log))
+    return out
+
+
+def _run_backfill(instance, workspace, run_id: str, backfill_id: str, raw: Path, keys, log) -> dict:
+    """Launch the queued run as the run-queue daemon does, wait for it, and split its time."""
+    import dagster as dg
+    from dagster._daemon.backfill import execute_backfill_iteration
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    from music_assets.audio.preparation import prepare_source
+
+    out: dict = {}
+    sample = sorted(raw.rglob("*.flac"))[:: max(1, len(keys) // 20)][:20]
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        for i, src in enumerate(sample):
+            prepare_source(src, Path(tmp) / f"{i}.flac")
+        out["prepare_each"] = (time.perf_counter() - t0) / len(sample)
+    t0 = time.perf_counter()
+    list(QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(workspace))
+    while True:
+        run = instance.get_run_by_id(run_id)
+        if run.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
+            break
+        time.sleep(2)
+    out["run_wall"] = time.perf_counter() - t0
+    out["run_final_status"] = run.status.value
+    stats = instance.get_run_stats(run_id)
+    out["run_start_to_end"] = (stats.end_time or 0) - (stats.start_time or 0)
+    list(execute_backfill_iteration(workspace, logging.getLogger("bench.partitions")))
+    steps = [s for s in instance.get_run_step_stats(run_id) if s.step_key == "prepared_sources"]
+    out["step_wall"] = (steps[0].end_time or 0) - (steps[0].start_time or 0) if steps else float("nan")
+    out["backfill_status"] = instance.get_backfill(backfill_id).status.value
+    materialized = instance.get_materialized_partitions(dg.AssetKey("prepared_sources"))
+    out["materialized"] = len(materialized)
+    prep = out["prepare_each"] * len(keys)
+    out["overhead"] = out["run_wall"] - prep
+    out["step_overhead"] = out["step_wall"] - prep
+    log(
+        f"the backfill's run: {out['run_final_status']} in {out['run_wall']:.0f} s, its step "
+        f"{out['step_wall']:.0f} s ({out['materialized']} partitions materialized; backfill "
+        f"{out['backfill_status']}); preparation alone {out['prepare_each']:.2f} s per file (x {len(keys)} = "
+        f"{prep:.0f} s), so Dagster's share: {out['run_wall'] - out['step_wall']:.0f} s to launch and start the run, "
+        f"{out['step_overhead']:.0f} s in the step ({out['step_overhead'] / len(keys) * 1000:.0f} ms per partition: "
+        "events, metadata, 4 check evaluations)"
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=3000, help="number of files (default 3000)")
+    ap.add_argument("--seconds", type=float, default=31.0, help="length of each file (default 31 s)")
+    ap.add_argument("--prepare", action="store_true", help="also run the backfill (prepares every file)")
+    ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of the backfill-daemon iteration")
+    ap.add_argument(
+        "--postgres", action="store_true", help="on dagster.postgres.yaml with a throwaway local server (fsync off)"
+    )
+    args = ap.parse_args(argv)
+    base = args.keep or Path(tempfile.mkdtemp(prefix="bench-partitions-"))
+    base.mkdir(parents=True, exist_ok=True)
+    print(f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}; work dir {base}", flush=True)
+    with contextlib.ExitStack() as stack:
+        if args.postgres:
+            from music_assets_tests.ops.postgres_server import postgres_server
+
+            os.environ["MUSIC_ASSETS_INSTANCE"] = "postgres"
+            os.environ["MUSIC_ASSETS_POSTGRES_URL"] = stack.enter_context(postgres_server())
+            print("instance: dagster.postgres.yaml on a local PostgreSQL server (fsync off)", flush=True)
+        stack.callback(lambda: None if args.keep else shutil.rmtree(base, ignore_errors=True))
+        measure(
+            base / "data", args.files, args.seconds, args.prepare, log=lambda m: print(m, flush=True),
+            profile=args.profile,
+        )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
