@@ -93,6 +93,7 @@ def _backfill_policies(per_run: str | None) -> dict[str, str]:
 
 HEAVY_PARTITIONED = {
     "prepared_sources",
+    "texture_beds",
     "rudiment_performances",
     "rudiment_audio",
     "lora_adapters",
