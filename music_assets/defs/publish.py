@@ -4,16 +4,20 @@
   and `.card`): parquet shards with the audio and MIDI embedded, one config
   per rudiment family and per label table; five blocking checks gate it
   (`music_assets.publish.checks`), the last being `datasets.load_dataset` of
-  the folder exactly as a Hub user calls it.
+  the folder exactly as a Hub user calls it. When the shards would not fit
+  beside the rendered audio (`shard_storage`), only their plans are staged.
 - `hf_dataset` pushes that folder with `HfApi.upload_folder`, resuming from
   whatever the Hub already holds, then verifies the remote file list
-  (`music_assets.publish.hub`). Without a token, without a configured
+  (`music_assets.publish.hub`); deferred shards are built a group at a time
+  just before their upload and deleted after it. Without a token, without a configured
   `repo_id`, or with `dry_run: true`, it materializes the upload plan instead.
 
 The token comes from the environment variable named by the `hf_hub` resource
 (`HF_TOKEN`), read through `dg.EnvVar` when the asset runs; it is never
 part of config, metadata, logs or error messages.
 """
+
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
@@ -62,6 +66,13 @@ class StagingConfig(dg.Config):
         "files)",
     )
     shard_size_mb: float = Field(default=500.0, description="upper bound of a parquet shard's size (MB)")
+    shard_storage: Literal["auto", "local", "deferred"] = Field(
+        default="auto",
+        description="where the sample shards (which embed the audio) live: `local` writes them into the staging "
+        "folder; `deferred` writes only their plans (the rows without the media bytes) and hf_dataset builds each "
+        "shard just before uploading it, so the audio is never on disk twice; `auto` is local while they take at "
+        "most half of the free disk",
+    )
     license: str = Field(default="cc-by-4.0", description="license in the dataset card")
     pretty_name: str = Field(default="Drum Rudiments: synthetic snare performances with skill labels")
 
@@ -69,6 +80,11 @@ class StagingConfig(dg.Config):
 class PublishConfig(dg.Config):
     dry_run: bool = Field(default=False, description="only plan the upload (files, bytes, commits)")
     commit_message: str = Field(default="Update the dataset from music_assets")
+    deferred_batch_mb: float = Field(
+        default=2000.0,
+        description="deferred shards are built, uploaded (one commit) and deleted in groups of at most this many "
+        "MB: the most they occupy on disk at once",
+    )
 
 
 def _md_list(items: list[str], limit: int = 20) -> dg.MetadataValue:
@@ -91,7 +107,8 @@ def _bed_provenance() -> dict[str, dict]:
     kinds={"parquet", "huggingface"},
     description="The rudiment dataset in Hugging Face layout: parquet shards per rudiment family and split with "
     "the audio (datasets Audio feature) and MIDI embedded, stroke and measure tables as their own configs, "
-    "browsable media by rudiment while they fit the file budget, a dataset card with plots.",
+    "browsable media by rudiment while they fit the file budget, a dataset card with plots; with deferred "
+    "shard storage, the sample shards' plans, built at upload.",
 )
 def hf_staging(
     context: dg.AssetExecutionContext, config: StagingConfig, hf_hub: HuggingFaceHub
@@ -101,7 +118,11 @@ def hf_staging(
 
     staging = hf_staging_dir()
     staged = stage(
-        data_dir(), staging, StagingSettings(file_budget=config.file_budget, shard_size_mb=config.shard_size_mb)
+        data_dir(),
+        staging,
+        StagingSettings(
+            file_budget=config.file_budget, shard_size_mb=config.shard_size_mb, shard_storage=config.shard_storage
+        ),
     )
     card = write_card(
         staged,
@@ -119,7 +140,8 @@ def hf_staging(
     context.log.info(
         f"staged {staged.table.num_rows} samples ({staged.mode} mode): {staged.media.linked} media linked, "
         f"{staged.media.copied} copied, {staged.media.unchanged} unchanged; {len(staged.parquet_written)} parquet "
-        f"written, {len(staged.parquet_unchanged)} unchanged; {len(removed)} stale files removed"
+        f"written, {len(staged.parquet_unchanged)} unchanged; {len(removed)} stale files removed; sample shards "
+        f"{staged.shard_storage} ({staged.shard_storage_reason})"
     )
     by_split = staged.split_shards()
     split_rows = "\n".join(f"| {s} | {n} | {len(by_split[s])} |" for s, n in staged.split_rows.items())
@@ -129,6 +151,9 @@ def hf_staging(
             "path": dg.MetadataValue.path(str(staging)),
             "card": dg.MetadataValue.path(str(staging / layout.CARD)),
             "mode": staged.mode,
+            "shard_storage": staged.shard_storage,
+            "shard_storage_reason": staged.shard_storage_reason,
+            "sample_shards_bytes_estimated": staged.sample_shard_bytes,
             "samples": staged.table.num_rows,
             "splits": dg.MetadataValue.md("| split | samples | parquet files |\n|---|---|---|\n" + split_rows),
             "configs": ", ".join(["default", *staged.shards, *staged.aux_shards]),
@@ -172,8 +197,9 @@ def _staging_check(name: str, description: str):
 staging_checks = [
     _staging_check(
         "staging_paths_exist",
-        "Every row's embedded audio and MIDI have bytes; in the files layout each row's browsable media file "
-        "exists with exactly those bytes' length.",
+        "Every row's embedded audio and MIDI have bytes (deferred shards: every source file they will embed is "
+        "the one staging planned); in the files layout each row's browsable media file exists with exactly "
+        "those bytes' length.",
     ),
     _staging_check(
         "card_split_sizes_match",
@@ -192,7 +218,8 @@ staging_checks = [
         "datasets_loads_offline",
         "datasets.load_dataset(staging) as a Hub user calls it (no data_files, no casting; offline, "
         "throw-away cache) returns every split with Audio decoding in each; every other config loads "
-        "(families streamed) and streaming works.",
+        "(families streamed) and streaming works. With deferred shards: the same on a preview whose first "
+        "shard of each family and split is built from its plan as the upload builds it.",
     ),
 ]
 
@@ -218,10 +245,13 @@ def hf_dataset(
             allow_retries=False,
         )
     token = hf_hub.token()
+    build_batch = int(config.deferred_batch_mb * 1e6)
+    deferred = layout.deferred_shards(staging)
     base = {
         "repo_id": hf_hub.repo_id or "(not configured)",
         "private": hf_hub.private,
         "token_env_var": hf_hub.token_env_var,
+        "deferred_shards": len(deferred),
     }
     # A token alone does not publish: pushing also needs a repository chosen on purpose.
     reason = (
@@ -236,10 +266,10 @@ def hf_dataset(
     try:
         if reason is not None:
             if token is None or not hf_hub.repo_id:
-                plan = plan_upload(hf_hub.repo_id, staging, None)
+                plan = plan_upload(hf_hub.repo_id, staging, None, build_batch_bytes=build_batch)
                 remote = "unknown (no token or no repository): the plan assumes an empty repository"
             else:
-                plan = hf_hub.client(token, context.log.info).plan(staging)
+                plan = hf_hub.client(token, context.log.info).plan(staging, build_batch_bytes=build_batch)
                 remote = "read from the Hub"
             context.log.info(f"dry run ({reason}): {plan.summary()}")
             return dg.MaterializeResult(
@@ -258,7 +288,9 @@ def hf_dataset(
                 f"{hf_hub.repo_id}; materialize hf_staging with the same hf_hub config first",
                 allow_retries=False,
             )
-        result = hf_hub.client(token, context.log.info).publish(staging, config.commit_message)
+        result = hf_hub.client(token, context.log.info).publish(
+            staging, config.commit_message, build_batch_bytes=build_batch
+        )
     except HubError as exc:
         if not exc.retryable:
             # Retrying cannot fix a bad token, missing permission or wrong repository.

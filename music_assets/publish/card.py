@@ -22,7 +22,7 @@ import yaml
 
 from music_assets.publish import columns as column_docs
 from music_assets.publish import layout, plots
-from music_assets.publish.staging import MEDIA_COLUMNS, StagedData, write_bytes_if_changed
+from music_assets.publish.staging import MEDIA_COLUMNS, StagedData, plan_info, write_bytes_if_changed
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS, SPLITS
 
 # Licences as stated in the Debian packages' copyright files (fluid-soundfont-gm, timgm6mb-soundfont).
@@ -102,10 +102,16 @@ def _file_stats(staging, rels: list[str]) -> tuple[int, int, int]:
     """(rows, uncompressed bytes, bytes on disk) of parquet files, read from their footers."""
     rows = raw = size = 0
     for rel in rels:
-        meta = pq.ParquetFile(staging / rel).metadata
+        path = layout.shard_file(staging, rel)
+        meta = pq.ParquetFile(path).metadata
         rows += meta.num_rows
+        planned = plan_info(path)
+        if planned:  # a deferred shard, built at upload: its size is the media's plus the table's
+            raw += planned["estimated_bytes"]
+            size += planned["estimated_bytes"]
+            continue
         raw += sum(meta.row_group(g).total_byte_size for g in range(meta.num_row_groups))
-        size += (staging / rel).stat().st_size
+        size += path.stat().st_size
     return rows, raw, size
 
 

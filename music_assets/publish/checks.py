@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from music_assets.publish import layout
 from music_assets.publish.card import parse_front_matter
-from music_assets.publish.staging import MEDIA_COLUMNS, MEDIA_DIRS
+from music_assets.publish.staging import MEDIA_COLUMNS, MEDIA_DIRS, PLAN_COLUMNS, build_deferred_shard, plan_info
 
 REQUIRED_FRONT_MATTER = ("license", "task_categories", "size_categories", "configs", "dataset_info")
 SHOWN = 10  # examples of problems listed in metadata
@@ -36,7 +36,15 @@ class CheckOutcome:
 
 
 def _parquet_files(staging: Path) -> list[Path]:
-    return sorted(p for d in (layout.DATA, layout.AUXILIARY) for p in (staging / d).rglob("*.parquet"))
+    """Every parquet file of the dataset, deferred sample shards included (read them through `_file`)."""
+    found = {p for d in (layout.DATA, layout.AUXILIARY) for p in (staging / d).rglob("*.parquet")}
+    found |= {staging / rel for rel in layout.deferred_shards(staging)}
+    return sorted(found)
+
+
+def _file(staging: Path, p: Path) -> Path:
+    """The file to read for the dataset file `p`: the plan of a deferred shard, else `p`."""
+    return layout.shard_file(staging, _rel(staging, p))
 
 
 def _rel(staging: Path, p: Path) -> str:
@@ -55,10 +63,15 @@ def paths_exist(staging: Path) -> CheckOutcome:
     if not files:
         return CheckOutcome(False, f"no parquet files under {staging}", {})
     browsable = [c for c in MEDIA_COLUMNS if (staging / MEDIA_DIRS[c]).is_dir()]
-    checked = embedded = 0
+    checked = embedded = planned = 0
     problems: list[str] = []
     for path in files:
         rel_file = _rel(staging, path)
+        if plan_info(_file(staging, path)) is not None:
+            n_planned, n_checked = _plan_problems(staging, path, browsable, problems)
+            planned += n_planned
+            checked += n_checked
+            continue
         try:
             schema = pq.read_schema(path)
             media = [n for n in schema.names if n in MEDIA_COLUMNS]
@@ -97,12 +110,52 @@ def paths_exist(staging: Path) -> CheckOutcome:
         "parquet_files": len(files),
         "paths_checked": checked,
         "embedded_media_checked": embedded,
+        "planned_media_checked": planned,
         "problems": len(problems),
     }
     if problems:
         meta["first_problems"] = "\n".join(problems[:SHOWN])
         return CheckOutcome(False, f"{len(problems)} problem(s) with the media in the parquet files", meta)
-    return CheckOutcome(True, f"all {embedded} embedded media have bytes; {checked} browsable files match", meta)
+    what = f"all {embedded} embedded media have bytes" if embedded else ""
+    if planned:
+        what += ("; " if what else "") + f"all {planned} media of deferred shards are the files staging planned"
+    return CheckOutcome(True, f"{what}; {checked} browsable files match", meta)
+
+
+def _plan_problems(staging: Path, path: Path, browsable: list[str], problems: list[str]) -> tuple[int, int]:
+    """A deferred shard's plan: every source file it will embed exists with the size and modification time
+    staging recorded, and (files layout) each browsable copy has that size; returns (media, browsable) checked."""
+    rel_file = _rel(staging, path)
+    plan_path = _file(staging, path)
+    try:
+        info = plan_info(plan_path)
+        table = pq.read_table(plan_path)
+    except Exception as exc:  # noqa: BLE001 - an unreadable plan is a failed check
+        problems.append(f"{rel_file}: unreadable plan {_rel(staging, plan_path)} ({exc})")
+        return 0, 0
+    data_root = Path(os.path.normpath(staging / info["data_root"]))
+    media = checked = 0
+    slugs = table["rudiment_slug"].to_pylist()
+    for col, (c_src, c_size, c_mtime) in PLAN_COLUMNS.items():
+        names = table[col].to_pylist()
+        sources, sizes, mtimes = (table[c].to_pylist() for c in (c_src, c_size, c_mtime))
+        for i, (name, src, size, mtime, slug) in enumerate(zip(names, sources, sizes, mtimes, slugs, strict=True)):
+            media += 1
+            try:
+                st = (data_root / src).stat()
+            except (FileNotFoundError, TypeError):
+                problems.append(f"{rel_file}: row {i} `{col}`: source {data_root / str(src)} is missing")
+                continue
+            if (st.st_size, st.st_mtime_ns) != (size, mtime):
+                problems.append(f"{rel_file}: row {i} `{col}`: {data_root / src} changed since staging")
+            if col in browsable:
+                checked += 1
+                rel = f"{MEDIA_DIRS[col]}/{slug}/{name}"
+                if not name or "/" in name or not _inside(staging, rel):
+                    problems.append(f"{rel_file}: row {i} `{col}`: {rel!r} is not a file in staging")
+                elif (staging / rel).stat().st_size != size:
+                    problems.append(f"{rel_file}: row {i} `{col}`: {rel} is not the planned file ({size} bytes)")
+    return media, checked
 
 
 def _series_problems(staging: Path) -> list[str]:
@@ -136,7 +189,7 @@ def _config_files(staging: Path, config: dict) -> dict[str, list[str]]:
 
 
 def _footer_rows(staging: Path, rels: list[str]) -> int:
-    return sum(pq.ParquetFile(staging / r).metadata.num_rows for r in rels)
+    return sum(pq.ParquetFile(layout.shard_file(staging, r)).metadata.num_rows for r in rels)
 
 
 def card_split_sizes(staging: Path) -> CheckOutcome:
@@ -183,7 +236,7 @@ def profiles_disjoint(staging: Path) -> CheckOutcome:
         for split, shards in by_split.items():
             for p in shards:
                 try:
-                    t = pq.read_table(p, columns=["profile_id", "split", "rudiment_slug"])
+                    t = pq.read_table(_file(staging, p), columns=["profile_id", "split", "rudiment_slug"])
                 except Exception as exc:  # noqa: BLE001
                     problems.append(f"{_rel(staging, p)}: cannot read profile_id/split/rudiment_slug ({exc})")
                     continue
@@ -333,7 +386,43 @@ def _decode_first(where: str, key: str | None, row: dict, problems: list[str], m
 FULL_LOAD_MAX_BYTES = 4 * 1024**3
 
 
+# Rows of each family and split's first deferred shard that the load gate builds and loads.
+PREVIEW_ROWS = 4
+
+
 def loads_with_datasets(staging: Path, full_load_max_bytes: int = FULL_LOAD_MAX_BYTES) -> CheckOutcome:
+    """`_load_check` of the staging folder; with deferred shards, of a preview of it in a temporary folder:
+    the card, plots and auxiliary tables linked, and the first PREVIEW_ROWS rows of the first shard of each
+    family and split built from its plan as the upload builds it (every config then streamed but the
+    auxiliary tables, which are whole)."""
+    deferred = layout.deferred_shards(staging)
+    if not deferred:
+        return _load_check(staging, full_load_max_bytes)
+    with tempfile.TemporaryDirectory(prefix="hf-load-preview-") as tmp:
+        preview = Path(tmp) / "staging"
+        try:
+            for rel in layout.list_files(staging):
+                if rel.split("/", 1)[0] in (layout.AUDIO, layout.MIDI):
+                    continue  # browsable copies: not what datasets reads
+                dest = preview / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(staging / rel, dest)
+                except OSError:
+                    shutil.copy2(staging / rel, dest)
+            firsts = [ps[0] for by_split in layout.family_shards(staging).values() for ps in by_split.values()]
+            for p in firsts:
+                build_deferred_shard(staging, _rel(staging, p), dest=preview / _rel(staging, p), limit=PREVIEW_ROWS)
+        except Exception as exc:  # noqa: BLE001 - a plan that cannot be built fails the gate
+            return CheckOutcome(False, f"building a preview of the deferred shards failed: {exc}", {})
+        outcome = _load_check(preview, full_load_max_bytes=-1)
+    outcome.metadata["deferred_shards"] = len(deferred)
+    outcome.metadata["preview"] = f"first {PREVIEW_ROWS} rows of {len(firsts)} shards built from their plans"
+    outcome.description = f"deferred shards, preview of {len(firsts)} built as at upload: {outcome.description}"
+    return outcome
+
+
+def _load_check(staging: Path, full_load_max_bytes: int) -> CheckOutcome:
     """What a Hub user does, offline, with a throw-away cache: `datasets.load_dataset(str(staging))` with no
     data_files and no casting returns every split with the rows of the parquet files (datasets itself checks
     them against the card), `audio` is the Audio feature and the first sample of each split decodes; then each

@@ -14,6 +14,13 @@ carries a card that describes data it does not hold); each call commits in
 resumable batches itself (hf_xet). Remote files that staging no longer has
 are deleted, and the remote file list is compared with staging at the end.
 
+Deferred sample shards (staging's `deferred` storage) are in the plan with
+their planned size; the upload builds them from their plans in groups of at
+most `build_batch_bytes`, uploads each group in one `upload_folder` call and
+deletes the built files, so no more than a group is ever on disk. The size and
+hash of each build are kept in `.deferred/built.json`: a resumed or repeated
+upload compares them with the Hub's copy without building again.
+
 The token is passed to the client, never logged, and removed from the text
 of every error this module raises (errors are re-raised without their
 original exception attached, since a library's message or chained response
@@ -29,8 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from music_assets.io import sha256_file
 from music_assets.publish import layout
+from music_assets.publish import staging as staging_mod
 
 REPO_TYPE = "dataset"
 # hf_xet's upload pipeline starts at 256 files per commit (it adapts from there).
@@ -42,6 +52,7 @@ MAX_EXACT_PATTERNS = 1000
 IGNORE_PATTERNS = (".*", "*/.*")  # partial files of atomic writes, caches (upload_folder extends the list it gets)
 BATCH_ORDER = (layout.MIDI, layout.AUDIO, layout.AUXILIARY, layout.DATA, layout.PLOTS, "card")
 REDACTED = "[REDACTED]"
+BUILD_BATCH_BYTES = 2_000_000_000  # deferred shards built (and on disk) at once: four 500 MB shards
 NOT_RETRYABLE_STATUS = {400, 401, 403, 404}
 
 
@@ -71,10 +82,11 @@ class Batch:
     files: list[str]
     bytes: int
     allow_patterns: list[str]
+    groups: int = 0  # deferred shards: one build-and-upload commit per group
 
     @property
     def commits(self) -> int:
-        return max(1, math.ceil(len(self.files) / FILES_PER_COMMIT))
+        return self.groups or max(1, math.ceil(len(self.files) / FILES_PER_COMMIT))
 
 
 @dataclass
@@ -146,14 +158,43 @@ class PublishResult:
 
 
 class LocalHashes:
-    """Hashes of staged files, computed once and only when a remote copy of the same size exists."""
+    """Hashes of staged files, computed once and only when a remote copy of the same size exists; for a
+    deferred shard, the size and hashes its last build had (when its plan is unchanged since)."""
 
     def __init__(self, staging: Path):
         self.staging = staging
         self._sha: dict[str, str] = {}
         self._oid: dict[str, str] = {}
+        self.deferred: dict[str, dict] = {}  # rel -> its plan's info
+        self._fingerprints: dict[str, bytes] = {}
+        for rel in layout.deferred_shards(staging):
+            plan = layout.deferred_path(staging, rel)
+            self.deferred[rel] = staging_mod.plan_info(plan) or {}
+            self._fingerprints[rel] = (pq.read_schema(plan).metadata or {}).get(staging_mod.FINGERPRINT_KEY, b"")
+        self.built = staging_mod.read_built_record(staging)
+
+    def build_of(self, rel: str) -> dict | None:
+        """The record of the deferred shard `rel`'s last build, if it was built from its current plan."""
+        rec = self.built.get(rel)
+        return rec if rec and rec.get("fingerprint", "").encode() == self._fingerprints.get(rel) else None
+
+    def files(self) -> dict[str, int]:
+        """{path: size} of the dataset: the files on disk, and each deferred shard at its built size (when
+        known) or its planned size."""
+        local = {rel: size for rel, size in layout.list_files(self.staging).items() if rel not in self.deferred}
+        for rel, info in self.deferred.items():
+            rec = self.build_of(rel)
+            local[rel] = rec["size"] if rec else int(info.get("estimated_bytes", 0))
+        return dict(sorted(local.items()))
 
     def same(self, rel: str, size: int, remote: RemoteFile) -> bool:
+        if rel in self.deferred:
+            rec = self.build_of(rel)
+            if rec is None or remote.size != rec["size"]:
+                return False
+            if remote.sha256:
+                return remote.sha256 == rec["sha256"]
+            return remote.blob_id is None or remote.blob_id == rec.get("blob_id")
         if remote.size != size:
             return False
         if remote.sha256:
@@ -208,12 +249,31 @@ def _patterns(files: list[str], local: Iterable[str]) -> list[str]:
     return patterns + exact
 
 
+def deferred_groups(files: list[str], hashes: LocalHashes, budget: int) -> list[list[str]]:
+    """The deferred shards among `files` in upload groups of at most `budget` planned bytes (one shard at least)."""
+    groups: list[list[str]] = []
+    acc = 0
+    for rel in (f for f in files if f in hashes.deferred):
+        size = int(hashes.deferred[rel].get("estimated_bytes", 0))
+        if groups and acc + size <= budget:
+            groups[-1].append(rel)
+            acc += size
+        else:
+            groups.append([rel])
+            acc = size
+    return groups
+
+
 def plan_upload(
-    repo_id: str, staging: Path, remote: dict[str, RemoteFile] | None, hashes: LocalHashes | None = None
+    repo_id: str,
+    staging: Path,
+    remote: dict[str, RemoteFile] | None,
+    hashes: LocalHashes | None = None,
+    build_batch_bytes: int = BUILD_BATCH_BYTES,
 ) -> UploadPlan:
     """What an upload of `staging` has to do, given the remote files (None: unknown, assumed empty)."""
-    local = layout.list_files(staging)
     hashes = hashes or LocalHashes(staging)
+    local = hashes.files()
     known = remote is not None
     remote = remote or {}
     upload, unchanged = [], []
@@ -228,14 +288,18 @@ def plan_upload(
     for name in BATCH_ORDER:
         files = sorted(groups.get(name, []))
         if files:
-            batches.append(Batch(name, files, sum(local[f] for f in files), _patterns(files, local)))
+            built = deferred_groups(files, hashes, build_batch_bytes)
+            rest = len(files) > sum(len(g) for g in built)  # files on disk beside the deferred shards
+            batch = Batch(name, files, sum(local[f] for f in files), _patterns(files, local))
+            batch.groups = len(built) + rest if built else 0
+            batches.append(batch)
     return UploadPlan(repo_id, local, known, sorted(upload), sorted(unchanged), delete, batches)
 
 
 def verify(staging: Path, remote: dict[str, RemoteFile], hashes: LocalHashes | None = None) -> Verification:
     """Compare the remote file list (paths, sizes, hashes) with staging."""
-    local = layout.list_files(staging)
     hashes = hashes or LocalHashes(staging)
+    local = hashes.files()
     remote = {p: r for p, r in remote.items() if p not in layout.HUB_MANAGED}
     v = Verification(remote_files=len(remote))
     v.missing = sorted(p for p in local if p not in remote)
@@ -274,6 +338,60 @@ class HubClient:
         # Raised outside the handler, so the original exception (and whatever it echoes) is not attached.
         raise failure
 
+    def _upload(self, staging: Path, allow_patterns: list[str], what: str, message: str) -> str:
+        info = self._call(
+            f"uploading {what}",
+            self.api.upload_folder,
+            repo_id=self.repo_id,
+            repo_type=REPO_TYPE,
+            folder_path=str(staging),
+            allow_patterns=allow_patterns,
+            ignore_patterns=list(IGNORE_PATTERNS),
+            commit_message=message,
+        )
+        return str(getattr(info, "commit_url", None) or getattr(info, "oid", None) or info)
+
+    def _upload_deferred(
+        self,
+        staging: Path,
+        batch: Batch,
+        files: list[str],
+        hashes: LocalHashes,
+        commit_message: str,
+        build_batch_bytes: int,
+    ) -> list[str]:
+        """Build the deferred shards `files` a group at a time, upload each group, delete it."""
+        groups = deferred_groups(files, hashes, build_batch_bytes)
+        commits = []
+        for k, group in enumerate(groups, 1):
+            built: list[staging_mod.BuiltShard] = []
+            try:
+                for rel in group:
+                    built.append(staging_mod.build_deferred_shard(staging, rel))
+                # What each build produced: a later run compares it with the Hub's copy without building.
+                staging_mod.record_built(staging, built)
+                hashes.built = staging_mod.read_built_record(staging)
+                size = sum(b.size for b in built)
+                self.log(
+                    f"uploading {batch.name} {k}/{len(groups)}: {len(group)} deferred shards built, {size:,} bytes"
+                )
+                commits.append(
+                    self._upload(
+                        staging,
+                        [glob.escape(rel) for rel in group],
+                        f"{batch.name} {k}/{len(groups)}",
+                        f"{commit_message} ({batch.name} {k}/{len(groups)})",
+                    )
+                )
+            except staging_mod.StagingError as exc:
+                raise HubError(str(exc), retryable=False) from None
+            finally:
+                for rel in group:  # never more than one group on disk, whatever happened
+                    (staging / rel).unlink(missing_ok=True)
+                for b in built:
+                    b.path.unlink(missing_ok=True)
+        return commits
+
     def remote_files(self, missing_ok: bool = False) -> dict[str, RemoteFile]:
         """Every file in the repository; {} when it does not exist and `missing_ok`."""
         from huggingface_hub.errors import RepositoryNotFoundError  # noqa: PLC0415
@@ -296,11 +414,14 @@ class HubClient:
 
         return self._call("listing the repository", listing)
 
-    def plan(self, staging: Path, hashes: LocalHashes | None = None) -> UploadPlan:
-        return plan_upload(self.repo_id, staging, self.remote_files(missing_ok=True), hashes)
+    def plan(
+        self, staging: Path, hashes: LocalHashes | None = None, build_batch_bytes: int = BUILD_BATCH_BYTES
+    ) -> UploadPlan:
+        return plan_upload(self.repo_id, staging, self.remote_files(missing_ok=True), hashes, build_batch_bytes)
 
-    def publish(self, staging: Path, commit_message: str) -> PublishResult:
-        """Create the repo if needed, upload what differs, delete what staging dropped, then verify."""
+    def publish(self, staging: Path, commit_message: str, build_batch_bytes: int = BUILD_BATCH_BYTES) -> PublishResult:
+        """Create the repo if needed, upload what differs (building deferred shards a group of at most
+        `build_batch_bytes` at a time), delete what staging dropped, then verify."""
         self._call(
             "creating the repository",
             self.api.create_repo,
@@ -310,25 +431,22 @@ class HubClient:
             exist_ok=True,
         )
         hashes = LocalHashes(staging)
-        plan = self.plan(staging, hashes)
+        plan = self.plan(staging, hashes, build_batch_bytes)
         self.log(
             f"{self.repo_id}: {len(plan.unchanged)} files already on the Hub, {len(plan.upload)} to upload "
             f"({plan.upload_bytes:,} bytes) in {len(plan.batches)} batch(es), {len(plan.delete)} to delete"
         )
         commits = []
         for batch in plan.batches:
+            deferred = [f for f in batch.files if f in hashes.deferred]
+            if deferred:
+                commits += self._upload_deferred(staging, batch, deferred, hashes, commit_message, build_batch_bytes)
+                rest = [f for f in batch.files if f not in hashes.deferred]
+                if not rest:
+                    continue
+                batch = Batch(batch.name, rest, sum(plan.local[f] for f in rest), [glob.escape(f) for f in rest])
             self.log(f"uploading {batch.name}: {len(batch.files)} files, {batch.bytes:,} bytes")
-            info = self._call(
-                f"uploading {batch.name}",
-                self.api.upload_folder,
-                repo_id=self.repo_id,
-                repo_type=REPO_TYPE,
-                folder_path=str(staging),
-                allow_patterns=batch.allow_patterns,
-                ignore_patterns=list(IGNORE_PATTERNS),
-                commit_message=f"{commit_message} ({batch.name})",
-            )
-            commits.append(str(getattr(info, "commit_url", None) or getattr(info, "oid", None) or info))
+            commits.append(self._upload(staging, batch.allow_patterns, batch.name, f"{commit_message} ({batch.name})"))
         if plan.delete:
             self.log(f"deleting {len(plan.delete)} remote files staging no longer has")
             info = self._call(

@@ -8,14 +8,24 @@ hf_staging/
   audio/<slug>/<sample_id>.flac                    browsable copies of the media (files mode only)
   midi/<slug>/<sample_id>.mid
   plots/*.png                                      figures the card shows
+  .deferred/data/<family>/{split}-...parquet       plans of sample shards built at upload (deferred storage)
+  .deferred/built.json                             size and hash of each deferred shard once built
 ```
 
 The card's `configs:` name the parquet files of each subset: `default` (every
 family), one per rudiment family present (`roll`, `diddle`, `flam`, `drag`),
 and one per auxiliary table, each with one entry per split (`config_data_files`).
 
-Names starting with a dot (the `.partial` files of atomic writes) are never
-part of the dataset: listings skip them and uploads ignore them.
+Names starting with a dot (the `.partial` files of atomic writes, the
+`.deferred/` plans) are never part of the dataset: listings skip them and
+uploads ignore them.
+
+With deferred shard storage (a dataset too large to hold its audio twice on
+the disk), a sample shard is not on disk: `.deferred/<path>` holds its plan,
+the same rows without the media bytes, and the shard is built from it just
+before it is uploaded. The listings below (`folder_shards` and the functions
+built on it) return such a shard's path all the same; `shard_file` is the
+file to read for it (the plan when deferred).
 """
 
 from __future__ import annotations
@@ -42,6 +52,8 @@ SCORE_PLOT = f"{PLOTS}/score_distributions_by_tier.png"
 RUDIMENT_PLOT = f"{PLOTS}/samples_per_rudiment.png"
 # Files the Hub creates itself; they are not part of the staged dataset.
 HUB_MANAGED = frozenset({".gitattributes"})
+DEFERRED = ".deferred"
+BUILT_RECORD = f"{DEFERRED}/built.json"
 
 _SHARD = re.compile(r"^(?P<split>[a-z_]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
 
@@ -81,15 +93,41 @@ def _by_split(paths: list[Path]) -> dict[str, list[Path]]:
     return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
+def deferred_path(staging: Path, rel: str) -> Path:
+    """Where the plan of the deferred shard `rel` lives."""
+    return staging / DEFERRED / rel
+
+
+def deferred_shards(staging: Path) -> list[str]:
+    """The paths (relative to staging) of every deferred sample shard, sorted."""
+    root = staging / DEFERRED
+    return sorted(p.relative_to(root).as_posix() for p in (root / DATA).rglob("*.parquet")) if root.is_dir() else []
+
+
+def shard_file(staging: Path, rel: str) -> Path:
+    """The file to read for the shard `rel`: its plan when it is deferred, else the shard itself."""
+    planned = deferred_path(staging, rel)
+    return planned if planned.is_file() else staging / rel
+
+
 def folder_shards(staging: Path, folder: str) -> dict[str, list[Path]]:
-    """The shards directly in `staging/folder`, by split (split order, then name order)."""
-    return _by_split(sorted((staging / folder).glob("*.parquet")))
+    """The shards of `staging/folder` (on disk or deferred), by split (split order, then name order)."""
+    names = {p.name for p in (staging / folder).glob("*.parquet")}
+    names |= {p.name for p in deferred_path(staging, folder).glob("*.parquet")}
+    return _by_split([staging / folder / n for n in sorted(names)])
 
 
 def family_shards(staging: Path) -> dict[str, dict[str, list[Path]]]:
     """{family: {split: shards}} of the sample shards under `data/`, families in PAS order."""
-    root = staging / DATA
-    names = [d.name for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+    names = sorted(
+        {
+            d.name
+            for root in (staging / DATA, deferred_path(staging, DATA))
+            if root.is_dir()
+            for d in root.iterdir()
+            if d.is_dir()
+        }
+    )
     names.sort(key=lambda f: (FAMILIES.index(f) if f in FAMILIES else len(FAMILIES), f))
     return {f: shards for f in names if (shards := folder_shards(staging, family_dir(f)))}
 

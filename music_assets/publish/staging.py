@@ -20,6 +20,19 @@ Two layouts, the parquet files identical in both:
 - **embedded**: when those files would pass `file_budget` (the Hub refuses
   repositories of more than 100K files), only the parquet files.
 
+Where the sample shards live (`shard_storage`), independent of the layout:
+- **local**: written into the folder, so it is the whole dataset on disk
+  (`datasets.load_dataset(folder)` reads it as is).
+- **deferred**: the sample shards embed every audio file once more, which a
+  100K-sample dataset cannot afford next to the rendered audio. Each shard's
+  plan is written instead (`.deferred/<shard path>`: the same rows, with the
+  media names and the source files' paths, sizes and modification times but
+  no media bytes), and `build_deferred_shard` builds the shard from it,
+  byte-identical to the local one, just before `hf_dataset` uploads it and
+  deletes it afterwards. A source changed since staging is refused.
+- **auto** (default): local while the shards take at most half of the free
+  disk, deferred beyond.
+
 Every parquet file carries a fingerprint of what it was built from (rows,
 media sizes and modification times) in its footer; a re-run with unchanged
 inputs rewrites nothing. Files in the staging folder that the current dataset
@@ -29,8 +42,10 @@ deleted, so the folder is exactly the dataset.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -66,6 +81,12 @@ LAYOUT_VERSION = "2"
 SAMPLE_ROWS_PER_GROUP = 100
 AUXILIARY_ROWS_PER_GROUP = 100_000
 MEDIA_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+SHARD_STORAGES = ("auto", "local", "deferred")
+# auto: local while the embedded shards take at most this share of the free disk.
+LOCAL_SHARE_OF_FREE_DISK = 0.5
+# A deferred shard's plan: per media column, the source file (relative to the data dir) and its stat.
+PLAN_COLUMNS = {col: (f"_{col}_source", f"_{col}_size", f"_{col}_mtime_ns") for col in MEDIA_COLUMNS}
+PLAN_KEY = b"music_assets.deferred"  # schema metadata of a plan: data_root, data schema, media bytes
 
 
 class StagingError(ValueError):
@@ -78,6 +99,7 @@ class StagingSettings:
 
     file_budget: int = 50_000  # browsable media files above this: parquet only ("embedded")
     shard_size_mb: float = 500.0  # upper bound of every parquet shard
+    shard_storage: str = "auto"  # "local", "deferred" (built at upload) or "auto" (see the module docstring)
 
 
 @dataclass
@@ -110,6 +132,9 @@ class StagedData:
     media: MediaStats = field(default_factory=MediaStats)
     parquet_written: list[str] = field(default_factory=list)
     parquet_unchanged: list[str] = field(default_factory=list)
+    shard_storage: str = "local"  # "local" or "deferred"
+    shard_storage_reason: str = ""
+    sample_shard_bytes: int = 0  # estimated size of the sample shards (media plus the table)
 
     def split_shards(self) -> dict[str, list[str]]:
         """Sample shards of each split across the families."""
@@ -280,13 +305,7 @@ def _existing_fingerprint(path: Path) -> bytes | None:
         return None
 
 
-def _write_if_changed(path: Path, fingerprint: bytes, build, row_group_size: int | None, out: StagedData) -> None:
-    """Write the table `build()` returns unless `path` already holds one with this fingerprint."""
-    rel = path.relative_to(out.staging).as_posix()
-    if _existing_fingerprint(path) == fingerprint:
-        out.parquet_unchanged.append(rel)
-        return
-    table = build()
+def _write_shard(path: Path, table: pa.Table, fingerprint: bytes, row_group_size: int | None) -> None:
     meta = dict(table.schema.metadata or {})
     meta[FINGERPRINT_KEY] = fingerprint
     # Content-defined chunking lets the Hub's Xet storage deduplicate unchanged pages on re-upload.
@@ -297,6 +316,15 @@ def _write_if_changed(path: Path, fingerprint: bytes, build, row_group_size: int
         use_content_defined_chunking=True,
         write_page_index=True,
     )
+
+
+def _write_if_changed(path: Path, fingerprint: bytes, build, row_group_size: int | None, out: StagedData) -> None:
+    """Write the table `build()` returns unless `path` already holds one with this fingerprint."""
+    rel = path.relative_to(out.staging).as_posix()
+    if _existing_fingerprint(path) == fingerprint:
+        out.parquet_unchanged.append(rel)
+        return
+    _write_shard(path, build(), fingerprint, row_group_size)
     out.parquet_written.append(rel)
 
 
@@ -349,14 +377,42 @@ def _families(table: pa.Table, samples_path: Path) -> list[str]:
     return [library[s].category for s in slugs]
 
 
+def _shard_table(part: pa.Table, files: dict[str, Sequence[Path]], schema: pa.Schema) -> pa.Table:
+    """A sample shard's table: `part`'s rows with each media column's files embedded (bytes and name)."""
+    cols = {c: part[c] for c in part.column_names}
+    for col in MEDIA_COLUMNS:
+        cols[col] = _embedded_column(files[col])
+    return pa.table(cols).cast(schema)
+
+
+def _plan_table(
+    part: pa.Table, rows: np.ndarray, plan: dict[str, list[tuple[Path, str]]], media_stats, data_root: Path
+) -> tuple[pa.Table, int]:
+    """A deferred shard's plan: `part` plus, per media column, each source's path (relative to the data
+    dir), size and modification time; and the media bytes it stands for."""
+    cols = {c: part[c] for c in part.column_names}
+    media = 0
+    for col, (c_src, c_size, c_mtime) in PLAN_COLUMNS.items():
+        stats = [media_stats[col][i] for i in rows]
+        cols[c_src] = pa.array([plan[col][i][0].relative_to(data_root).as_posix() for i in rows], pa.string())
+        cols[c_size] = pa.array([st.st_size for st in stats], pa.int64())
+        cols[c_mtime] = pa.array([st.st_mtime_ns for st in stats], pa.int64())
+        media += sum(st.st_size for st in stats)
+    return pa.table(cols), media
+
+
 def _write_sample_shards(
     out: StagedData,
     plan: dict[str, list[tuple[Path, str]]],
     media_stats: dict[str, list[os.stat_result]],
     shard_bytes: float,
+    data_root: Path,
 ) -> None:
-    """Write `data/<family>/{split}-NNNNN-of-NNNNN.parquet` with the media embedded (unless unchanged)."""
+    """Write `data/<family>/{split}-NNNNN-of-NNNNN.parquet` with the media embedded (unless unchanged), or,
+    with deferred storage, their plans under `.deferred/`."""
     base, schema, staging = out.table, out.data_schema, out.staging
+    deferred = out.shard_storage == "deferred"
+    schema_b64 = base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
     # Rows per shard by media bytes plus the table's own size (parquet compresses the latter).
     row_bytes = np.full(base.num_rows, base.nbytes / max(base.num_rows, 1))
     row_bytes += np.array(
@@ -376,19 +432,141 @@ def _write_sample_shards(
                 rel = layout.shard_path(layout.family_dir(family), split, k, len(bounds))
                 part = base.take(pa.array(rows))
                 stats = [media_stats[col][i] for col in MEDIA_COLUMNS for i in rows]
+                fingerprint = _fingerprint(part, schema, stats)
+                if deferred:
 
-                def build(part=part, rows=rows):
-                    cols = {c: part[c] for c in part.column_names}
-                    for col in MEDIA_COLUMNS:
-                        cols[col] = _embedded_column([plan[col][i][0] for i in rows])
-                    return pa.table(cols).cast(schema)
+                    def build_plan(part=part, rows=rows, rel=rel):
+                        table, media = _plan_table(part, rows, plan, media_stats, data_root)
+                        info = {
+                            "shard": rel,
+                            "data_root": os.path.relpath(data_root, staging),
+                            "data_schema": schema_b64,
+                            "media_bytes": media,
+                            "estimated_bytes": media + part.nbytes,
+                        }
+                        return table.replace_schema_metadata({PLAN_KEY: json.dumps(info).encode()})
 
-                _write_if_changed(staging / rel, _fingerprint(part, schema, stats), build, SAMPLE_ROWS_PER_GROUP, out)
+                    _write_if_changed(layout.deferred_path(staging, rel), fingerprint, build_plan, None, out)
+                else:
+                    files = {col: [plan[col][i][0] for i in rows] for col in MEDIA_COLUMNS}
+                    _write_if_changed(
+                        staging / rel,
+                        fingerprint,
+                        lambda part=part, files=files: _shard_table(part, files, schema),
+                        SAMPLE_ROWS_PER_GROUP,
+                        out,
+                    )
                 rels.append(rel)
     for split in SPLITS:
         n = int(np.count_nonzero(splits == split))
         if n:
             out.split_rows[split] = n
+
+
+# ---------------------------------------------------------------- deferred shards
+
+
+def plan_info(path: Path) -> dict | None:
+    """The plan metadata of a deferred shard's plan file (None for any other parquet file)."""
+    raw = (pq.read_schema(path).metadata or {}).get(PLAN_KEY)
+    return json.loads(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class BuiltShard:
+    rel: str  # the shard's path relative to staging
+    path: Path  # where it was written
+    rows: int
+    size: int
+    sha256: str  # what the Hub reports for an LFS/Xet file
+    blob_id: str  # the git object id
+    fingerprint: str
+
+
+def build_deferred_shard(staging: Path, rel: str, dest: Path | None = None, limit: int | None = None) -> BuiltShard:
+    """Build the deferred sample shard `rel` from its plan, atomically, into `dest` (default: its place in
+    staging): the bytes `local` storage would have written. `limit` builds only the first rows (a preview).
+
+    Raises StagingError, naming the files, when the plan is unreadable or a source file is missing or
+    changed since staging (its bytes would not be the ones the card and the checks describe).
+    """
+    plan_path = layout.deferred_path(staging, rel)
+    try:
+        table = pq.read_table(plan_path)
+        meta = table.schema.metadata or {}
+        info = json.loads(meta[PLAN_KEY])
+        fingerprint = meta[FINGERPRINT_KEY]
+        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(info["data_schema"])))
+    except Exception as exc:  # noqa: BLE001 - missing, unreadable or not a plan
+        raise StagingError(f"{plan_path}: not a readable shard plan ({exc}); materialize hf_staging again") from exc
+    if limit is not None:
+        table = table.slice(0, limit)
+    data_root = Path(os.path.normpath(staging / info["data_root"]))
+    files: dict[str, list[Path]] = {}
+    changed: list[str] = []
+    for col, (c_src, c_size, c_mtime) in PLAN_COLUMNS.items():
+        files[col] = [data_root / r for r in table[c_src].to_pylist()]
+        for f, size, mtime in zip(files[col], table[c_size].to_pylist(), table[c_mtime].to_pylist(), strict=True):
+            try:
+                st = f.stat()
+            except FileNotFoundError:
+                changed.append(f"{f} is missing")
+                continue
+            if (st.st_size, st.st_mtime_ns) != (size, mtime):
+                changed.append(f"{f} changed ({st.st_size} bytes now, {size} when staged)")
+    if changed:
+        raise StagingError(
+            f"{plan_path}: {len(changed)} source file(s) of {rel} changed since hf_staging: {_first(changed)}; "
+            "materialize hf_staging again"
+        )
+    part = table.drop_columns([c for cols in PLAN_COLUMNS.values() for c in cols]).replace_schema_metadata(None)
+    shard = _shard_table(part, files, schema)
+    dest = dest or staging / rel
+    _write_shard(dest, shard, fingerprint, SAMPLE_ROWS_PER_GROUP)
+    size = dest.stat().st_size
+    sha = hashlib.sha256()
+    blob = hashlib.sha1(f"blob {size}\0".encode(), usedforsecurity=False)
+    with open(dest, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            sha.update(chunk)
+            blob.update(chunk)
+    return BuiltShard(rel, dest, shard.num_rows, size, sha.hexdigest(), blob.hexdigest(), fingerprint.decode())
+
+
+def read_built_record(staging: Path) -> dict[str, dict]:
+    """{shard: {fingerprint, size, sha256, blob_id, rows}} of the deferred shards built so far ({} when none)."""
+    try:
+        return json.loads((staging / layout.BUILT_RECORD).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def record_built(staging: Path, shards: Sequence[BuiltShard]) -> None:
+    """Remember what each built shard's bytes were (so a later upload knows them without building)."""
+    record = read_built_record(staging)
+    for b in shards:
+        record[b.rel] = {
+            "fingerprint": b.fingerprint,
+            "size": b.size,
+            "sha256": b.sha256,
+            "blob_id": b.blob_id,
+            "rows": b.rows,
+        }
+    write_bytes(staging / layout.BUILT_RECORD, json.dumps(record, indent=1, sort_keys=True).encode())
+
+
+def choose_shard_storage(setting: str, estimated: int, free: int) -> tuple[str, str]:
+    """(storage, why) for the sample shards: `setting` unless "auto", which keeps them local while they take at
+    most LOCAL_SHARE_OF_FREE_DISK of `free` (the free disk plus what the current shards occupy)."""
+    if setting != "auto":
+        return setting, f"shard_storage is {setting}"
+    gb = f"{estimated / 1e9:.1f} GB"
+    if estimated <= LOCAL_SHARE_OF_FREE_DISK * free:
+        return "local", f"auto: the sample shards ({gb}) take at most half of the {free / 1e9:.1f} GB free"
+    return "deferred", (
+        f"auto: the sample shards ({gb}) would take more than half of the {free / 1e9:.1f} GB free, "
+        "so each is built when it is uploaded"
+    )
 
 
 def _row_splits(aux: pa.Table, samples: pa.Table, path: Path) -> pa.Array:
@@ -441,6 +619,8 @@ def stage(data_root: Path, staging: Path, settings: StagingSettings = StagingSet
         raise StagingError(f"file_budget must be >= 0, got {settings.file_budget}")
     if settings.shard_size_mb <= 0:
         raise StagingError(f"shard_size_mb must be > 0, got {settings.shard_size_mb}")
+    if settings.shard_storage not in SHARD_STORAGES:
+        raise StagingError(f"shard_storage must be one of {', '.join(SHARD_STORAGES)}, got {settings.shard_storage!r}")
     labels_dir = data_root / "rudiments" / "labels"
     labels = read_labels(labels_dir)
     table = sample_table(labels["samples"], labels["exercises"], labels_dir)
@@ -477,8 +657,14 @@ def stage(data_root: Path, staging: Path, settings: StagingSettings = StagingSet
         data_schema=data_schema,
         media_files=0 if embedded else n_media,
         media_bytes=media_bytes,
+        sample_shard_bytes=media_bytes + base.nbytes,
     )
     staging.mkdir(parents=True, exist_ok=True)
+    # The shards already on disk are replaced, so their space counts as free.
+    present = sum(p.stat().st_size for ps in layout.split_shards(staging).values() for p in ps if p.is_file())
+    out.shard_storage, out.shard_storage_reason = choose_shard_storage(
+        settings.shard_storage, out.sample_shard_bytes, shutil.disk_usage(staging).free + present
+    )
 
     if not embedded:
         for col in MEDIA_COLUMNS:
@@ -487,15 +673,18 @@ def stage(data_root: Path, staging: Path, settings: StagingSettings = StagingSet
                 setattr(out.media, how, getattr(out.media, how) + 1)
 
     shard_bytes = settings.shard_size_mb * 1e6
-    _write_sample_shards(out, plan, media_stats, shard_bytes)
+    _write_sample_shards(out, plan, media_stats, shard_bytes, data_root)
     for name in layout.AUXILIARY_TABLES:
         _write_auxiliary(out, name, labels[name], aux_splits[name], shard_bytes)
     return out
 
 
 def expected_files(staged: StagedData, extra: Sequence[str]) -> set[str]:
-    """Every path (relative to staging) the current dataset consists of."""
+    """Every path (relative to staging) the current dataset consists of (with deferred storage, the sample
+    shards' plans and the record of their builds instead of the shards)."""
     files = {rel for by_split in staged.shards.values() for rels in by_split.values() for rel in rels}
+    if staged.shard_storage == "deferred":
+        files = {f"{layout.DEFERRED}/{rel}" for rel in files} | {layout.BUILT_RECORD}
     files |= {rel for by_split in staged.aux_shards.values() for rels in by_split.values() for rel in rels}
     if staged.mode == "files":
         slugs = staged.table["rudiment_slug"].to_pylist()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -224,3 +225,39 @@ def test_hf_dataset_needs_a_staging_folder(inputs: Path, instance, monkeypatch) 
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert "materialize hf_staging first" in str(failure.event_specific_data.error)
+
+
+def test_deferred_shard_storage_stages_plans_and_uploads_each_shard_built_then_deleted(
+    inputs: Path, instance, monkeypatch
+) -> None:
+    """The dataset too large to hold twice: hf_staging plans the shards, its gates pass, hf_dataset builds,
+    uploads and deletes them a group at a time."""
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    api = _DOUBLE["api"] = RecordingHfApi()
+    result = dg.materialize(
+        [hf_staging, hf_dataset, *staging_checks],
+        instance=instance,
+        resources={"hf_hub": DoubleHub(repo_id=REPO)},
+        run_config={
+            "ops": {
+                "hf_staging": {"config": {"file_budget": 0, "shard_size_mb": 0.05, "shard_storage": "deferred"}},
+                "hf_dataset": {"config": {"deferred_batch_mb": 0.4}},
+            }
+        },
+    )
+    assert result.success
+    assert _checks(result) == dict.fromkeys(ALL_CHECKS, True)
+    staged = _metadata(result, "hf_staging")
+    assert staged["shard_storage"] == "deferred"
+    staging = inputs / "hf_staging"
+    deferred = layout.deferred_shards(staging)
+    assert deferred and not list((staging / layout.DATA).rglob("*.parquet"))  # none on disk, before or after
+
+    pushed = _metadata(result, "hf_dataset")
+    assert pushed["mode"] == "uploaded" and pushed["deferred_shards"] == len(deferred)
+    assert pushed["commits_made"] > 4  # the shards went up in several groups
+    remote = api.repos[REPO]
+    for rel in deferred:
+        table = pq.read_table(pa.BufferReader(remote[rel]))
+        assert table.num_rows == pq.read_metadata(layout.deferred_path(staging, rel)).num_rows
+        assert all(cell["bytes"] for cell in table["audio"].to_pylist())

@@ -69,6 +69,16 @@ def staged_embedded(labelled, staged_files, tmp_path_factory: pytest.TempPathFac
     return build_staging(root, root / "hf_staging", EMBEDDED)
 
 
+DEFERRED = StagingSettings(file_budget=0, shard_size_mb=0.05, shard_storage="deferred")
+
+
+@pytest.fixture(scope="session")
+def staged_deferred(labelled, tmp_path_factory: pytest.TempPathFactory) -> Staged:
+    """The embedded staging's settings with deferred shard storage: plans instead of sample shards."""
+    root = link_tree(labelled.root, tmp_path_factory.mktemp("deferred") / "data")
+    return build_staging(root, root / "hf_staging", DEFERRED)
+
+
 @pytest.fixture
 def copy_staging(tmp_path: Path):
     def copy(staged: Staged) -> Path:
