@@ -23,6 +23,11 @@ Then, on the largest size:
   time `datasets.load_dataset(staging)` takes to open it (offline, in a
   temporary HF cache: as a map-style dataset, which converts the shards into
   the cache, and streaming) and the size of that cache;
+- the same staging with `shard_storage=deferred` (plans only: the disk it
+  adds), then `hf_dataset`'s upload of it (`HubClient.publish`) to a stand-in
+  for the Hub that keeps only each file's hashes: the time, the commits, the
+  most shard bytes on disk at once (one build group, `--build-batch-mb`), and
+  whether every built shard is byte-identical to the local one;
 - the `token_corpus` asset with `run_configs/token_corpus_large.yaml`
   (dg.materialize, in its own process: time and peak RSS);
 - `base_model`'s training with `run_configs/base_model_large.yaml` (the large
@@ -34,13 +39,14 @@ Then, on the largest size:
   size a CPU evaluation of the whole split takes minutes per checkpoint.
 
 Finally it extrapolates the largest size's per-sample time and disk to the
-full preset (100,000 samples) and compares the disk with the free space.
+full preset (100,000 samples), staged locally and deferred, and compares the
+disk with the free space.
 
 Timings on a shared machine depend on what else runs (the load average is
 printed). Run at low priority when others are working:
 
     nice -n 10 python bench/scale.py [--sizes 1000,4000] [--full] [--workers 0] [--keep DIR [--reuse]]
-        [--file-budget N] [--shard-size-mb 500] [--train-steps 4] [--val-sequences 64]
+        [--file-budget N] [--shard-size-mb 500] [--build-batch-mb 2000] [--train-steps 4] [--val-sequences 64]
         [--skip-staging] [--skip-models]
 """
 
@@ -87,6 +93,19 @@ def disk_bytes(*roots: Path, seen: set | None = None) -> int:
                     seen.add((st.st_dev, st.st_ino))
                     total += st.st_blocks * 512
     return total
+
+
+def _inodes(root: Path, exclude: Path) -> set:
+    """(device, inode) of every file under `root` outside `exclude`."""
+    out = set()
+    for dirpath, dirs, files in os.walk(root):
+        if Path(dirpath) == exclude:
+            dirs[:] = []
+            continue
+        for name in files:
+            st = os.lstat(os.path.join(dirpath, name))
+            out.add((st.st_dev, st.st_ino))
+    return out
 
 
 def _emit(result: dict) -> None:
@@ -170,15 +189,18 @@ def generate_size(data: Path, players: int, workers: int, seed: int) -> dict:
 # ---------------------------------------------------------------- staging (child process)
 
 
-def stage_set(data: Path, file_budget: int, shard_size_mb: float) -> dict:
+def stage_set(data: Path, file_budget: int, shard_size_mb: float, storage: str) -> dict:
     # the steps of the hf_staging asset (defs/publish.py), through the publish package's public functions
+    from music_assets.io import sha256_file
+    from music_assets.publish import layout
     from music_assets.publish.card import CardSettings, write_card
     from music_assets.publish.staging import StagingSettings, expected_files, stage, sweep
 
     staging = data / "hf_staging"
     before = disk_bytes(data)
     t0 = time.perf_counter()
-    staged = stage(data, staging, StagingSettings(file_budget=file_budget, shard_size_mb=shard_size_mb))
+    settings = StagingSettings(file_budget=file_budget, shard_size_mb=shard_size_mb, shard_storage=storage)
+    staged = stage(data, staging, settings)
     card = write_card(staged, CardSettings())
     sweep(staging, expected_files(staged, card.files))
     wall = time.perf_counter() - t0
@@ -186,6 +208,9 @@ def stage_set(data: Path, file_budget: int, shard_size_mb: float) -> dict:
     files = [p for p in staging.rglob("*") if p.is_file()]
     return {
         "wall": wall,
+        "storage": staged.shard_storage,
+        "plans": len(layout.deferred_shards(staging)),
+        "shard_sha": {p.relative_to(staging).as_posix(): sha256_file(p) for p in shards},
         "mode": staged.mode,
         "rows": staged.table.num_rows,
         "media_files": staged.media_files,
@@ -195,6 +220,71 @@ def stage_set(data: Path, file_budget: int, shard_size_mb: float) -> dict:
         "files": len(files),
         "apparent_bytes": sum(p.stat().st_size for p in files),
         "added_disk": disk_bytes(data) - before,  # what staging added to the data dir (links count 0)
+        # the staging folder itself (hard links to the media are not counted: they cost nothing)
+        "staging_disk": disk_bytes(staging, seen=_inodes(data, exclude=staging)),
+        "rss": _rss_mib(),
+    }
+
+
+class HashingHub:
+    """A stand-in for `huggingface_hub.HfApi` that keeps only the size and hashes of each uploaded file: the
+    bench measures building the deferred shards and the disk they take, not the network."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[int, str, str]] = {}
+        self.peak_on_disk = 0  # bytes of sample shards in staging at any upload
+        self.uploads = 0
+
+    def create_repo(self, repo_id: str, **_kw):
+        return repo_id
+
+    def list_repo_tree(self, repo_id: str, **_kw):
+        from huggingface_hub.hf_api import RepoFile
+
+        for path, (size, sha, oid) in sorted(self.files.items()):
+            yield RepoFile(path=path, size=size, oid=oid, lfs={"size": size, "oid": sha, "pointerSize": 134})
+
+    def upload_folder(self, *, folder_path: str, allow_patterns=None, ignore_patterns=None, **_kw):
+        import hashlib
+        from types import SimpleNamespace
+
+        from huggingface_hub.utils import filter_repo_objects
+
+        root = Path(folder_path)
+        on_disk = list((root / "data").rglob("*.parquet")) if (root / "data").is_dir() else []
+        self.peak_on_disk = max(self.peak_on_disk, sum(p.stat().st_size for p in on_disk))
+        every = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        for rel in filter_repo_objects(every, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns):
+            data = (root / rel).read_bytes()
+            oid = hashlib.sha1(f"blob {len(data)}\0".encode() + data, usedforsecurity=False).hexdigest()
+            self.files[rel] = (len(data), hashlib.sha256(data).hexdigest(), oid)
+        self.uploads += 1
+        return SimpleNamespace(commit_url=f"local/{self.uploads}")
+
+    def delete_files(self, repo_id: str, delete_patterns: list[str], **_kw):
+        import fnmatch
+
+        for path in [p for p in self.files if any(fnmatch.fnmatchcase(p, pat) for pat in delete_patterns)]:
+            del self.files[path]
+
+
+def publish_deferred(staging: Path, build_batch_mb: float) -> dict:
+    """hf_dataset's upload (`HubClient.publish`) of a deferred staging folder to a HashingHub."""
+    from music_assets.publish.hub import HubClient
+
+    api = HashingHub()
+    t0 = time.perf_counter()
+    result = HubClient(api, "bench/rudiments", "no-token").publish(
+        staging, "bench", build_batch_bytes=int(build_batch_mb * 1e6)
+    )
+    return {
+        "wall": time.perf_counter() - t0,
+        "verified": result.verification.ok,
+        "commits": len(result.commits),
+        "peak_on_disk": api.peak_on_disk,
+        "left_on_disk": len(list((staging / "data").rglob("*.parquet"))) if (staging / "data").is_dir() else 0,
+        "shard_sha": {rel: sha for rel, (_n, sha, _o) in api.files.items() if rel.startswith("data/")},
+        "uploaded_bytes": sum(n for n, _s, _o in api.files.values()),
         "rss": _rss_mib(),
     }
 
@@ -386,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep the largest set")
     ap.add_argument("--file-budget", type=int, default=0, help="staging file budget (0: the media count / 2)")
     ap.add_argument("--shard-size-mb", type=float, default=500.0, help="embedded shard size (default 500)")
+    ap.add_argument("--build-batch-mb", type=float, default=2000.0, help="deferred shards built at once (MB)")
     ap.add_argument("--train-steps", type=int, default=4, help="large-model steps (checkpoint halfway)")
     ap.add_argument("--val-sequences", type=int, default=64, help="validation sequences per checkpoint (0: all)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
@@ -461,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_staging:
             media = 2 * large["samples"]
             budget = args.file_budget or media // 2
-            staged = _child(["--child-stage", str(data), str(budget), str(args.shard_size_mb)])
+            staged = _child(["--child-stage", str(data), str(budget), str(args.shard_size_mb), "local"])
             sizes_mb = staged["shard_mb"]
             print(
                 f"staging {staged['rows']} samples, file budget {budget} < {media} media files: "
@@ -483,6 +574,28 @@ def main(argv: list[str] | None = None) -> int:
                 f"its cache {fmt_mb(loaded['cache_bytes'])}; peak RSS {loaded['rss']:.0f} MiB",
                 flush=True,
             )
+            # Deferred storage: the plans alone, then the upload builds each shard and deletes it.
+            planned = _child(["--child-stage", str(data), str(budget), str(args.shard_size_mb), "deferred"])
+            print(
+                f"staging with shard_storage=deferred: {planned['wall']:.1f} s, {planned['plans']} shard plans; "
+                f"the staging folder takes {fmt_mb(planned['staging_disk'])} on disk (plans, auxiliary tables, "
+                f"card; {fmt_mb(staged['staging_disk'])} with local shards); peak RSS {planned['rss']:.0f} MiB",
+                flush=True,
+            )
+            pushed = _child(["--child-publish", str(data / "hf_staging"), str(args.build_batch_mb)])
+            same = pushed["shard_sha"] == staged["shard_sha"]
+            print(
+                f"hf_dataset upload of the deferred staging (to a hashing stand-in for the Hub, build groups of "
+                f"{args.build_batch_mb:,.0f} MB): {pushed['wall']:.1f} s, {pushed['commits']} commits, "
+                f"{fmt_mb(pushed['uploaded_bytes'])} sent, at most {fmt_mb(pushed['peak_on_disk'])} of shards on "
+                f"disk at once, {pushed['left_on_disk']} left after; verified {pushed['verified']}; the "
+                f"{len(pushed['shard_sha'])} shards built are {'byte-identical to' if same else 'DIFFERENT FROM'} "
+                f"the local ones; peak RSS {pushed['rss']:.0f} MiB",
+                flush=True,
+            )
+            if not (same and pushed["verified"] and pushed["left_on_disk"] == 0):
+                print("DEFERRED UPLOAD FAILED")
+                return 1
         if not args.skip_models:
             c = _child(["--child-corpus", str(data)])
             print(
@@ -512,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         k = FULL_SAMPLES / n
         gen_disk = sum(large["disk"].values()) * k
         stage_disk = (staged["added_disk"] * k) if staged else 0.0
+        plan_disk = (planned["staging_disk"] * k + args.build_batch_mb * 1e6) if staged else 0.0
         audio_disk = large["disk"]["audio"] * k
         free = shutil.disk_usage(base).free
         print(
@@ -519,8 +633,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{per_sample(large) * FULL_SAMPLES / 3600:.1f} h at this load, "
             f"{cpu_per_sample(large) * FULL_SAMPLES / 3600 / large['workers']:.1f} h on {large['workers']} idle cores "
             f"(CPU time / cores); disk {fmt_mb(gen_disk)} generated (audio "
-            f"{fmt_mb(audio_disk)}) + {fmt_mb(stage_disk)} staged (embedded) = {fmt_mb(gen_disk + stage_disk)}"
+            f"{fmt_mb(audio_disk)}) + {fmt_mb(stage_disk)} staged locally = {fmt_mb(gen_disk + stage_disk)}"
             + (f" + {fmt_mb(loaded['cache_bytes'] * k)} datasets cache" if loaded else "")
+            + (
+                f"; with deferred shards {fmt_mb(gen_disk + plan_disk)} at most (staging {fmt_mb(plan_disk)} "
+                "with one build group)"
+                if staged
+                else ""
+            )
             + f"; free now {fmt_mb(free)}"
         )
         return 0 if not any(r["failed"] for r in results) else 1
@@ -534,7 +654,9 @@ def _child_main(argv: list[str]) -> int:
     if kind == "--child-generate":
         _emit(generate_size(Path(rest[0]), int(rest[1]), int(rest[2]), int(rest[3])))
     elif kind == "--child-stage":
-        _emit(stage_set(Path(rest[0]), int(rest[1]), float(rest[2])))
+        _emit(stage_set(Path(rest[0]), int(rest[1]), float(rest[2]), rest[3]))
+    elif kind == "--child-publish":
+        _emit(publish_deferred(Path(rest[0]), float(rest[1])))
     elif kind == "--child-load":
         _emit(load_staged(Path(rest[0]), Path(rest[1])))
     elif kind == "--child-corpus":
