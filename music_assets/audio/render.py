@@ -30,6 +30,7 @@ order.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import os
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+import music_assets.rudiments  # noqa: F401 - chooses Arrow's allocator before pyarrow loads
 from music_assets.audio import effects, onsets
 from music_assets.audio.presets import PRESET_NAMES, Bed, draw_params, get_preset
 from music_assets.audio.synthesis import DEFAULT_SAMPLE_RATE, DEFAULT_SOUNDFONTS, get_renderer, midi_to_events
@@ -137,6 +139,20 @@ def plan_partition(
     channels: int = DEFAULT_CHANNELS,
 ) -> list[RenderJob]:
     """One job per performance of `slug`, from its samples and strokes tables."""
+    return list(_plan(slug, data, soundfonts, presets, seed, beds, channels)[1])
+
+
+def _plan(
+    slug: str,
+    data: Path,
+    soundfonts: Sequence[Path],
+    presets: Sequence[str],
+    seed: int,
+    beds: Sequence[Bed] = (),
+    channels: int = DEFAULT_CHANNELS,
+) -> tuple[int, Iterator[RenderJob]]:
+    """plan_partition's job count, and its jobs made one by one as they are drawn (the input
+    is read and checked now)."""
     if channels not in (1, 2):
         raise RenderError(f"channels must be 1 (mono) or 2 (stereo), not {channels}")
     perf = performances_dir(data, slug)
@@ -163,15 +179,17 @@ def plan_partition(
     uniq, first = np.unique(ids[order], return_index=True)
     bounds = dict(zip(uniq.tolist(), zip(first.tolist(), [*first[1:].tolist(), len(ids)], strict=True), strict=True))
     out_dir = audio_dir(data, slug)
-    jobs = []
-    for sid, midi_rel in zip(samples["sample_id"].astype(str), samples["midi_path"], strict=True):
+    pairs = list(zip(samples["sample_id"].astype(str), samples["midi_path"], strict=True))
+    for sid, _ in pairs:
         if sid not in bounds:
             raise RenderError(f"{perf / 'strokes.parquet'}: no strokes for sample {sid}")
-        rows = order[slice(*bounds[sid])]
-        main = rows[primary[rows]]
-        sf_i, preset = variants[sid]
-        jobs.append(
-            RenderJob(
+
+    def jobs() -> Iterator[RenderJob]:  # made as they are drawn: a partition's arrays, not its jobs
+        for sid, midi_rel in pairs:
+            rows = order[slice(*bounds[sid])]
+            main = rows[primary[rows]]
+            sf_i, preset = variants[sid]
+            yield RenderJob(
                 sample_id=sid,
                 midi_path=str(data / midi_rel),
                 audio_path=str(out_dir / f"{sid}.flac"),
@@ -185,8 +203,8 @@ def plan_partition(
                 beds=tuple(beds),
                 channels=channels,
             )
-        )
-    return jobs
+
+    return len(pairs), jobs()
 
 
 # ---------------------------------------------------------------- the worker
@@ -321,6 +339,12 @@ def default_workers() -> int:
 
 MAX_PENDING_JOBS = 2048  # queued ahead of the workers: covers producing a partition meanwhile, bounds memory
 _DONE = object()
+
+
+def _drain(items: collections.deque) -> Iterator:
+    """The items of `items`, each removed as it is drawn (the deque keeps nothing once drawn)."""
+    while items:
+        yield items.popleft()
 
 
 def _map_chunk(fn: Callable, chunk: list) -> list:
@@ -498,7 +522,7 @@ def render_jobs(
             yield job
 
     source = counted()
-    early = []
+    early: collections.deque[RenderJob] = collections.deque()
     while pool.starting and len(early) < MAX_PENDING_JOBS and (job := next(source, None)) is not None:
         early.append(job)
     run = RenderRun([], pool.workers, 0.0, 0.0)
@@ -507,7 +531,7 @@ def render_jobs(
     if progress and known:
         progress(0, known)
     for i, (row, cpu, rss) in enumerate(
-        pool.map(_render_job_measured, itertools.chain(early, source), chunksize=chunk), 1
+        pool.map(_render_job_measured, itertools.chain(_drain(early), source), chunksize=chunk), 1
     ):
         if sink is None:
             run.rows.append(row)
@@ -641,18 +665,18 @@ def render_partitions(
     counts: dict[str, int] = {}
     if prepare is None:
         for slug in slugs:  # plan every partition first: bad input fails before anything is rendered
-            counts[slug] = len(plan_partition(slug, data, sf_paths, presets, seed, beds, channels))
+            counts[slug] = _plan(slug, data, sf_paths, presets, seed, beds, channels)[0]
     total = sum(counts.values()) if prepare is None else None
 
     def jobs() -> Iterator[RenderJob]:
         for slug in slugs:
             if prepare is not None:
                 prepare(slug)
-            part = plan_partition(slug, data, sf_paths, presets, seed, beds, channels)
-            counts[slug] = len(part)
+            # made as they are drawn, not a partition's worth at once: a partition has
+            # samples / 40 jobs, more than the pending window at scale
+            counts[slug], part = _plan(slug, data, sf_paths, presets, seed, beds, channels)
             remove_partials(audio_dir(data, slug))
             yield from part
-            del part
 
     out: dict[str, PartitionAudio] = {}
     pending = iter(slugs)

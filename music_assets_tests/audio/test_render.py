@@ -263,3 +263,41 @@ def test_a_lazy_job_stream_is_drawn_only_a_few_jobs_ahead(data_dir: Path, monkey
     # ahead of the results: at most the jobs drawn while the pool started (4), 4 queued chunks
     # of 2, and the chunk being formed
     assert max(n - i for i, n in seen) <= 4 + 8 + 2 < 24
+
+
+def test_streamed_partitions_hold_only_the_pending_window_of_jobs(data_dir: Path, monkeypatch) -> None:
+    # A partition has samples / 40 jobs: holding a whole planned partition (or the jobs drawn
+    # while the pool started) until its last job is drawn would grow with the sample count.
+    # Count the jobs alive in this process while rendering: at most the window, not a partition.
+    import weakref
+
+    monkeypatch.setattr(render, "MAX_PENDING_JOBS", 4)
+    slugs = [SLUG, "drag"]
+    alive: set[int] = set()
+    peak = [0]
+    plan = render._plan
+
+    def tracked_plan(*args, **kwargs):
+        count, jobs = plan(*args, **kwargs)
+
+        def tracked():
+            for job in jobs:
+                alive.add(id(job))
+                weakref.finalize(job, alive.discard, id(job))
+                yield job
+
+        return count, tracked()
+
+    def prepare(slug: str) -> None:
+        write_performances(data_dir, slug, n=24)
+
+    def progress(done: int, total: int) -> None:
+        peak[0] = max(peak[0], len(alive))
+
+    monkeypatch.setattr(render, "_plan", tracked_plan)
+    with render.RenderPool(2) as pool:
+        out = render.render_partitions(slugs, data_dir, pool=pool, prepare=prepare, progress=progress)
+    assert out.run.samples == 48 and not alive
+    # the jobs drawn while the pool started (4), 4 queued chunks of 2, the chunk being formed
+    # and the one being rendered: not the 24 of a partition
+    assert 0 < peak[0] <= 4 + 8 + 2 + 2 < 24
