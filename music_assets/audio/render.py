@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 
-import music_assets.rudiments  # noqa: F401 - chooses Arrow's allocator before pyarrow loads
 from music_assets.audio import effects, onsets
 from music_assets.audio.presets import PRESET_NAMES, Bed, draw_params, get_preset
 from music_assets.audio.synthesis import DEFAULT_SAMPLE_RATE, DEFAULT_SOUNDFONTS, get_renderer, midi_to_events
