@@ -216,11 +216,20 @@ def _run_backfill(instance, workspace, run_id: str, backfill_id: str, raw: Path,
         out["prepare_each"] = (time.perf_counter() - t0) / len(sample)
     t0 = time.perf_counter()
     list(QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(workspace))
-    while True:
-        run = instance.get_run_by_id(run_id)
-        if run.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
-            break
-        time.sleep(2)
+    done = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+    try:
+        while (run := instance.get_run_by_id(run_id)).status not in done:
+            time.sleep(2)
+    except BaseException:
+        # The run lives in the code server's process tree, not this one: stop it before the work
+        # dir (its instance) is removed on the way out, or it fails writing its next event with
+        # SQLite's "unable to open database file".
+        log(f"stopping run {run_id} before leaving")
+        instance.run_launcher.terminate(run_id)
+        deadline = time.monotonic() + 120
+        while instance.get_run_by_id(run_id).status not in done and time.monotonic() < deadline:
+            time.sleep(1)
+        raise
     out["run_wall"] = time.perf_counter() - t0
     out["run_final_status"] = run.status.value
     stats = instance.get_run_stats(run_id)
