@@ -178,6 +178,8 @@ def measure(
                 pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
             else:
                 _, out["backfill_submit"] = _timed(lambda: list(execute_backfill_iteration(workspace, logger)))
+            index_db = Path(os.environ["DAGSTER_HOME"]) / "history" / "runs" / "index.db"
+            out["index_db_mb"] = index_db.stat().st_size / 1e6 if index_db.is_file() else None
             runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
             out["runs"] = len(runs)
             run = runs[0] if runs else None
@@ -192,7 +194,8 @@ def measure(
             log(
                 f"workspace loaded in {out['workspace_load']:.1f} s; launchPartitionBackfill (all {len(keys)} "
                 f"partitions) {out['backfill_launch']:.2f} s; one backfill-daemon iteration "
-                f"{out['backfill_submit']:.2f} s -> {len(runs)} run(s), {out['run_status']}, range {out['run_range']}"
+                f"{out['backfill_submit']:.2f} s -> {len(runs)} run(s), {out['run_status']}, range {out['run_range']}; "
+                f"index.db {out['index_db_mb'] or 0:.0f} MB after it"
             )
             if prepare and run is not None:
                 out.update(_run_backfill(instance, workspace, run.run_id, backfill_id, raw, keys, log))
@@ -205,7 +208,7 @@ def _run_backfill(instance, workspace, run_id: str, backfill_id: str, raw: Path,
     from dagster._daemon.backfill import execute_backfill_iteration
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
-    from music_assets.audio.preparation import prepare_source
+    from music_assets.audio.preparation import check_prepared, prepare_source
 
     out: dict = {}
     sample = sorted(raw.rglob("*.flac"))[:: max(1, len(keys) // 20)][:20]
@@ -214,13 +217,26 @@ def _run_backfill(instance, workspace, run_id: str, backfill_id: str, raw: Path,
         for i, src in enumerate(sample):
             prepare_source(src, Path(tmp) / f"{i}.flac")
         out["prepare_each"] = (time.perf_counter() - t0) / len(sample)
+        t0 = time.perf_counter()
+        for i in range(len(sample)):
+            check_prepared(Path(tmp) / f"{i}.flac")
+        out["check_each"] = (time.perf_counter() - t0) / len(sample)
     t0 = time.perf_counter()
     list(QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(workspace))
-    while True:
-        run = instance.get_run_by_id(run_id)
-        if run.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
-            break
-        time.sleep(2)
+    done = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+    try:
+        while (run := instance.get_run_by_id(run_id)).status not in done:
+            time.sleep(2)
+    except BaseException:
+        # The run lives in the code server's process tree, not this one: stop it before the work
+        # dir (its instance) is removed on the way out, or it fails writing its next event with
+        # SQLite's "unable to open database file".
+        log(f"stopping run {run_id} before leaving")
+        instance.run_launcher.terminate(run_id)
+        deadline = time.monotonic() + 120
+        while instance.get_run_by_id(run_id).status not in done and time.monotonic() < deadline:
+            time.sleep(1)
+        raise
     out["run_wall"] = time.perf_counter() - t0
     out["run_final_status"] = run.status.value
     stats = instance.get_run_stats(run_id)
@@ -231,13 +247,20 @@ def _run_backfill(instance, workspace, run_id: str, backfill_id: str, raw: Path,
     out["backfill_status"] = instance.get_backfill(backfill_id).status.value
     materialized = instance.get_materialized_partitions(dg.AssetKey("prepared_sources"))
     out["materialized"] = len(materialized)
-    prep = out["prepare_each"] * len(keys)
+    evaluations = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10 * len(keys) + 10
+    ).records
+    out["check_evaluations"] = len(evaluations)
+    # Our own work in the step: preparing each file and measuring the written file for the checks.
+    prep = (out["prepare_each"] + out["check_each"]) * len(keys)
     out["overhead"] = out["run_wall"] - prep
     out["step_overhead"] = out["step_wall"] - prep
     log(
         f"the backfill's run: {out['run_final_status']} in {out['run_wall']:.0f} s, its step "
-        f"{out['step_wall']:.0f} s ({out['materialized']} partitions materialized; backfill "
-        f"{out['backfill_status']}); preparation alone {out['prepare_each']:.2f} s per file (x {len(keys)} = "
+        f"{out['step_wall']:.0f} s ({out['materialized']} partitions materialized, "
+        f"{out['check_evaluations']} check evaluations; backfill "
+        f"{out['backfill_status']}); preparation alone {out['prepare_each']:.2f} s + checks "
+        f"{out['check_each']:.2f} s per file (x {len(keys)} = "
         f"{prep:.0f} s), so Dagster's share: {out['run_wall'] - out['step_wall']:.0f} s to launch and start the run, "
         f"{out['step_overhead']:.0f} s in the step ({out['step_overhead'] / len(keys) * 1000:.0f} ms per partition: "
         "events, metadata, 4 check evaluations)"

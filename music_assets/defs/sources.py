@@ -235,9 +235,38 @@ def sync_prepared_partitions(instance: dg.DagsterInstance, wanted: list[str]) ->
     removed = sorted(current - set(wanted))
     if added:
         instance.add_dynamic_partitions(name, added)
-    for key in removed:
-        instance.delete_dynamic_partition(name, key)
+    if removed:
+        delete_dynamic_partitions(instance, name, removed)
     return added, removed
+
+
+DELETE_CHUNK = 500  # keys per DELETE statement (SQLite allows 32,766 bound values; PostgreSQL more)
+
+
+def delete_dynamic_partitions(instance: dg.DagsterInstance, name: str, keys: list[str]) -> None:
+    """Delete many keys of a dynamic partitions definition in one storage transaction.
+
+    Dagster (1.13) only offers `delete_dynamic_partition`, one key and one transaction each (the
+    sensor daemon loops over it too, "TODO add a bulk delete method"): about 7 ms per key on
+    SQLite, 3,000 keys in 14-22 s. On SQL event storage (SQLite, PostgreSQL, the in-memory test
+    instance) this runs the same DELETE as that method with `partition IN (...)` chunks, in one
+    transaction; any other storage gets Dagster's per-key call.
+    """
+    from dagster._core.storage.event_log.schema import DynamicPartitionsTable  # noqa: PLC0415
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage  # noqa: PLC0415
+
+    storage = instance.event_log_storage
+    inner = getattr(getattr(storage, "_storage", None), "event_log_storage", None)  # LegacyEventLogStorage
+    sql = storage if isinstance(storage, SqlEventLogStorage) else inner
+    if not isinstance(sql, SqlEventLogStorage):
+        for key in keys:
+            instance.delete_dynamic_partition(name, key)
+        return
+    table = DynamicPartitionsTable
+    with sql.index_connection() as conn:
+        for i in range(0, len(keys), DELETE_CHUNK):
+            chunk = list(keys[i : i + DELETE_CHUNK])
+            conn.execute(table.delete().where((table.c.partitions_def_name == name) & table.c.partition.in_(chunk)))
 
 
 @dg.asset(group_name=GROUP, deps=[audio_catalog], kinds={"parquet"})

@@ -285,3 +285,59 @@ def test_licenses_flow_from_provenance_to_selection_and_prepared_sources(raw_roo
     assert prepared.success
     meta = prepared.asset_materializations_for_node("prepared_sources")[0].metadata
     assert (meta["license"].value, meta["provider"].value) == ("CC-BY-4.0", "Label X")
+
+
+def test_the_partition_sync_removes_many_keys_in_one_transaction(instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = prepared_source_partitions.name
+    keys = [f"{i:016x}" for i in range(1200)]  # more than one DELETE chunk
+    assert sources.sync_prepared_partitions(instance, keys) == (keys, [])
+
+    def per_key(*_args):
+        raise AssertionError("removed one key at a time")
+
+    monkeypatch.setattr(type(instance), "delete_dynamic_partition", per_key)
+    keep = keys[::7]
+    added, removed = sources.sync_prepared_partitions(instance, keep)
+    assert added == [] and removed == sorted(set(keys) - set(keep))
+    assert sorted(instance.get_dynamic_partitions(name)) == keep
+    assert sources.sync_prepared_partitions(instance, []) == ([], keep)
+    assert instance.get_dynamic_partitions(name) == []
+
+
+def test_open_files_do_not_grow_with_the_partitions_of_one_step(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One step over many partitions on an on-disk SQLite instance: the files it holds open (audio,
+    SQLite connections) stay flat from the first partition to the last, events included."""
+    from music_assets.audio import preparation
+
+    root = data_dir / "raw_audio"
+    for i in range(8):
+        write(root / "tracks" / f"take_{i}.flac", music_like(31.0, SR, seed=100 + i))
+    counts: dict[str, list[int]] = {"prepare": [], "check": []}
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def recording(name, fn):
+        def wrapper(*args, **kwargs):
+            counts[name].append(open_fds())
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(preparation, "prepare_source", recording("prepare", preparation.prepare_source))
+    monkeypatch.setattr(preparation, "check_prepared", recording("check", preparation.check_prepared))
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        assert _catalog_and_select(instance).success
+        assert len(instance.get_dynamic_partitions("prepared_sources")) == 8
+        result = _prepare_all(instance)
+        assert result.success
+        assert len(result.get_asset_check_evaluations()) == 8 * len(sources.CHECK_DESCRIPTIONS)
+    # Each check_prepared call comes after the previous partitions' events were stored.
+    assert len(counts["prepare"]) == len(counts["check"]) == 8, counts
+    assert max(counts["prepare"]) - counts["prepare"][0] <= 1, counts
+    assert max(counts["check"]) - counts["check"][0] <= 1, counts
+    assert counts["check"][-1] - counts["prepare"][0] <= 3, counts
