@@ -15,12 +15,14 @@ dagster.yaml (SQLite, queued run coordinator), and times:
 - the backfill of every prepared_sources partition launched as the UI does it
   (GraphQL `launchPartitionBackfill`, allPartitions) on a workspace loaded
   from `music_assets.definitions`, and one iteration of the backfill daemon
-  (`execute_backfill_iteration`), which turns it into runs: the single-run
-  policy gives one queued run with the partition range;
-- with `--prepare`, the queued run is launched as the run-queue daemon does
-  (`QueuedRunCoordinatorDaemon`) and waited for; the run's wall time less the
-  preparation time measured directly (`prepare_source` on a sample of files,
-  times N) is the Dagster overhead of a run of N partitions (4 checks each).
+  (`execute_backfill_iteration`), which turns it into runs: prepared_sources'
+  policy gives queued runs of at most 100 partitions each
+  (`MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN` overrides it; `all`: one run);
+- with `--prepare`, the queued runs are launched as the run-queue daemon does
+  (`QueuedRunCoordinatorDaemon`, at most 2 at once as dagster.yaml says) and
+  waited for; their wall time less the preparation time measured directly
+  (`prepare_source` and `check_prepared` on a sample of files, times N) is the
+  Dagster overhead of preparing N partitions (4 checks each).
 
     python bench/partitions.py [--files 3000] [--seconds 31] [--prepare] [--keep DIR] [--profile] [--postgres]
 """
@@ -180,30 +182,32 @@ def measure(
                 _, out["backfill_submit"] = _timed(lambda: list(execute_backfill_iteration(workspace, logger)))
             index_db = Path(os.environ["DAGSTER_HOME"]) / "history" / "runs" / "index.db"
             out["index_db_mb"] = index_db.stat().st_size / 1e6 if index_db.is_file() else None
-            runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+            runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))[::-1]
             out["runs"] = len(runs)
-            run = runs[0] if runs else None
-            out["run_status"] = run.status.value if run else None
+            out["run_status"] = sorted({r.status.value for r in runs})
             order = instance.get_dynamic_partitions(name)  # a range runs over the keys in this order
             out["first_key"], out["last_key"] = order[0], order[-1]
-            out["run_range"] = (
-                (run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end"))
-                if run
-                else None
-            )
+            out["run_ranges"] = [
+                (r.tags.get("dagster/asset_partition_range_start"), r.tags.get("dagster/asset_partition_range_end"))
+                for r in runs
+            ]
+            out["range_sizes"] = [order.index(b) - order.index(a) + 1 if a and b else 0 for a, b in out["run_ranges"]]
             log(
                 f"workspace loaded in {out['workspace_load']:.1f} s; launchPartitionBackfill (all {len(keys)} "
                 f"partitions) {out['backfill_launch']:.2f} s; one backfill-daemon iteration "
-                f"{out['backfill_submit']:.2f} s -> {len(runs)} run(s), {out['run_status']}, range {out['run_range']}; "
+                f"{out['backfill_submit']:.2f} s -> {len(runs)} run(s) "
+                f"({out['backfill_submit'] / max(len(runs), 1):.2f} s each), {'/'.join(out['run_status'])}, "
+                f"partitions per run {sorted(set(out['range_sizes']))}; "
                 f"index.db {out['index_db_mb'] or 0:.0f} MB after it"
             )
-            if prepare and run is not None:
-                out.update(_run_backfill(instance, workspace, run.run_id, backfill_id, raw, keys, log))
+            if prepare and runs:
+                out.update(_run_backfill(instance, workspace, backfill_id, raw, keys, log))
     return out
 
 
-def _run_backfill(instance, workspace, run_id: str, backfill_id: str, raw: Path, keys, log) -> dict:
-    """Launch the queued run as the run-queue daemon does, wait for it, and split its time."""
+def _run_backfill(instance, workspace, backfill_id: str, raw: Path, keys, log) -> dict:
+    """Launch the queued runs as the run-queue daemon does (the backfill daemon submitting any it has not
+    yet), wait for every run, and split their time."""
     import dagster as dg
     from dagster._daemon.backfill import execute_backfill_iteration
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
@@ -222,46 +226,64 @@ def _run_backfill(instance, workspace, run_id: str, backfill_id: str, raw: Path,
             check_prepared(Path(tmp) / f"{i}.flac")
         out["check_each"] = (time.perf_counter() - t0) / len(sample)
     t0 = time.perf_counter()
-    list(QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(workspace))
+    logger = logging.getLogger("bench.partitions")
+    queue = QueuedRunCoordinatorDaemon(interval_seconds=1)
     done = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+    backfill_done = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
+
+    def backfill_runs():
+        return instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+
     try:
-        while (run := instance.get_run_by_id(run_id)).status not in done:
+        while True:
+            list(queue.run_iteration(workspace))  # launches queued runs up to the concurrency limit
+            runs = backfill_runs()
+            if all(r.status in done for r in runs):
+                list(execute_backfill_iteration(workspace, logger))  # submits runs not yet created, or ends it
+                if instance.get_backfill(backfill_id).status.value in backfill_done:
+                    break
             time.sleep(2)
     except BaseException:
-        # The run lives in the code server's process tree, not this one: stop it before the work
-        # dir (its instance) is removed on the way out, or it fails writing its next event with
+        # The runs live in the code server's process tree, not this one: stop them before the work
+        # dir (their instance) is removed on the way out, or they fail writing their next event with
         # SQLite's "unable to open database file".
-        log(f"stopping run {run_id} before leaving")
-        instance.run_launcher.terminate(run_id)
+        live = [r.run_id for r in backfill_runs() if r.status not in done]
+        log(f"stopping runs {live} before leaving")
+        for run_id in live:
+            instance.run_launcher.terminate(run_id)
         deadline = time.monotonic() + 120
-        while instance.get_run_by_id(run_id).status not in done and time.monotonic() < deadline:
+        while any(r.status not in done for r in backfill_runs()) and time.monotonic() < deadline:
             time.sleep(1)
         raise
     out["run_wall"] = time.perf_counter() - t0
-    out["run_final_status"] = run.status.value
-    stats = instance.get_run_stats(run_id)
-    out["run_start_to_end"] = (stats.end_time or 0) - (stats.start_time or 0)
-    list(execute_backfill_iteration(workspace, logging.getLogger("bench.partitions")))
-    steps = [s for s in instance.get_run_step_stats(run_id) if s.step_key == "prepared_sources"]
-    out["step_wall"] = (steps[0].end_time or 0) - (steps[0].start_time or 0) if steps else float("nan")
+    runs = backfill_runs()
+    out["runs_total"] = len(runs)
+    out["run_final_status"] = "/".join(sorted({r.status.value for r in runs}))
+    out["step_wall"] = 0.0
+    out["check_evaluations"] = 0
+    for run in runs:
+        steps = [s for s in instance.get_run_step_stats(run.run_id) if s.step_key == "prepared_sources"]
+        out["step_wall"] += sum((s.end_time or 0) - (s.start_time or 0) for s in steps)
+        out["check_evaluations"] += len(
+            instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10 * len(keys) + 10
+            ).records
+        )
     out["backfill_status"] = instance.get_backfill(backfill_id).status.value
     materialized = instance.get_materialized_partitions(dg.AssetKey("prepared_sources"))
     out["materialized"] = len(materialized)
-    evaluations = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10 * len(keys) + 10
-    ).records
-    out["check_evaluations"] = len(evaluations)
     # Our own work in the step: preparing each file and measuring the written file for the checks.
     prep = (out["prepare_each"] + out["check_each"]) * len(keys)
     out["overhead"] = out["run_wall"] - prep
     out["step_overhead"] = out["step_wall"] - prep
     log(
-        f"the backfill's run: {out['run_final_status']} in {out['run_wall']:.0f} s, its step "
-        f"{out['step_wall']:.0f} s ({out['materialized']} partitions materialized, "
+        f"the backfill's {out['runs_total']} run(s): {out['run_final_status']} in {out['run_wall']:.0f} s, their "
+        f"steps {out['step_wall']:.0f} s in all ({out['materialized']} partitions materialized, "
         f"{out['check_evaluations']} check evaluations; backfill "
         f"{out['backfill_status']}); preparation alone {out['prepare_each']:.2f} s + checks "
         f"{out['check_each']:.2f} s per file (x {len(keys)} = "
-        f"{prep:.0f} s), so Dagster's share: {out['run_wall'] - out['step_wall']:.0f} s to launch and start the run, "
+        f"{prep:.0f} s), so Dagster's share: {out['run_wall'] - out['step_wall']:.0f} s to launch and start the runs "
+        "(beyond what ran concurrently), "
         f"{out['step_overhead']:.0f} s in the step ({out['step_overhead'] / len(keys) * 1000:.0f} ms per partition: "
         "events, metadata, 4 check evaluations)"
     )

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from music_assets import paths
 from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC
-from music_assets.defs.partitions import backfill_policy, prepared_source_partitions
+from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
 from music_assets.progress import ProgressLog
 
 GROUP = "sources"
@@ -348,7 +348,7 @@ PREPARED_CHECKS = [
     group_name=GROUP,
     deps=[selected_sources],
     partitions_def=prepared_source_partitions,
-    backfill_policy=backfill_policy(),
+    backfill_policy=backfill_policy(default_per_run=SOURCE_PARTITIONS_PER_RUN),
     check_specs=PREPARED_CHECKS,
     kinds={"flac"},
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),

@@ -20,7 +20,7 @@ from pydantic import Field
 from music_assets import paths
 from music_assets.audio.textures import CHECK_DESCRIPTIONS, PROFILE_NAMES
 from music_assets.defs.checks import materialize_with_checks
-from music_assets.defs.partitions import backfill_policy, prepared_source_partitions
+from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
 from music_assets.defs.sources import GROUP, prepared_file, prepared_sources, selected_file
 
 ASSET_KEY = dg.AssetKey("texture_beds")
@@ -70,7 +70,7 @@ def _png_md(path: Path, alt: str) -> dg.MetadataValue:
     group_name=GROUP,
     deps=[prepared_sources],
     partitions_def=prepared_source_partitions,
-    backfill_policy=backfill_policy(),
+    backfill_policy=backfill_policy(default_per_run=SOURCE_PARTITIONS_PER_RUN),
     check_specs=[
         dg.AssetCheckSpec(
             name, asset=ASSET_KEY, blocking=True, description=desc, partitions_def=prepared_source_partitions

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN
+
 ROOT = Path(__file__).resolve().parents[2]
 FILES = 200
 LIMIT_S = 5.0  # "a few seconds" on a shared two-core machine; the figures are usually well below
-# Creating the backfill's run writes one "materialization planned" event per partition (and one per
-# check), one storage transaction each: about 20 ms per partition on SQLite (4.5 s for 200 here,
-# 71 s for 3,000 in bench/partitions.py). The limit leaves room for a loaded machine.
+# Creating the backfill's runs writes one "materialization planned" event per partition (and one per
+# check), one storage transaction each: about 20 ms per partition on SQLite (4.5 s for 200 here).
+# The limit leaves room for a loaded machine.
 SUBMIT_LIMIT_S = 10.0
 REMOVE_LIMIT_S = 1.0
 
@@ -50,7 +52,9 @@ def test_partition_sync_backfill_launch_and_sensor_tick_stay_fast(
         assert out[tick] < LIMIT_S, f"{tick} took {out[tick]:.2f} s\n{report}"
     assert out["backfill_launch"] < LIMIT_S, report
     assert out["backfill_submit"] < SUBMIT_LIMIT_S, report
-    # the single-run policy: one run over the whole range, queued for the run-queue daemon
-    assert out["runs"] == 1 and out["run_status"] == "QUEUED", report
-    assert out["run_range"] == (out["first_key"], out["last_key"]), report
+    # prepared_sources' policy: runs of at most 100 partitions, together covering the whole range in
+    # order, queued for the run-queue daemon
+    assert out["runs"] == -(-FILES // SOURCE_PARTITIONS_PER_RUN) and out["run_status"] == ["QUEUED"], report
+    assert sum(out["range_sizes"]) == FILES and max(out["range_sizes"]) <= SOURCE_PARTITIONS_PER_RUN, report
+    assert out["run_ranges"][0][0] == out["first_key"] and out["run_ranges"][-1][1] == out["last_key"], report
     print(report)

@@ -91,9 +91,9 @@ def _backfill_policies(per_run: str | None) -> dict[str, str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+BY_SOURCE = {"prepared_sources", "texture_beds"}  # a music folder's worth of partitions: chunked by default
 HEAVY_PARTITIONED = {
-    "prepared_sources",
-    "texture_beds",
+    *BY_SOURCE,
     "rudiment_performances",
     "rudiment_audio",
     "lora_adapters",
@@ -105,7 +105,11 @@ HEAVY_PARTITIONED = {
 def test_backfill_policy_is_single_run_unless_the_deployment_chunks_it() -> None:
     one_machine = _backfill_policies(None)
     assert set(one_machine) == HEAVY_PARTITIONED
-    assert set(one_machine.values()) == {"BackfillPolicy.single_run()"}
+    assert {k: v for k, v in one_machine.items() if k not in BY_SOURCE} == dict.fromkeys(
+        HEAVY_PARTITIONED - BY_SOURCE, "BackfillPolicy.single_run()"
+    )
+    assert {one_machine[k] for k in BY_SOURCE} == {"BackfillPolicy.multi_run(max_partitions_per_run=100)"}
+    assert set(_backfill_policies("all").values()) == {"BackfillPolicy.single_run()"}
     cluster = _backfill_policies("5")
     assert set(cluster) == HEAVY_PARTITIONED
     assert set(cluster.values()) == {"BackfillPolicy.multi_run(max_partitions_per_run=5)"}
@@ -119,8 +123,10 @@ def test_partition_chunks_follow_the_policy(monkeypatch) -> None:
     keys = [f"k{i}" for i in range(10)]
     monkeypatch.delenv("MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN", raising=False)
     assert partition_chunks(keys) == [keys]
+    assert backfill_policy(default_per_run=3).max_partitions_per_run == 3
     monkeypatch.setenv("MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN", "all")
     assert backfill_policy().max_partitions_per_run is None
+    assert backfill_policy(default_per_run=3).max_partitions_per_run is None
     monkeypatch.setenv("MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN", "4")
     assert partition_chunks(keys) == [keys[:4], keys[4:8], keys[8:]]
     monkeypatch.setenv("MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN", "many")
