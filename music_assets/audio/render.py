@@ -128,6 +128,21 @@ def _read_table(path: Path, columns: Sequence[str]):
     return table.to_pandas()
 
 
+class PlannedPartition:
+    """A partition's render jobs: its job count now, the jobs made one by one as they are iterated
+    (a partition's arrays are held, not its jobs; each iteration makes them afresh)."""
+
+    def __init__(self, count: int, make: Callable[[], Iterator[RenderJob]]):
+        self._count = count
+        self._make = make
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[RenderJob]:
+        return self._make()
+
+
 def plan_partition(
     slug: str,
     data: Path,
@@ -136,22 +151,9 @@ def plan_partition(
     seed: int,
     beds: Sequence[Bed] = (),
     channels: int = DEFAULT_CHANNELS,
-) -> list[RenderJob]:
-    """One job per performance of `slug`, from its samples and strokes tables."""
-    return list(_plan(slug, data, soundfonts, presets, seed, beds, channels)[1])
-
-
-def _plan(
-    slug: str,
-    data: Path,
-    soundfonts: Sequence[Path],
-    presets: Sequence[str],
-    seed: int,
-    beds: Sequence[Bed] = (),
-    channels: int = DEFAULT_CHANNELS,
-) -> tuple[int, Iterator[RenderJob]]:
-    """plan_partition's job count, and its jobs made one by one as they are drawn (the input
-    is read and checked now)."""
+) -> PlannedPartition:
+    """One job per performance of `slug`, from its samples and strokes tables (read and checked
+    now; the jobs are made as they are drawn)."""
     if channels not in (1, 2):
         raise RenderError(f"channels must be 1 (mono) or 2 (stereo), not {channels}")
     perf = performances_dir(data, slug)
@@ -183,7 +185,7 @@ def _plan(
         if sid not in bounds:
             raise RenderError(f"{perf / 'strokes.parquet'}: no strokes for sample {sid}")
 
-    def jobs() -> Iterator[RenderJob]:  # made as they are drawn: a partition's arrays, not its jobs
+    def jobs() -> Iterator[RenderJob]:
         for sid, midi_rel in pairs:
             rows = order[slice(*bounds[sid])]
             main = rows[primary[rows]]
@@ -203,7 +205,7 @@ def _plan(
                 channels=channels,
             )
 
-    return len(pairs), jobs()
+    return PlannedPartition(len(pairs), jobs)
 
 
 # ---------------------------------------------------------------- the worker
@@ -664,7 +666,7 @@ def render_partitions(
     counts: dict[str, int] = {}
     if prepare is None:
         for slug in slugs:  # plan every partition first: bad input fails before anything is rendered
-            counts[slug] = _plan(slug, data, sf_paths, presets, seed, beds, channels)[0]
+            counts[slug] = len(plan_partition(slug, data, sf_paths, presets, seed, beds, channels))
     total = sum(counts.values()) if prepare is None else None
 
     def jobs() -> Iterator[RenderJob]:
@@ -673,7 +675,8 @@ def render_partitions(
                 prepare(slug)
             # made as they are drawn, not a partition's worth at once: a partition has
             # samples / 40 jobs, more than the pending window at scale
-            counts[slug], part = _plan(slug, data, sf_paths, presets, seed, beds, channels)
+            part = plan_partition(slug, data, sf_paths, presets, seed, beds, channels)
+            counts[slug] = len(part)
             remove_partials(audio_dir(data, slug))
             yield from part
 

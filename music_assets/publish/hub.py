@@ -169,8 +169,9 @@ class LocalHashes:
         self._fingerprints: dict[str, bytes] = {}
         for rel in layout.deferred_shards(staging):
             plan = layout.deferred_path(staging, rel)
-            self.deferred[rel] = staging_mod.plan_info(plan) or {}
-            self._fingerprints[rel] = (pq.read_schema(plan).metadata or {}).get(staging_mod.FINGERPRINT_KEY, b"")
+            meta = pq.read_schema(plan).metadata or {}  # read once: the plan and its fingerprint
+            self.deferred[rel] = staging_mod.plan_info_of(meta) or {}
+            self._fingerprints[rel] = meta.get(staging_mod.FINGERPRINT_KEY, b"")
         self.built = staging_mod.read_built_record(staging)
 
     def build_of(self, rel: str) -> dict | None:

@@ -468,7 +468,12 @@ def _write_sample_shards(
 
 def plan_info(path: Path) -> dict | None:
     """The plan metadata of a deferred shard's plan file (None for any other parquet file)."""
-    raw = (pq.read_schema(path).metadata or {}).get(PLAN_KEY)
+    return plan_info_of(pq.read_schema(path).metadata or {})
+
+
+def plan_info_of(metadata: dict[bytes, bytes]) -> dict | None:
+    """plan_info from a parquet schema's metadata already read."""
+    raw = metadata.get(PLAN_KEY)
     return json.loads(raw) if raw else None
 
 

@@ -109,7 +109,7 @@ def test_prepared_sources_become_background_beds(data_dir: Path) -> None:
 
 def test_the_same_config_gives_identical_files_in_other_processes_and_orders(data_dir: Path) -> None:
     write_performances(data_dir, SLUG, n=3)
-    jobs = render.plan_partition(SLUG, data_dir, list(DEFAULT_SOUNDFONTS), presets.PRESET_NAMES, seed=0)
+    jobs = list(render.plan_partition(SLUG, data_dir, list(DEFAULT_SOUNDFONTS), presets.PRESET_NAMES, seed=0))
     render.render_jobs(jobs, workers=1)
     first = {j.sample_id: sha256_file(j.audio_path) for j in jobs}
     for j in jobs:
@@ -119,7 +119,7 @@ def test_the_same_config_gives_identical_files_in_other_processes_and_orders(dat
     assert run.workers == 2 and run.cpu_seconds > 0 and run.peak_rss_mib > 0
     assert [r["sample_id"] for r in run.rows] == [j.sample_id for j in reversed(jobs)]
     assert {j.sample_id: sha256_file(j.audio_path) for j in jobs} == first
-    other_seed = render.plan_partition(SLUG, data_dir, list(DEFAULT_SOUNDFONTS), presets.PRESET_NAMES, seed=1)
+    other_seed = list(render.plan_partition(SLUG, data_dir, list(DEFAULT_SOUNDFONTS), presets.PRESET_NAMES, seed=1))
     render.render_jobs(other_seed[:1], workers=1)
     assert sha256_file(other_seed[0].audio_path) != first[other_seed[0].sample_id]
 
@@ -254,7 +254,7 @@ def test_a_lazy_job_stream_is_drawn_only_a_few_jobs_ahead(data_dir: Path, monkey
     # draws them as the workers free up, so a long run holds a bounded number of jobs
     monkeypatch.setattr(render, "MAX_PENDING_JOBS", 4)
     write_performances(data_dir, SLUG, n=24)
-    jobs = render.plan_partition(SLUG, data_dir, list(DEFAULT_SOUNDFONTS), presets.PRESET_NAMES, seed=0)
+    jobs = list(render.plan_partition(SLUG, data_dir, list(DEFAULT_SOUNDFONTS), presets.PRESET_NAMES, seed=0))
     seen: list[tuple[int, int]] = []
     with render.RenderPool(2) as pool:
         run = render.render_jobs(iter(jobs), pool=pool, progress=lambda i, n: seen.append((i, n)))
@@ -275,18 +275,18 @@ def test_streamed_partitions_hold_only_the_pending_window_of_jobs(data_dir: Path
     slugs = [SLUG, "drag"]
     alive: set[int] = set()
     peak = [0]
-    plan = render._plan
+    plan = render.plan_partition
 
     def tracked_plan(*args, **kwargs):
-        count, jobs = plan(*args, **kwargs)
+        planned = plan(*args, **kwargs)
 
         def tracked():
-            for job in jobs:
+            for job in planned:
                 alive.add(id(job))
                 weakref.finalize(job, alive.discard, id(job))
                 yield job
 
-        return count, tracked()
+        return render.PlannedPartition(len(planned), tracked)
 
     def prepare(slug: str) -> None:
         write_performances(data_dir, slug, n=24)
@@ -294,7 +294,7 @@ def test_streamed_partitions_hold_only_the_pending_window_of_jobs(data_dir: Path
     def progress(done: int, total: int) -> None:
         peak[0] = max(peak[0], len(alive))
 
-    monkeypatch.setattr(render, "_plan", tracked_plan)
+    monkeypatch.setattr(render, "plan_partition", tracked_plan)
     with render.RenderPool(2) as pool:
         out = render.render_partitions(slugs, data_dir, pool=pool, prepare=prepare, progress=progress)
     assert out.run.samples == 48 and not alive
