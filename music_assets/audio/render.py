@@ -36,7 +36,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,9 +75,13 @@ def performances_dir(data: Path, slug: str) -> Path:
     return data / "rudiments" / "performances" / slug
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RenderJob:
-    """Everything a worker needs to render one sample (picklable)."""
+    """Everything a worker needs to render one sample (picklable).
+
+    The stroke times and velocities are float64 arrays rather than tuples of floats: a long
+    run keeps up to `RenderPool.max_pending` jobs queued, and a tuple costs four times the memory.
+    """
 
     sample_id: str
     midi_path: str  # absolute
@@ -86,9 +90,9 @@ class RenderJob:
     soundfont: str  # absolute
     preset: str
     seed: int
-    stroke_ms: tuple[float, ...]  # labelled primary stroke times (not grace notes, not buzz bounces)
-    stroke_velocity: tuple[float, ...]
-    note_ms: tuple[float, ...]  # every labelled stroke, grace notes included
+    stroke_ms: np.ndarray  # labelled primary stroke times (not grace notes, not buzz bounces)
+    stroke_velocity: np.ndarray
+    note_ms: np.ndarray  # every labelled stroke, grace notes included
     beds: tuple[Bed, ...] = field(default=())
     channels: int = DEFAULT_CHANNELS
 
@@ -112,7 +116,9 @@ def assign_variants(
     return {s: combos[(start + i) % len(combos)] for i, s in enumerate(ordered)}
 
 
-def _read_table(path: Path, columns: Sequence[str]):
+def _read_arrow(path: Path, columns: Sequence[str], dictionary: Sequence[str] = ()):
+    """The columns of a partition table as an arrow Table; `dictionary` columns are read
+    dictionary-encoded (one dictionary for the whole table)."""
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     if not path.is_file():
@@ -120,12 +126,16 @@ def _read_table(path: Path, columns: Sequence[str]):
     try:
         names = pq.read_schema(path).names
         missing = [c for c in columns if c not in names]
-        table = None if missing else pq.read_table(path, columns=list(columns))
+        table = None if missing else pq.read_table(path, columns=list(columns), read_dictionary=list(dictionary))
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for bad files
         raise RenderError(f"{path}: not a readable parquet file: {exc}") from exc
     if missing:
         raise RenderError(f"{path}: missing column(s) {', '.join(missing)}")
-    return table.to_pandas()
+    return table.unify_dictionaries() if dictionary else table
+
+
+def _read_table(path: Path, columns: Sequence[str]):
+    return _read_arrow(path, columns).to_pandas()
 
 
 class PlannedPartition:
@@ -158,32 +168,47 @@ def plan_partition(
         raise RenderError(f"channels must be 1 (mono) or 2 (stereo), not {channels}")
     perf = performances_dir(data, slug)
     samples = _read_table(perf / "samples.parquet", ["sample_id", "midi_path"])
-    strokes = _read_table(
-        perf / "strokes.parquet",
+    # sample ids dictionary-encoded: a full-preset partition has 250,000 strokes, and a
+    # Python string per stroke would make planning's memory grow with the partition
+    strokes_path = perf / "strokes.parquet"
+    strokes = _read_arrow(
+        strokes_path,
         ["sample_id", "actual_time_ms", "actual_velocity", "is_grace", "parent_stroke_index"],
+        dictionary=["sample_id"],
     )
+    stroke_ids = strokes.column("sample_id").combine_chunks()
+    if stroke_ids.null_count:
+        raise RenderError(f"{strokes_path}: {stroke_ids.null_count} stroke(s) without a sample_id")
     if samples["sample_id"].duplicated().any():
         dup = samples.loc[samples["sample_id"].duplicated(), "sample_id"].iloc[0]
         raise RenderError(f"{perf / 'samples.parquet'}: duplicate sample_id {dup}")
     for p in presets:
         get_preset(p)
     variants = assign_variants(list(samples["sample_id"]), len(soundfonts), presets, seed, salt=slug)
+
+    def column(name: str, fill: object) -> np.ndarray:
+        return strokes.column(name).fill_null(fill).to_numpy()
+
     # measured: the primary strokes, neither grace notes nor buzz bounces (a bounce is the
     # child of a primary 26 ms before it, under whose decay its attack does not show)
-    primary = ~strokes["is_grace"].astype(bool).to_numpy() & ~(
-        strokes["parent_stroke_index"].fillna(-1).to_numpy() >= 0
-    )
-    times = strokes["actual_time_ms"].to_numpy(dtype=np.float64)
-    velocity = strokes["actual_velocity"].astype(float).fillna(100.0).to_numpy()
-    ids = strokes["sample_id"].astype(str).to_numpy()
-    order = np.argsort(ids, kind="stable")
-    uniq, first = np.unique(ids[order], return_index=True)
-    bounds = dict(zip(uniq.tolist(), zip(first.tolist(), [*first[1:].tolist(), len(ids)], strict=True), strict=True))
+    primary = ~column("is_grace", False).astype(bool) & ~(column("parent_stroke_index", -1) >= 0)
+    times = column("actual_time_ms", np.nan).astype(np.float64)
+    velocity = column("actual_velocity", 100).astype(np.float64)
+    codes = stroke_ids.indices.to_numpy()
+    order = np.argsort(codes, kind="stable")
+    ends = np.cumsum(np.bincount(codes, minlength=len(stroke_ids.dictionary)))
+    bounds = {
+        sid: (int(end - count), int(end))
+        for sid, end, count in zip(stroke_ids.dictionary.to_pylist(), ends, np.diff(ends, prepend=0), strict=True)
+        if count
+    }
     out_dir = audio_dir(data, slug)
     pairs = list(zip(samples["sample_id"].astype(str), samples["midi_path"], strict=True))
     for sid, _ in pairs:
         if sid not in bounds:
             raise RenderError(f"{perf / 'strokes.parquet'}: no strokes for sample {sid}")
+
+    fonts = [str(f) for f in soundfonts]  # one string per soundfont, shared by its jobs
 
     def jobs() -> Iterator[RenderJob]:
         for sid, midi_rel in pairs:
@@ -195,12 +220,12 @@ def plan_partition(
                 midi_path=str(data / midi_rel),
                 audio_path=str(out_dir / f"{sid}.flac"),
                 audio_rel=f"rudiments/audio/{slug}/{sid}.flac",
-                soundfont=str(soundfonts[sf_i]),
+                soundfont=fonts[sf_i],
                 preset=preset,
                 seed=int(seed),
-                stroke_ms=tuple(times[main].tolist()),
-                stroke_velocity=tuple(velocity[main].tolist()),
-                note_ms=tuple(times[rows].tolist()),
+                stroke_ms=times[main],
+                stroke_velocity=velocity[main],
+                note_ms=times[rows],
                 beds=tuple(beds),
                 channels=channels,
             )
@@ -338,7 +363,9 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-MAX_PENDING_JOBS = 2048  # queued ahead of the workers: covers producing a partition meanwhile, bounds memory
+# jobs queued ahead of each worker: a few seconds of work, which covers planning the next partition
+# (its performances are produced ahead, on another thread) and bounds this process's memory
+PENDING_JOBS_PER_WORKER = 128
 _DONE = object()
 
 
@@ -436,6 +463,11 @@ class RenderPool:
             self._error = exc
 
     @property
+    def max_pending(self) -> int:
+        """Jobs queued ahead of the workers at most."""
+        return PENDING_JOBS_PER_WORKER * self.workers
+
+    @property
     def starting(self) -> bool:
         """True while the workers are still being started."""
         return self._starting is not None and self._starting.is_alive()
@@ -448,13 +480,13 @@ class RenderPool:
         return self._executor
 
     def map(self, fn: Callable, items: Iterable, chunksize: int = 1):
-        """`fn` over `items` in order, with at most MAX_PENDING_JOBS queued: `items` is drawn as
+        """`fn` over `items` in order, with at most `max_pending` queued: `items` is drawn as
         the workers free up, so neither the jobs nor the results of a long run pile up in this
         process (ProcessPoolExecutor.map would queue every item at once)."""
         executor = self._ready()
         if executor is None:
             return map(fn, items)
-        return _bounded_map(executor, fn, items, chunksize, max_pending=max(2, MAX_PENDING_JOBS // max(1, chunksize)))
+        return _bounded_map(executor, fn, items, chunksize, max_pending=max(2, self.max_pending // max(1, chunksize)))
 
     def close(self) -> None:
         if self._starting is not None:
@@ -524,7 +556,7 @@ def render_jobs(
 
     source = counted()
     early: collections.deque[RenderJob] = collections.deque()
-    while pool.starting and len(early) < MAX_PENDING_JOBS and (job := next(source, None)) is not None:
+    while pool.starting and len(early) < pool.max_pending and (job := next(source, None)) is not None:
         early.append(job)
     run = RenderRun([], pool.workers, 0.0, 0.0)
     # `map` draws jobs as the workers free up: `drawn` is the count queued so far
@@ -633,11 +665,12 @@ def render_partitions(
     partitions are planned, so its start-up overlaps the planning. Files of
     samples no longer in a partition are removed once its table is written.
 
-    `prepare`, when given, is called with each slug just before its partition
-    is planned, for a caller that produces the performances as it goes (the
-    benchmark generates them there): partitions are then planned and queued
-    one at a time, so the workers render the first ones while later ones are
-    prepared, and `progress` counts against the jobs queued so far.
+    `prepare`, when given, is called with each slug, in order and one at a
+    time on a background thread, for a caller that produces the performances
+    as it goes (the benchmarks generate them there): partition k + 1 is
+    prepared while partition k is planned, queued and rendered, so the workers
+    render the first partitions while later ones are produced, and `progress`
+    counts against the jobs queued so far.
     """
     from music_assets.io import remove_partials, write_parquet  # noqa: PLC0415
 
@@ -670,15 +703,24 @@ def render_partitions(
     total = sum(counts.values()) if prepare is None else None
 
     def jobs() -> Iterator[RenderJob]:
-        for slug in slugs:
-            if prepare is not None:
-                prepare(slug)
-            # made as they are drawn, not a partition's worth at once: a partition has
-            # samples / 40 jobs, more than the pending window at scale
-            part = plan_partition(slug, data, sf_paths, presets, seed, beds, channels)
-            counts[slug] = len(part)
-            remove_partials(audio_dir(data, slug))
-            yield from part
+        # the next partition is prepared on a thread while this one's jobs are queued and
+        # rendered, so the pending window need only cover planning, not producing, a partition
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="render-prepare") if prepare is not None else None
+        try:
+            prepared = ahead.submit(prepare, slugs[0]) if ahead is not None and slugs else None
+            for i, slug in enumerate(slugs):
+                if prepared is not None:
+                    prepared.result()  # prepare's error, if any, stops the run here
+                    prepared = ahead.submit(prepare, slugs[i + 1]) if i + 1 < len(slugs) else None
+                # made as they are drawn, not a partition's worth at once: a partition has
+                # samples / 40 jobs, more than the pending window at scale
+                part = plan_partition(slug, data, sf_paths, presets, seed, beds, channels)
+                counts[slug] = len(part)
+                remove_partials(audio_dir(data, slug))
+                yield from part
+        finally:
+            if ahead is not None:
+                ahead.shutdown(wait=True, cancel_futures=True)
 
     out: dict[str, PartitionAudio] = {}
     pending = iter(slugs)

@@ -252,7 +252,7 @@ def test_missing_inputs_are_clear_errors_and_keep_earlier_output(data_dir: Path)
 def test_a_lazy_job_stream_is_drawn_only_a_few_jobs_ahead(data_dir: Path, monkeypatch) -> None:
     # ProcessPoolExecutor.map would queue every job (and keep every result) at once; the pool's map
     # draws them as the workers free up, so a long run holds a bounded number of jobs
-    monkeypatch.setattr(render, "MAX_PENDING_JOBS", 4)
+    monkeypatch.setattr(render, "PENDING_JOBS_PER_WORKER", 2)  # 2 workers: 4 jobs
     write_performances(data_dir, SLUG, n=24)
     jobs = list(render.plan_partition(SLUG, data_dir, list(DEFAULT_SOUNDFONTS), presets.PRESET_NAMES, seed=0))
     seen: list[tuple[int, int]] = []
@@ -271,7 +271,7 @@ def test_streamed_partitions_hold_only_the_pending_window_of_jobs(data_dir: Path
     # Count the jobs alive in this process while rendering: at most the window, not a partition.
     import weakref
 
-    monkeypatch.setattr(render, "MAX_PENDING_JOBS", 4)
+    monkeypatch.setattr(render, "PENDING_JOBS_PER_WORKER", 2)  # 2 workers: 4 jobs
     slugs = [SLUG, "drag"]
     alive: set[int] = set()
     peak = [0]
@@ -301,3 +301,26 @@ def test_streamed_partitions_hold_only_the_pending_window_of_jobs(data_dir: Path
     # the jobs drawn while the pool started (4), 4 queued chunks of 2, the chunk being formed
     # and the one being rendered: not the 24 of a partition
     assert 0 < peak[0] <= 4 + 8 + 2 + 2 < 24
+
+
+def test_the_next_partition_is_prepared_while_one_renders(data_dir: Path, monkeypatch) -> None:
+    # producing partition k + 1 overlaps rendering partition k, so the pending window need not
+    # hold a partition's worth of jobs to keep the workers busy meanwhile
+    monkeypatch.setattr(render, "PENDING_JOBS_PER_WORKER", 2)  # 2 workers: 4 jobs
+    events: list[tuple[str, object]] = []
+
+    def prepare(slug: str) -> None:
+        if slug == "broken":
+            raise ValueError("no performances for broken")
+        events.append(("prepared", slug))
+        write_performances(data_dir, slug, n=8)
+
+    out = render.render_partitions(
+        [SLUG, "drag"], data_dir, workers=2, prepare=prepare, progress=lambda done, total: events.append(("done", done))
+    )
+    assert out.run.samples == 16 and [out.partitions[s].num_rows for s in (SLUG, "drag")] == [8, 8]
+    # prepared before the first sample was rendered: not once the window let the first partition's
+    # last job be drawn (after at least 8 - 4 samples)
+    assert events.index(("prepared", "drag")) < events.index(("done", 1))
+    with pytest.raises(ValueError, match="no performances for broken"):
+        render.render_partitions([SLUG, "broken"], data_dir, workers=2, prepare=prepare)
