@@ -16,6 +16,7 @@ the sample identity, so the same settings give byte-identical files.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Mapping
@@ -25,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from music_assets.io import remove_partials, write_bytes, write_parquet
+from music_assets.io import atomic_path, remove_partials, write_bytes
 from music_assets.rudiments import layout
 from music_assets.rudiments.library import Rudiment
 from music_assets.rudiments.midi import midi_bytes
@@ -43,6 +45,7 @@ from music_assets.rudiments.scores import MEASURE_COLUMNS, SCORE_COLUMNS, analyz
 from music_assets.seeding import stable_rng, stable_seed
 
 MIN_CYCLES = 2
+CHUNK_SAMPLES = 64  # samples per row group of a partition's tables: what generating one holds at once
 
 
 @dataclass(frozen=True)
@@ -272,7 +275,13 @@ def generate_partition(
     settings: DatasetSettings,
     root: Path | None = None,
 ) -> PartitionResult:
-    """Play, label and write every sample of one rudiment; return the samples table."""
+    """Play, label and write every sample of one rudiment; return the samples table.
+
+    The four tables are written as they are played, one row group per `CHUNK_SAMPLES`
+    samples, so the memory this takes does not grow with the size of the partition
+    (a full-preset partition has 2,500 samples). They replace the old tables only
+    once all four are complete.
+    """
     slug = rudiment.slug
     comp = compile_rudiment(rudiment)
     plans, skipped = plan_partition(rudiment, profiles, settings)
@@ -280,73 +289,98 @@ def generate_partition(
     # Temp files of a writer killed part-way (step or worker SIGKILLed): this step is their only writer.
     remove_partials(midi_folder)
     remove_partials(layout.performance_dir(slug, root))
-    cols = _Columns()
+    out = layout.performance_dir(slug, root)
+    samples: list[pa.Table] = []
     stype_names = np.array(STROKE_TYPES, dtype=object)
     hand_names = np.array(HAND_NAMES, dtype=object)
-    for plan in plans:
-        perf = play(plan, comp)
-        # flushed to disk all at once below, before the tables that list them are written
-        write_bytes(midi_folder / f"{plan.sample_id}.mid", midi_bytes(perf, name=rudiment.name), fsync=False)
-        n = perf.num_strokes
-        sid = np.full(n, plan.sample_id, dtype=object)
-        intended_ms = perf.intended_s * 1000.0
-        actual_ms = perf.actual_s * 1000.0
-        cols.add(
-            "strokes",
-            sample_id=sid,
-            index=np.arange(n, dtype=np.int32),
-            hand=hand_names[perf.hand],
-            stroke_type=stype_names[perf.stroke_type],
-            intended_time_ms=intended_ms,
-            actual_time_ms=actual_ms,
-            timing_error_ms=actual_ms - intended_ms,
-            intended_velocity=perf.intended_vel.astype(np.int32),
-            actual_velocity=perf.actual_vel.astype(np.int32),
-            is_grace=perf.is_grace,
-            is_accent=perf.is_accent,
-            diddle_position=perf.diddle.astype(np.int32),
-            flam_spacing_ms=perf.flam_spacing_ms,
-            parent_stroke_index=perf.parent,
-            measure_index=perf.measure,
-        )
-        stats, per_cycle, scores = analyze(perf, comp)
-        cols.add("measures", sample_id=np.full(perf.num_cycles, plan.sample_id, dtype=object), **per_cycle)
-        cols.add(
-            "exercises", sample_id=[plan.sample_id], **{k: [np.nan if v is None else v] for k, v in scores.items()}
-        )
-        p = plan.profile
-        cols.add(
-            "samples",
-            sample_id=[plan.sample_id],
-            rudiment_slug=[slug],
-            rudiment_name=[rudiment.name],
-            pas_number=[rudiment.pas_number],
-            category=[rudiment.category],
-            subdivision=[rudiment.subdivision],
-            profile_id=[p["profile_id"]],
-            skill_tier=[p["skill_tier"]],
-            skill_tier_binary=[p["skill_tier_binary"]],
-            dominant_hand=[p["dominant_hand"]],
-            split=[p["split"]],
-            tempo_bpm=[plan.tempo_bpm],
-            tempo_index=[plan.tempo_index],
-            length_beats=[plan.length_beats],
-            num_cycles=[plan.num_cycles],
-            num_strokes=[n],
-            num_grace_notes=[int(perf.is_grace.sum())],
-            duration_sec=[perf.duration_sec],
-            midi_path=[layout.midi_relpath(slug, plan.sample_id)],
-            seed=[plan.seed],
-            timing_error_sd_ms=[stats["timing_error_sd_ms"]],
-            velocity_cv=[stats["velocity_cv"]],
-        )
-    os.sync()
-    out = layout.performance_dir(slug, root)
-    tables = {name: cols.table(name) for name in SCHEMAS}
-    for name, table in tables.items():
-        write_parquet(out / f"{name}.parquet", table)
+    with contextlib.ExitStack() as stack:
+        writers = {}
+        for name, schema in SCHEMAS.items():
+            tmp = stack.enter_context(atomic_path(out / f"{name}.parquet"))
+            writers[name] = stack.enter_context(pq.ParquetWriter(tmp, schema, compression="zstd"))
+        for start in range(0, len(plans) or 1, CHUNK_SAMPLES):  # once with no plans: empty tables
+            cols = _Columns()
+            for plan in plans[start : start + CHUNK_SAMPLES]:
+                _play_into(cols, plan, comp, rudiment, midi_folder, stype_names, hand_names)
+            for name, writer in writers.items():
+                table = cols.table(name)
+                if name == "samples":
+                    samples.append(table)
+                if table.num_rows:
+                    writer.write_table(table)
+            del cols
+        for writer in writers.values():
+            writer.close()
+        os.sync()  # the MIDI files reach the disk before the tables that list them replace the old ones
     keep = {f"{p.sample_id}.mid" for p in plans}
     stale = [f for f in midi_folder.glob("*.mid") if f.name not in keep] if midi_folder.exists() else []
     for f in stale:
         f.unlink()
-    return PartitionResult(slug, tables["samples"], skipped, len(stale))
+    return PartitionResult(slug, pa.concat_tables(samples), skipped, len(stale))
+
+
+def _play_into(
+    cols: _Columns,
+    plan: SamplePlan,
+    comp: CompiledRudiment,
+    rudiment: Rudiment,
+    midi_folder: Path,
+    stype_names: np.ndarray,
+    hand_names: np.ndarray,
+) -> None:
+    """Play one sample, write its MIDI file and add its rows to `cols`."""
+    slug = rudiment.slug
+    perf = play(plan, comp)
+    # flushed to disk all at once (generate_partition's os.sync), before the tables that list them
+    write_bytes(midi_folder / f"{plan.sample_id}.mid", midi_bytes(perf, name=rudiment.name), fsync=False)
+    n = perf.num_strokes
+    sid = np.full(n, plan.sample_id, dtype=object)
+    intended_ms = perf.intended_s * 1000.0
+    actual_ms = perf.actual_s * 1000.0
+    cols.add(
+        "strokes",
+        sample_id=sid,
+        index=np.arange(n, dtype=np.int32),
+        hand=hand_names[perf.hand],
+        stroke_type=stype_names[perf.stroke_type],
+        intended_time_ms=intended_ms,
+        actual_time_ms=actual_ms,
+        timing_error_ms=actual_ms - intended_ms,
+        intended_velocity=perf.intended_vel.astype(np.int32),
+        actual_velocity=perf.actual_vel.astype(np.int32),
+        is_grace=perf.is_grace,
+        is_accent=perf.is_accent,
+        diddle_position=perf.diddle.astype(np.int32),
+        flam_spacing_ms=perf.flam_spacing_ms,
+        parent_stroke_index=perf.parent,
+        measure_index=perf.measure,
+    )
+    stats, per_cycle, scores = analyze(perf, comp)
+    cols.add("measures", sample_id=np.full(perf.num_cycles, plan.sample_id, dtype=object), **per_cycle)
+    cols.add("exercises", sample_id=[plan.sample_id], **{k: [np.nan if v is None else v] for k, v in scores.items()})
+    p = plan.profile
+    cols.add(
+        "samples",
+        sample_id=[plan.sample_id],
+        rudiment_slug=[slug],
+        rudiment_name=[rudiment.name],
+        pas_number=[rudiment.pas_number],
+        category=[rudiment.category],
+        subdivision=[rudiment.subdivision],
+        profile_id=[p["profile_id"]],
+        skill_tier=[p["skill_tier"]],
+        skill_tier_binary=[p["skill_tier_binary"]],
+        dominant_hand=[p["dominant_hand"]],
+        split=[p["split"]],
+        tempo_bpm=[plan.tempo_bpm],
+        tempo_index=[plan.tempo_index],
+        length_beats=[plan.length_beats],
+        num_cycles=[plan.num_cycles],
+        num_strokes=[n],
+        num_grace_notes=[int(perf.is_grace.sum())],
+        duration_sec=[perf.duration_sec],
+        midi_path=[layout.midi_relpath(slug, plan.sample_id)],
+        seed=[plan.seed],
+        timing_error_sd_ms=[stats["timing_error_sd_ms"]],
+        velocity_cv=[stats["velocity_cv"]],
+    )

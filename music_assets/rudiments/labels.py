@@ -48,6 +48,7 @@ REALISM_RANGES: dict[str, dict[str, tuple[float, float]]] = {
 }
 PRIMARY_NAMES = [STROKE_TYPES[c] for c in PRIMARY_TYPES]
 BATCH_ROWS = 65_536
+MERGE_BATCH_ROWS = 16_384  # rows per row group of the merged tables: merging holds one batch, not a partition
 EXAMPLES = 5
 
 
@@ -95,6 +96,16 @@ def _read(path: Path, what: str) -> pa.Table:
         raise LabelsError(f"{path}: missing ({what})")
     try:
         return pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise LabelsError(f"{path}: unreadable parquet ({exc})") from exc
+
+
+def _read_batches(path: Path, what: str) -> Iterator[pa.RecordBatch]:
+    """The rows of `path` in batches of at most MERGE_BATCH_ROWS, with _read's errors."""
+    if not path.is_file():
+        raise LabelsError(f"{path}: missing ({what})")
+    try:
+        yield from pq.ParquetFile(path).iter_batches(batch_size=MERGE_BATCH_ROWS)
     except (OSError, pa.ArrowException) as exc:
         raise LabelsError(f"{path}: unreadable parquet ({exc})") from exc
 
@@ -158,16 +169,21 @@ def merge_labels(slugs: Sequence[str], root: Path | None = None) -> MergeSummary
                     f"{audio_file}: audio columns {joined.column_names[len(SCHEMAS['samples']) :]} "
                     f"differ from the first partition's {audio_columns}"
                 )
-            parts = {"samples": _conform(joined, samples_schema, audio_file)}
+            parts = {"samples": [_conform(joined, samples_schema, audio_file)]}
             for name in ("strokes", "measures", "exercises"):
                 path = tables.paths[name]
-                parts[name] = _conform(_read(path, f"{name} of {slug}"), SCHEMAS[name], path)
-            for name, table in parts.items():
+                # in batches: a full-preset partition has 250,000 strokes
+                parts[name] = (
+                    _conform(pa.Table.from_batches([b]), SCHEMAS[name], path)
+                    for b in _read_batches(path, f"{name} of {slug}")
+                )
+            for name, chunks in parts.items():
                 if name not in writers:
                     schema = samples_schema if name == "samples" else SCHEMAS[name]
                     writers[name] = stack.enter_context(pq.ParquetWriter(tmp[name], schema, compression="zstd"))
-                writers[name].write_table(table, row_group_size=max(1, table.num_rows))
-                rows[name] += table.num_rows
+                for table in chunks:
+                    writers[name].write_table(table, row_group_size=max(1, table.num_rows))
+                    rows[name] += table.num_rows
             del parts, joined, samples, audio
         if not writers:
             raise LabelsError("no partitions to merge")

@@ -192,3 +192,31 @@ def test_realism_at_demo_scale(tmp_path: Path) -> None:
     assert outcome.passed, outcome.description
     assert table["samples"].sum() == 800
     assert (table["timing_sd_in_range"] >= 0.8).all() and (table["velocity_cv_in_range"] >= 0.8).all()
+
+
+def test_partitions_are_written_and_merged_in_bounded_chunks(tmp_path: Path, monkeypatch) -> None:
+    """A full-preset partition has 2,500 samples: generating writes its tables a chunk of samples
+    at a time and merging copies them a batch of rows at a time, with the same rows as in one go."""
+    from music_assets.rudiments import dataset, labels
+
+    r = load_library()["flam"]
+    settings = DatasetSettings.resolve("demo", num_profiles=8)
+    profiles = generate_profiles(8, 0)
+    whole = generate_partition(r, profiles, settings, tmp_path / "whole")
+    monkeypatch.setattr(dataset, "CHUNK_SAMPLES", 3)
+    monkeypatch.setattr(labels, "MERGE_BATCH_ROWS", 50)
+    chunked = generate_partition(r, profiles, settings, tmp_path / "chunked")
+    assert chunked.samples.equals(whole.samples) and chunked.samples.num_rows == 8
+    for name in layout.PARTITION_TABLES:
+        a = pq.ParquetFile(layout.performance_dir("flam", tmp_path / "whole") / f"{name}.parquet")
+        b = pq.ParquetFile(layout.performance_dir("flam", tmp_path / "chunked") / f"{name}.parquet")
+        assert b.metadata.num_row_groups == 3 and a.metadata.num_row_groups == 1, name  # 3 + 3 + 2 samples
+        assert b.read().equals(a.read()), name
+    render_stub_audio(tmp_path / "chunked", ["flam"])
+    merge_labels(["flam"], tmp_path / "chunked")
+    merged = _labels(tmp_path / "chunked").strokes
+    assert pq.read_table(merged).equals(
+        pq.read_table(layout.performance_dir("flam", tmp_path / "chunked") / "strokes.parquet")
+    )
+    meta = pq.ParquetFile(merged).metadata
+    assert meta.num_rows > 100 and max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= 50
