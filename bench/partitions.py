@@ -10,8 +10,9 @@ dagster.yaml (SQLite, queued run coordinator), and times:
 - the partition sync itself (`defs.sources.sync_prepared_partitions`): adding
   every key to an empty set, a no-op sync, removing 10 % and adding them back;
 - ticks of `raw_audio_sensor` (build_sensor_context): the first (no cursor,
-  requests a catalog run), an unchanged tree (skip), and one that finds a
-  partition whose file is gone (a delete request);
+  requests a catalog run), an unchanged tree (skip), one that finds a
+  partition whose file is gone, and one that finds every file gone (the tick
+  deletes those partitions itself, in one transaction);
 - the backfill of every prepared_sources partition launched as the UI does it
   (GraphQL `launchPartitionBackfill`, allPartitions) on a workspace loaded
   from `music_assets.definitions`, and one iteration of the backfill daemon
@@ -139,10 +140,24 @@ def measure(
             sources.raw_audio_sensor, dg.build_sensor_context(instance=instance, cursor=first.cursor)
         )
         moved.rename(gone)
-        assert isinstance(changed, dg.SensorResult) and changed.dynamic_partitions_requests, changed
+        assert isinstance(changed, dg.SensorResult) and changed.run_requests, changed
+        assert len(instance.get_dynamic_partitions(name)) == len(keys) - 1  # the tick removed its partition
+        # every source gone at once (a music folder unmounted): the tick removes every partition itself
+        away = data / "raw_away"
+        away.mkdir()
+        for child in list(raw.iterdir()):  # the root stays: without it the sensor skips
+            child.rename(away / child.name)
+        emptied, out["tick_all_removed"] = _timed(
+            sources.raw_audio_sensor, dg.build_sensor_context(instance=instance, cursor=first.cursor)
+        )
+        for child in list(away.iterdir()):
+            child.rename(raw / child.name)
+        assert instance.get_dynamic_partitions(name) == [], emptied
+        sources.sync_prepared_partitions(instance, keys)
         log(
             f"raw_audio_sensor tick over {n_files} files: first {out['tick_first']:.2f} s, unchanged "
-            f"{out['tick_unchanged']:.2f} s, a file removed {out['tick_file_removed']:.2f} s"
+            f"{out['tick_unchanged']:.2f} s, a file removed {out['tick_file_removed']:.2f} s, every file "
+            f"removed (the tick deletes {len(keys)} partitions) {out['tick_all_removed']:.2f} s"
         )
 
         target = ModuleTarget(

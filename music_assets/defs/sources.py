@@ -447,14 +447,19 @@ def raw_audio_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
         return os.path.isfile(os.path.join(row["root"], row["rel_path"]))
 
     partition_requests: list[Any] = []
+    gone: list[str] = []
     if selected_file().is_file():
         rows = [r for r in _read_parquet(selected_file()).to_pylist() if r["selected"] and exists(r)]
         wanted = set(preparable_ids(rows))
         current = set(context.instance.get_dynamic_partitions(prepared_source_partitions.name))
         if wanted - current:
             partition_requests.append(prepared_source_partitions.build_add_request(sorted(wanted - current)))
-        if current - wanted:
-            partition_requests.append(prepared_source_partitions.build_delete_request(sorted(current - wanted)))
+        gone = sorted(current - wanted)
+        if gone:
+            # removed here in one transaction: the daemon carries out a delete request one key and
+            # one transaction at a time (3,000 keys took 14-22 s on SQLite)
+            delete_dynamic_partitions(context.instance, prepared_source_partitions.name, gone)
+            context.log.info(f"removed {len(gone)} prepared_sources partition(s) whose source is gone")
     run_requests = []
     if tree != context.cursor:
         run_requests.append(
@@ -464,7 +469,8 @@ def raw_audio_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
             )
         )
     if not run_requests and not partition_requests:
-        return dg.SkipReason(f"no change under {', '.join(roots)} ({len(entries)} audio files)")
+        removed = f"; removed {len(gone)} partition(s) whose source is gone" if gone else ""
+        return dg.SkipReason(f"no change under {', '.join(roots)} ({len(entries)} audio files){removed}")
     return dg.SensorResult(run_requests=run_requests, cursor=tree, dynamic_partitions_requests=partition_requests)
 
 
