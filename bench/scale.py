@@ -139,6 +139,7 @@ def generate_size(data: Path, players: int, workers: int, seed: int) -> dict:
     settings = DatasetSettings.resolve("full", seed=seed, num_profiles=players)
     slugs = list(RUDIMENT_SLUGS)
     rss_start = _rss_mib()
+    cpu_start = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # the imports: not per-sample work
     t0 = time.perf_counter()
     profiles = generate_profiles(settings.num_profiles, seed)
     n = 0
@@ -175,7 +176,7 @@ def generate_size(data: Path, players: int, workers: int, seed: int) -> dict:
         "gates_wall": gates_wall,
         "labels_wall": labels_wall,
         "worker_cpu": run.cpu_seconds,
-        "main_cpu": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),  # generation, planning, tables
+        "main_cpu": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu_start,  # generation, planning, tables
         "rss_start": rss_start,
         "rss_render": rss_render,
         "rss_end": _rss_mib(),
@@ -183,6 +184,44 @@ def generate_size(data: Path, players: int, workers: int, seed: int) -> dict:
         "disk": parts,
         "failed": failed,
         "load": os.getloadavg()[0],
+    }
+
+
+# ---------------------------------------------------------------- one partition (child process)
+
+PROBE_SLUG = "flam_paradiddle_diddle"  # among the most strokes per sample
+
+
+def partition_peak(data: Path, players: int, seed: int) -> dict:
+    """Peak RSS of generating one partition of `players` x 10 samples (`generate_partition`) and
+    then planning its render jobs (`render.plan_partition`, every job made and dropped), after a
+    warm-up partition."""
+    from music_assets.audio import render
+    from music_assets.rudiments.dataset import DatasetSettings, generate_partition
+    from music_assets.rudiments.library import get_rudiment
+    from music_assets.rudiments.profiles import generate_profiles
+
+    settings = DatasetSettings.resolve("full", seed=seed, num_profiles=players)
+    profiles = generate_profiles(settings.num_profiles, seed)
+    # warm-up on one player's partition of another rudiment: Arrow's reader and thread pools start
+    # on the first parquet read (about 16 MiB once), which is no partition's cost
+    small = DatasetSettings.resolve("full", seed=seed, num_profiles=1)
+    generate_partition(get_rudiment("flam"), profiles.head(1), small, data)
+    sum(1 for _ in render.plan_partition("flam", data, list(render.DEFAULT_SOUNDFONTS), render.PRESET_NAMES, seed))
+    rss0 = _rss_mib()
+    t0 = time.perf_counter()
+    samples = generate_partition(get_rudiment(PROBE_SLUG), profiles, settings, data).samples.num_rows
+    generate_wall = time.perf_counter() - t0
+    rss1 = _rss_mib()
+    planned = render.plan_partition(PROBE_SLUG, data, list(render.DEFAULT_SOUNDFONTS), render.PRESET_NAMES, seed)
+    jobs = sum(1 for _ in planned)
+    return {
+        "samples": samples,
+        "jobs": jobs,
+        "generate_wall": generate_wall,
+        "rss_start": rss0,
+        "generate_mib": rss1 - rss0,
+        "plan_mib": _rss_mib() - rss1,
     }
 
 
@@ -547,6 +586,36 @@ def main(argv: list[str] | None = None) -> int:
                 f"after rendering {large['rss_render'] / small['rss_render']:.3f}), worker "
                 f"{large['rss_worker'] / small['rss_worker']:.3f} (target flat: 1.0)"
             )
+        if len(results) > 2:  # past the start-up costs that the smallest size carries most of
+            prev = results[-2]
+            print(
+                f"ratio {large['samples']} / {prev['samples']} samples: CPU per sample "
+                f"{cpu_per_sample(large) / cpu_per_sample(prev):.3f}, peak RSS main "
+                f"{large['rss_end'] / prev['rss_end']:.3f} ({large['rss_end'] - prev['rss_end']:+.0f} MiB; after "
+                f"rendering {large['rss_render'] / prev['rss_render']:.3f}), worker "
+                f"{large['rss_worker'] / prev['rss_worker']:.3f}"
+            )
+        # a partition holds samples / 40 of them; the full preset's have 2,500: what one costs the main
+        # process, at the largest size's partition and at the full preset's
+        probes = []
+        for players in sorted({max(1, large["players"]), FULL_SAMPLES // SAMPLES_PER_PLAYER}):
+            folder = base / f"partition-{players}"
+            shutil.rmtree(folder, ignore_errors=True)
+            probes.append(_child(["--child-partition", str(folder), str(players), str(args.seed)]))
+            shutil.rmtree(folder, ignore_errors=True)
+        for p in probes:
+            print(
+                f"one partition of {p['samples']} samples ({PROBE_SLUG}): generating it {p['generate_wall']:.1f} s, "
+                f"+{p['generate_mib']:.1f} MiB peak RSS; planning its {p['jobs']} render jobs "
+                f"+{p['plan_mib']:.1f} MiB (over {p['rss_start']:.0f} MiB)"
+            )
+        if len(probes) > 1:
+            a, b = probes[0], probes[-1]
+            peak_a, peak_b = (p["rss_start"] + p["generate_mib"] + p["plan_mib"] for p in (a, b))
+            print(
+                f"ratio {b['samples']} / {a['samples']}-sample partition: peak RSS main {peak_b / peak_a:.3f} "
+                f"({peak_a:.0f} / {peak_b:.0f} MiB; target flat: 1.0)"
+            )
         data = Path(large["data"])
         staged = loaded = None
         if not args.skip_staging:
@@ -653,6 +722,8 @@ def _child_main(argv: list[str]) -> int:
     kind, rest = argv[0], argv[1:]
     if kind == "--child-generate":
         _emit(generate_size(Path(rest[0]), int(rest[1]), int(rest[2]), int(rest[3])))
+    elif kind == "--child-partition":
+        _emit(partition_peak(Path(rest[0]), int(rest[1]), int(rest[2])))
     elif kind == "--child-stage":
         _emit(stage_set(Path(rest[0]), int(rest[1]), float(rest[2]), rest[3]))
     elif kind == "--child-publish":
