@@ -7,9 +7,9 @@ rendered with audio (`audio.render.render_partitions`: dry FluidSynth render,
 onset alignment, augmentation, FLAC, audio.parquet; mono unless
 `--channels 2`) on a pool with one process per core. The pool
 (`audio.render.RenderPool`) is started first, and each rudiment is generated
-(its `prepare` hook) just before it is planned and queued, so the pool's
-start-up and the rendering of earlier rudiments overlap the generation, as a
-caller of the domain code would arrange it. (The Dagster assets
+(its `prepare` hook, on a thread) while the one before it is planned, queued
+and rendered, so the pool's start-up and the rendering of earlier rudiments
+overlap the generation, as a caller of the domain code would arrange it. (The Dagster assets
 `rudiment_performances` and `rudiment_audio` are separate steps; the audio
 step starts its pool before planning.) The gates of every partition are
 evaluated and must pass.
@@ -157,12 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         gen_wall = gen_cpu = 0.0
         n = 0
 
-        def generate_timed(slug: str) -> None:
+        def generate_timed(slug: str) -> None:  # on render_partitions' prepare thread
             nonlocal gen_wall, gen_cpu, n
-            t, c = time.perf_counter(), time.process_time()
+            t, c = time.perf_counter(), time.thread_time()  # this thread's CPU: rendering runs meanwhile
             n += generate(slug)
             gen_wall += time.perf_counter() - t
-            gen_cpu += time.process_time() - c
+            gen_cpu += time.thread_time() - c
 
         with render.RenderPool(workers) as pool:
             slugs, generate = workload(data, args.samples, args.seed)

@@ -6,8 +6,8 @@ per-sample work is the same at every size; `--full` adds the preset itself
 (250 players, 100,000 samples). Each size is generated in a fresh process
 with the domain code the assets run: `rudiments.dataset.generate_partition`
 (performances, MIDI, per-partition labels), `audio.render.render_partitions`
-on a `RenderPool` (FluidSynth, alignment, augmentation, FLAC; partitions
-generated just before they are queued, as in bench/generate.py), the four
+on a `RenderPool` (FluidSynth, alignment, augmentation, FLAC; each partition
+generated on a thread while the one before it renders, as in bench/generate.py), the four
 audio gates of every partition (`render.check_partition`) and
 `rudiments.labels.merge_labels` (rudiment_labels). Printed per size: wall
 time, samples/s, audio s per wall s, peak RSS of the main process (after
