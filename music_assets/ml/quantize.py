@@ -137,7 +137,7 @@ def write_variant(
 @dataclass(frozen=True)
 class EvalSettings:
     sequences: int = 32  # validation sequences of the tier (a seeded sample) for perplexity and top-1
-    samples: int = 32  # sequences generated for the grammar score
+    samples: int = 64  # sequences generated for the grammar score (as many as the training gates')
     latency_tokens: int = 128  # cached decode steps timed per repeat
     latency_repeats: int = 3
     batch_size: int = 8
