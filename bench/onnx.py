@@ -39,6 +39,7 @@ from music_assets.ml import quantize as qz  # noqa: E402
 from music_assets.ml.export import DEFAULT_OPSET, DEFAULT_SAMPLING, export_onnx, model_json  # noqa: E402
 from music_assets.ml.model import DrumTransformer, ModelConfig  # noqa: E402
 from music_assets.ml.onnx_runtime import META_FILE, MODEL_FILE, OnnxDrumModel  # noqa: E402
+from music_assets.ml.score import library_templates  # noqa: E402
 from music_assets.ml.tokenizer import Vocab  # noqa: E402
 from music_assets.ml.workflows import init_model, load_tier_model  # noqa: E402
 from music_assets.paths import models_dir  # noqa: E402
@@ -77,6 +78,7 @@ def fresh_models(tier: str, scratch: Path) -> tuple[DrumTransformer, dict[str, P
             sampling=DEFAULT_SAMPLING,
             tempi={},
             source={"untrained": True},
+            scores={slug: t.to_dict() for slug, t in library_templates().items()},
         ),
     )
     dirs = {"fp32": fp32}

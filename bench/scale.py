@@ -432,8 +432,8 @@ def train_large(data: Path, steps: int, val_sequences: int, threads: int) -> dic
             counted["seconds"] += time.perf_counter() - t
             return loss
 
-    def counting_batch(seqs, pad_id):  # the tokens a step trains on (inputs that are not padding)
-        inputs, targets = make_batch(seqs, pad_id)
+    def counting_batch(seqs, pad_id, predicted=None):  # the tokens a step trains on (inputs that are not padding)
+        inputs, targets = make_batch(seqs, pad_id, predicted)
         counted["tokens"] += int((inputs != pad_id).sum())
         return inputs, targets
 
@@ -446,7 +446,7 @@ def train_large(data: Path, steps: int, val_sequences: int, threads: int) -> dic
         corpus.vocab,
         train_cfg,
         data / "models" / "base_large" / "checkpoints",
-        watch_prompts=wf.prompts_for(val, train_cfg.watch_samples),
+        watch_prompts=wf.prompts_for(val, train_cfg.watch_samples, corpus.vocab),
         fingerprint_extra={"model": model_cfg.to_dict(), "kind": "base", "smooth_init": True},
         log=lambda m: (log.append(m), print(m, flush=True)),
     ).fit()

@@ -42,6 +42,16 @@ def models_dir() -> Path:
     return data_dir() / "models"
 
 
+def inside_data_dir(path: str | os.PathLike[str]) -> Path:
+    """A path from config (relative paths are taken from the data dir), refused unless it stays inside it."""
+    root = data_dir()
+    p = Path(path)
+    resolved = (p if p.is_absolute() else root / p).resolve()
+    if not resolved.is_relative_to(root):
+        raise ValueError(f"{path}: outside the data dir {root}")
+    return resolved
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
 

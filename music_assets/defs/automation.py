@@ -24,6 +24,8 @@ FOLLOW_INPUTS = (
     "lora_adapters",
     "onnx_models",
     "quantized_models",
+    "rudiment_classifier",
+    "model_evaluation",
 )
 FOLLOW_CONDITION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
@@ -128,9 +130,11 @@ def failure_record(context: dg.RunFailureSensorContext) -> dict:
     }
 
 
-# The weekly retrain: the corpus and the base model; the adapters (and the
-# exports built on them) follow through their automation conditions once the
-# base model's grammar gate has passed.
+# The weekly retrain: the corpus and the base model, as a candidate beside the
+# promoted models; the adapters, exports, variants and model_evaluation follow
+# through their automation conditions once each gate has passed, and
+# model_evaluation promotes the new set only if it measures not worse than the
+# one in use (`music_assets.ml.promotion`).
 retrain_job = dg.define_asset_job(
     "retrain_models",
     selection=dg.AssetSelection.assets("token_corpus", "base_model"),
@@ -143,8 +147,9 @@ weekly_model_retrain = dg.ScheduleDefinition(
     job=retrain_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     tags={"music_assets/trigger": "weekly_model_retrain"},
-    description="Every Sunday at 03:00: retrain the base model on the current corpus; the tier adapters "
-    "and their exports follow when its gates pass.",
+    description="Every Sunday at 03:00: retrain the base model on the current corpus as a candidate; the tier "
+    "adapters, exports and their evaluation follow when the gates pass, and the new models replace the ones in "
+    "use only if they measure not worse (model_evaluation's champion_challenger check).",
 )
 
 

@@ -11,10 +11,14 @@ partitions.
 Files: `models/onnx/<tier>/{model.onnx, model.json, parity.json}` and
 `models/quantized/<tier>/<precision>/{model.onnx, model.json}` (the report is
 in `model.json`), plus `models/quantized/<tier>/reference.json`, the fp32
-numbers the variants of that tier were compared with.
+numbers the variants of that tier were compared with. Both assets write them
+as candidates under `models/candidate/` and read their inputs from the
+candidate where there is one, else from the promoted models
+(`music_assets.ml.promotion`); `model_evaluation` promotes them.
 """
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -60,12 +64,14 @@ class OnnxModelsConfig(dg.Config):
 def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
     """Each tier's adapter merged into the base, exported to one ONNX file with a KV cache and dynamic axes."""
     from music_assets.io import write_json  # noqa: PLC0415
+    from music_assets.ml import promotion  # noqa: PLC0415
     from music_assets.ml.corpus import Corpus  # noqa: PLC0415
     from music_assets.ml.export import export_tier, parity_report  # noqa: PLC0415
     from music_assets.ml.onnx_runtime import OnnxDrumModel  # noqa: PLC0415
     from music_assets.ml.workflows import load_tier_model  # noqa: PLC0415
 
     models = models_dir()
+    promotion.recover(models)
     corpus = Corpus(models / "corpus")
     rows: list[list[Any]] = []
     results: dict[str, list[dg.AssetCheckResult]] = {}
@@ -73,11 +79,12 @@ def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
     progress = ProgressLog(context.log.info, "exporting", "tiers")
     progress(0, len(context.partition_keys))
     for tier in context.partition_keys:
-        adapter, out = models / "lora" / tier / "adapter", models / "onnx" / tier
+        adapter, out = promotion.effective(models, "lora", tier) / "adapter", promotion.candidate(models, "onnx", tier)
         if not (adapter / "adapter_config.json").is_file():
             raise FileNotFoundError(f"{adapter}: no saved adapter (materialize lora_adapters for {tier} first)")
-        meta = export_tier(models / "base", adapter, models / "corpus", out, tier, opset=config.opset)
-        reference, _ = load_tier_model(models / "base", adapter)  # unmerged, as trained: checks the merge too
+        base = _base_of(models, adapter)
+        meta = export_tier(base, adapter, models / "corpus", out, tier, opset=config.opset)
+        reference, _ = load_tier_model(base, adapter)  # unmerged, as trained: checks the merge too
         parity = parity_report(
             reference,
             OnnxDrumModel(out),
@@ -129,8 +136,20 @@ def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
         ],
         rows,
     )
-    metadata["path"] = dg.MetadataValue.path(str(models / "onnx"))
+    metadata["path"] = dg.MetadataValue.path(str(promotion.candidate(models, "onnx")))
     yield from materialize_with_checks(context, metadata, results)
+
+
+def _base_of(models: Path, adapter: Path) -> Path:
+    """The base folder (candidate or promoted) whose weights the adapter was trained on."""
+    from music_assets.io import read_json  # noqa: PLC0415
+    from music_assets.ml import promotion  # noqa: PLC0415
+
+    want = read_json(adapter.parent / "training.json").get("base_weights_sha256")
+    for base in (promotion.candidate(models, "base"), models / "base"):
+        if (base / "model.json").is_file() and read_json(base / "model.json").get("weights_sha256") == want:
+            return base
+    raise FileNotFoundError(f"{adapter}: the base model it was trained on is gone (materialize lora_adapters again)")
 
 
 # --- quantized_models ---------------------------------------------------------------------------
@@ -140,6 +159,7 @@ class QuantizedModelsConfig(dg.Config):
     int4_block_size: int = 16
     int4_symmetric: bool = False
     int4_accuracy_level: int = 0  # 0 = onnxruntime's default
+    int4_embedding: bool = True  # the embedding table in 4-bit blocks too (else int4 is larger than int8)
     eval_sequences: int = 32  # validation sequences of the tier sampled for perplexity and top-1 agreement
     # sequences generated for the grammar score: as many as the base model's and the adapters' gates
     # (eval_samples); with 32, one degenerate sequence moved a variant's mean by 2 points, across 0.95
@@ -194,16 +214,19 @@ _QUANT_CHECKS = [
 def quantized_models(context: dg.AssetExecutionContext, config: QuantizedModelsConfig):
     """FP16, INT8 and INT4 variants of each tier's ONNX model, with size, latency and quality reports."""
     from music_assets.io import write_json  # noqa: PLC0415
+    from music_assets.ml import promotion  # noqa: PLC0415
     from music_assets.ml import quantize as qz  # noqa: PLC0415
     from music_assets.ml.corpus import Corpus  # noqa: PLC0415
     from music_assets.ml.onnx_runtime import OnnxDrumModel, Sampling  # noqa: PLC0415
 
     models = models_dir()
+    promotion.recover(models)
     corpus = Corpus(models / "corpus")
     settings = qz.QuantSettings(
         int4_block_size=config.int4_block_size,
         int4_symmetric=config.int4_symmetric,
         int4_accuracy_level=config.int4_accuracy_level,
+        int4_embedding=config.int4_embedding,
     )
     eval_settings = qz.EvalSettings(
         sequences=config.eval_sequences,
@@ -223,16 +246,16 @@ def quantized_models(context: dg.AssetExecutionContext, config: QuantizedModelsC
     progress = ProgressLog(context.log.info, "quantizing", "variants")
     progress(0, len(context.partition_keys))
     for tier, precisions in by_tier.items():
-        fp32_dir = models / "onnx" / tier
+        fp32_dir = promotion.effective(models, "onnx", tier)
         if not (fp32_dir / "model.json").is_file():
             raise FileNotFoundError(f"{fp32_dir / 'model.json'}: not found (materialize onnx_models for {tier} first)")
         fp32 = OnnxDrumModel(fp32_dir, threads=config.threads)
         sampling = Sampling.from_meta(fp32.meta, temperature=config.temperature, top_k=config.top_k, top_p=config.top_p)
         val = qz.validation_sample(corpus, tier, eval_settings.sequences, eval_settings.seed)
         reference = qz.evaluate(fp32, val, eval_settings, sampling)
-        write_json(models / "quantized" / tier / qz.REFERENCE_FILE, reference.report)
+        write_json(promotion.candidate(models, "quantized", tier, qz.REFERENCE_FILE), reference.report)
         for precision in precisions:
-            out = models / "quantized" / tier / precision
+            out = promotion.candidate(models, "quantized", tier, precision)
             qz.write_variant(fp32_dir, out, precision, settings)
             report = qz.compare(
                 qz.evaluate(OnnxDrumModel(out, threads=config.threads), val, eval_settings, sampling), reference
@@ -251,8 +274,10 @@ def quantized_models(context: dg.AssetExecutionContext, config: QuantizedModelsC
                 "val_perplexity_change",
             ):
                 metadata[f"{tier}/{precision}/{k}"] = report[k]
-    metadata["variants"] = dg.MetadataValue.md(qz.report_table(qz.collect_reports(models / "quantized")))
-    metadata["path"] = dg.MetadataValue.path(str(models / "quantized"))
+    metadata["variants"] = dg.MetadataValue.md(
+        qz.report_table(qz.collect_reports(promotion.candidate(models, "quantized")))
+    )
+    metadata["path"] = dg.MetadataValue.path(str(promotion.candidate(models, "quantized")))
     yield from materialize_with_checks(context, metadata, results)
 
 

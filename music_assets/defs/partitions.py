@@ -11,11 +11,15 @@ import dagster as dg
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS
 
 PRECISIONS: tuple[str, ...] = ("fp16", "int8", "int4")
+EVAL_PRECISIONS: tuple[str, ...] = ("fp32", *PRECISIONS)  # model_evaluation: the fp32 export and its variants
 
 rudiment_partitions = dg.StaticPartitionsDefinition(list(RUDIMENT_SLUGS))
 tier_partitions = dg.StaticPartitionsDefinition(list(SKILL_TIERS))
 quantized_partitions = dg.MultiPartitionsDefinition(
     {"tier": tier_partitions, "precision": dg.StaticPartitionsDefinition(list(PRECISIONS))}
+)
+evaluation_partitions = dg.MultiPartitionsDefinition(
+    {"tier": tier_partitions, "precision": dg.StaticPartitionsDefinition(list(EVAL_PRECISIONS))}
 )
 # One partition per selected source id; kept in sync by selected_sources and the raw-audio sensor.
 prepared_source_partitions = dg.DynamicPartitionsDefinition(name="prepared_sources")

@@ -1,24 +1,36 @@
-"""The token corpus: every split's MIDI as memory-mappable token arrays.
+"""The token corpus: every split's performances as score-conditioned token arrays.
+
+Built from the dataset's labels (`rudiments/labels/samples.parquet` and
+`strokes.parquet`): each performance's written score is expanded from the
+rudiment library (`music_assets.ml.score`) at the sample's tempo and length and
+matched stroke by stroke with its labelled strokes (the labels list every
+note of the MIDI file in written order, with its primary for grace notes and
+bounces); a stroke's timing offset and velocity come from its label
+(`actual_time_ms`, `actual_velocity`). A label that does not match the score
+(another stroke kind, a missing grace note) is an error naming the sample: the
+labels and the library disagree.
 
 Layout under the corpus folder (`<data dir>/models/corpus/`):
 
 - `vocab.json` — the tokenizer config and token list (`Vocab.to_json`);
+- `scores.json` — the score template of every rudiment (`ScoreTemplate.to_dict`);
 - `<split>.tokens.npy` — all sequences of the split concatenated (uint16), appended
   one performance at a time as it is tokenized (`TokenFileWriter`), so building a
-  corpus of any size holds one sequence, not the split's tokens;
+  corpus of any size holds one performance, not the split's tokens;
 - `<split>.index.parquet` — one row per sequence: `sample_id`, `rudiment_slug`,
-  `skill_tier`, `tempo_bpm`, `offset`, `length`, `truncated`;
-- `corpus.json` — sizes, the sha256 of every file, `max_seq_len`, and the
-  grid subdivision of each rudiment (for the timing measure, `timing.py`).
+  `skill_tier`, `tempo_bpm`, `beats`, `offset`, `length`, `truncated`;
+- `corpus.json` — sizes, the sha256 of every file, `max_seq_len`, and each
+  rudiment's timing grid (the coarsest subdivision its strokes sit on, for the
+  timing measure, `timing.py`).
 
-A performance longer than `max_seq_len` tokens is cut at the last point where
-no note is open and closed with EOS (counted in `truncated`).
+A performance longer than `max_seq_len` tokens keeps its first whole events
+and ends with EOS (counted in `truncated`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,12 +41,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from music_assets.io import atomic_path, read_json, sha256_file, write_json
-from music_assets.ml.tokenizer import KIND_NAMES, TokenizerError, Vocab, read_drum_midi
+from music_assets.ml.score import ScoreTemplate, expand, intended_seconds
+from music_assets.ml.tokenizer import EVENT_LEN, HEADER_LEN, Event, TokenizerError, Vocab
 from music_assets.rudiments.constants import SPLITS
 
-REQUIRED_COLUMNS = ("sample_id", "rudiment_slug", "skill_tier", "split", "midi_path")
-INDEX_COLUMNS = ("sample_id", "rudiment_slug", "skill_tier", "tempo_bpm", "offset", "length", "truncated")
-_NOTE_ON, _NOTE_OFF = KIND_NAMES.index("NOTE_ON"), KIND_NAMES.index("NOTE_OFF")
+REQUIRED_COLUMNS = ("sample_id", "rudiment_slug", "skill_tier", "split", "tempo_bpm", "num_cycles")
+STROKE_COLUMNS = ("sample_id", "index", "stroke_type", "actual_time_ms", "actual_velocity", "parent_stroke_index")
+INDEX_COLUMNS = ("sample_id", "rudiment_slug", "skill_tier", "tempo_bpm", "beats", "offset", "length", "truncated")
+SCORES_FILE = "scores.json"
 
 
 class CorpusError(ValueError):
@@ -42,20 +56,13 @@ class CorpusError(ValueError):
 
 
 def truncate(ids: list[int], vocab: Vocab, max_len: int) -> tuple[list[int], bool]:
-    """Cut a sequence to at most `max_len` tokens at a point with no open note, ending in EOS."""
+    """Cut a sequence to at most `max_len` tokens: the header, whole events, EOS."""
     if len(ids) <= max_len:
         return ids, False
-    kinds = vocab.kinds
-    open_notes = 0
-    cut = None
-    for i, t in enumerate(ids[: max_len - 1]):
-        k = int(kinds[t])
-        open_notes += int(k == _NOTE_ON) - int(k == _NOTE_OFF)
-        if k == _NOTE_OFF and open_notes == 0:
-            cut = i + 1
-    if cut is None:
-        raise CorpusError(f"max_seq_len {max_len} is too short to hold one whole note")
-    return ids[:cut] + [vocab.eos_id], True
+    events = (max_len - HEADER_LEN - 1) // EVENT_LEN
+    if events < 1:
+        raise CorpusError(f"max_seq_len {max_len} is too short to hold one event")
+    return ids[: HEADER_LEN + events * EVENT_LEN] + [vocab.eos_id], True
 
 
 def read_samples(path: Path) -> pd.DataFrame:
@@ -69,6 +76,67 @@ def read_samples(path: Path) -> pd.DataFrame:
     if bad:
         raise CorpusError(f"{path}: unknown split values {bad}")
     return df
+
+
+def primary_label(kind: str) -> str:
+    """The `stroke_type` label of a primary stroke kind (an accent wins over a diddle or a buzz)."""
+    parts = kind.split("_")[1:]
+    if "ACCENT" in parts:
+        return "accent"
+    if any(p.startswith("DIDDLE") for p in parts):
+        return "diddle"
+    return "buzz" if "BUZZ" in parts else "tap"
+
+
+def performance_events(
+    template: ScoreTemplate, tempo_bpm: float, beats: float, strokes: Mapping[str, np.ndarray], source: str
+) -> list[Event]:
+    """The events of one labelled performance: its score expanded, with each stroke's offset and velocity.
+
+    `strokes` holds the performance's label columns (`index`, `stroke_type`,
+    `actual_time_ms`, `actual_velocity`, `parent_stroke_index` with -1 for
+    none), one row per note in index order (0, 1, ...).
+    """
+    n = len(strokes["index"])
+    if not np.array_equal(np.asarray(strokes["index"]), np.arange(n)):
+        raise CorpusError(f"{source}: stroke indices are not 0..{n - 1} in order")
+    parent = np.asarray(strokes["parent_stroke_index"])
+    actual = np.asarray(strokes["actual_time_ms"], dtype=float)
+    velocity = np.asarray(strokes["actual_velocity"])
+    labels = strokes["stroke_type"]
+    kids: dict[int, list[int]] = {}
+    for row in np.flatnonzero(parent >= 0).tolist():
+        kids.setdefault(int(parent[row]), []).append(row)
+    primaries = iter(np.flatnonzero(parent < 0).tolist())
+    events: list[Event] = []
+    current, queue = -1, []
+    for e in expand(template, tempo_bpm, beats):
+        if e.parent < 0:
+            if queue:
+                raise CorpusError(f"{source}: stroke {current} has more grace notes or bounces than the score")
+            current = next(primaries, None)
+            if current is None:
+                raise CorpusError(f"{source}: the score has more primary strokes than the {n} labelled notes")
+            if str(labels[current]) != primary_label(e.kind):
+                raise CorpusError(f"{source}: stroke {current} is a {labels[current]}, the score has {e.kind}")
+            intended_ms = 1000.0 * intended_seconds(e.step, template.steps_per_beat, tempo_bpm)
+            events.append(Event(e.grid_steps, e.kind, actual[current] - intended_ms, int(velocity[current])))
+            queue = list(kids.get(current, []))
+        else:
+            if not queue:
+                raise CorpusError(f"{source}: the score has a {e.kind} after stroke {current} that the labels lack")
+            row = queue.pop(0)
+            if str(labels[row]) != child_label(e.kind):
+                raise CorpusError(f"{source}: stroke {row} is a {labels[row]}, the score has {e.kind}")
+            events.append(Event(0, e.kind, actual[row] - actual[current], int(velocity[row])))
+    if queue or next(primaries, None) is not None:
+        raise CorpusError(f"{source}: the labels have strokes the score does not ({n} labelled notes)")
+    return events
+
+
+def child_label(kind: str) -> str:
+    """The `stroke_type` label of a child stroke kind (FLAM_GRACE1 -> flam_grace, BOUNCE2 -> buzz_bounce)."""
+    return "buzz_bounce" if kind.startswith("BOUNCE") else kind.split("_")[0].lower() + "_grace"
 
 
 class TokenFileWriter:
@@ -107,30 +175,82 @@ class TokenFileWriter:
         self.fh.seek(end)
 
 
+def iter_performances(strokes_path: Path, batch_rows: int = 65_536) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """(sample_id, label columns) of each performance in `strokes.parquet`, streamed in record batches.
+
+    A performance's rows must be contiguous (as `merge_labels` writes them); a
+    sample id seen again after another is an error.
+    """
+    if not strokes_path.is_file():
+        raise CorpusError(f"{strokes_path}: not found (materialize rudiment_labels first)")
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    try:
+        pf = pq.ParquetFile(strokes_path)
+        missing = [c for c in STROKE_COLUMNS if c not in pf.schema_arrow.names]
+        if missing:
+            raise CorpusError(f"{strokes_path}: missing columns {missing}")
+        batches = pf.iter_batches(batch_size=batch_rows, columns=list(STROKE_COLUMNS))
+        carry: dict[str, np.ndarray] | None = None
+        seen: set[str] = set()
+        for batch in batches:
+            cols = {
+                c: (pc.fill_null(batch.column(c), -1) if c == "parent_stroke_index" else batch.column(c)).to_numpy(
+                    zero_copy_only=False
+                )
+                for c in STROKE_COLUMNS
+            }
+            if carry is not None:
+                cols = {c: np.concatenate([carry[c], cols[c]]) for c in STROKE_COLUMNS}
+            sid = cols["sample_id"]
+            cuts = [0, *(np.flatnonzero(sid[1:] != sid[:-1]) + 1).tolist(), len(sid)]
+            for a, b in zip(cuts[:-2], cuts[1:-1], strict=True):
+                name = str(sid[a])
+                if name in seen:
+                    raise CorpusError(f"{strokes_path}: the strokes of {name} are not contiguous")
+                seen.add(name)
+                yield name, {c: v[a:b] for c, v in cols.items()}
+            carry = {c: v[cuts[-2] :] for c, v in cols.items()}
+        if carry is not None and len(carry["sample_id"]):
+            yield str(carry["sample_id"][0]), carry
+    except (OSError, pa.ArrowException) as exc:
+        raise CorpusError(f"{strokes_path}: unreadable parquet ({exc})") from exc
+
+
 def build_corpus(
     samples: pd.DataFrame,
-    data_root: Path,
+    strokes_path: Path,
     out_dir: Path,
     vocab: Vocab,
+    templates: Mapping[str, ScoreTemplate],
     max_seq_len: int,
     subdivisions: dict[str, int] | None = None,
     source: str = "samples",
     progress: Callable[..., None] | None = None,
 ) -> dict[str, Any]:
-    """Tokenize every sample's MIDI (`midi_path` relative to `data_root`) and write the corpus.
+    """Tokenize every labelled performance of `samples` (strokes from `strokes_path`) and write the corpus.
 
-    `progress(done, total)` (`music_assets.progress`) counts the MIDI files tokenized.
+    `progress(done, total)` (`music_assets.progress`) counts the performances tokenized.
 
     Streams: each performance is tokenized and appended to its split's token
-    file at once, so memory holds one sequence (plus a few numbers per
-    sequence for the index), never the split's tokens. Every file is written
-    under a temporary name and renamed only once every split is complete, so
-    bad input leaves the previous corpus whole (and no folder where none was).
+    file at once, so memory holds one performance (plus a few numbers per
+    sequence for the index), never a split's tokens or the strokes table.
+    Every file is written under a temporary name and renamed only once every
+    split is complete, so bad input leaves the previous corpus whole (and no
+    folder where none was).
     """
-    created = not out_dir.exists()
-    total, done = int(samples["split"].isin(SPLITS).sum()), 0
+    rows = samples[samples["split"].isin(SPLITS)]
+    meta = {
+        str(r.sample_id): (str(r.rudiment_slug), str(r.skill_tier), str(r.split), float(r.tempo_bpm), int(r.num_cycles))
+        for r in rows.itertuples(index=False)
+    }
+    unknown = sorted({m[0] for m in meta.values()} - set(templates))
+    if unknown:
+        raise CorpusError(f"{source}: rudiments without a score template: {unknown[:5]}")
+    total, done = len(meta), 0
     if progress and total:
         progress(0, total)
+    created = not out_dir.exists()
     summary: dict[str, Any] = {
         "max_seq_len": max_seq_len,
         "vocab_size": len(vocab),
@@ -138,73 +258,79 @@ def build_corpus(
         "subdivisions": subdivisions or {},
         "files": {},
     }
+    index: dict[str, dict[str, list]] = {s: {k: [] for k in INDEX_COLUMNS} for s in SPLITS}
+    truncated = dict.fromkeys(SPLITS, 0)
     try:
         with contextlib.ExitStack() as commit:  # renames every file on success, removes them all on error
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tok_paths = {s: out_dir / f"{s}.tokens.npy" for s in SPLITS}
+            tok_tmps = {s: commit.enter_context(atomic_path(p)) for s, p in tok_paths.items()}
+            handles = {s: commit.enter_context(open(tok_tmps[s], "wb")) for s in SPLITS}
+            writers = {s: TokenFileWriter(handles[s]) for s in SPLITS}
+            found: set[str] = set()
+            for sid, strokes in iter_performances(strokes_path):
+                if sid not in meta:
+                    continue  # a sample outside the splits
+                slug, tier, split, tempo, cycles = meta[sid]
+                template = templates[slug]
+                beats = cycles * template.cycle_beats
+                try:
+                    events = performance_events(template, tempo, beats, strokes, f"{source} sample {sid}")
+                    ids = vocab.encode(events, slug, tier, tempo)
+                except TokenizerError as exc:
+                    raise CorpusError(f"{source} sample {sid}: {exc}") from exc
+                ids, cut = truncate(ids, vocab, max_seq_len)
+                w = writers[split]
+                for k, v in zip(INDEX_COLUMNS, (sid, slug, tier, tempo, beats, w.size, len(ids), cut), strict=True):
+                    index[split][k].append(v)
+                truncated[split] += int(cut)
+                w.append(ids)
+                found.add(sid)
+                done += 1
+                if progress:
+                    progress(done, total)
+            missing = sorted(set(meta) - found)
+            if missing:
+                raise CorpusError(f"{strokes_path}: no strokes for {len(missing)} samples, e.g. {missing[0]}")
             for split in SPLITS:
-                rows = samples[samples["split"] == split].sort_values("sample_id", kind="stable")
-                tok_path, idx_path = out_dir / f"{split}.tokens.npy", out_dir / f"{split}.index.parquet"
-                tok_tmp = commit.enter_context(atomic_path(tok_path))
-                index: dict[str, list] = {k: [] for k in INDEX_COLUMNS}
-                truncated = 0
-                with open(tok_tmp, "wb") as fh:
-                    tokens = TokenFileWriter(fh)
-                    for r in rows.itertuples(index=False):
-                        midi = data_root / str(r.midi_path)
-                        try:
-                            notes, tempo = read_drum_midi(midi)
-                            ids = vocab.encode_notes(
-                                notes, str(r.rudiment_slug), str(r.skill_tier), tempo, source=str(midi)
-                            )
-                        except TokenizerError as exc:
-                            raise CorpusError(f"{source} row {r.sample_id}: {exc}") from exc
-                        ids, cut = truncate(ids, vocab, max_seq_len)
-                        for k, v in (
-                            ("sample_id", r.sample_id),
-                            ("rudiment_slug", r.rudiment_slug),
-                            ("skill_tier", r.skill_tier),
-                            ("tempo_bpm", tempo),
-                            ("offset", tokens.size),
-                            ("length", len(ids)),
-                            ("truncated", cut),
-                        ):
-                            index[k].append(v)
-                        truncated += int(cut)
-                        tokens.append(ids)
-                        done += 1
-                        if progress:
-                            progress(done, total)
-                    tokens.close()
+                writers[split].close()
+                handles[split].close()
+                idx = index[split]
                 table = pa.table(
                     {
-                        "sample_id": pa.array(index["sample_id"], pa.string()),
-                        "rudiment_slug": pa.array(index["rudiment_slug"], pa.string()),
-                        "skill_tier": pa.array(index["skill_tier"], pa.string()),
-                        "tempo_bpm": pa.array(index["tempo_bpm"], pa.float64()),
-                        "offset": pa.array(index["offset"], pa.int64()),
-                        "length": pa.array(index["length"], pa.int32()),
-                        "truncated": pa.array(index["truncated"], pa.bool_()),
+                        "sample_id": pa.array(idx["sample_id"], pa.string()),
+                        "rudiment_slug": pa.array(idx["rudiment_slug"], pa.string()),
+                        "skill_tier": pa.array(idx["skill_tier"], pa.string()),
+                        "tempo_bpm": pa.array(idx["tempo_bpm"], pa.float64()),
+                        "beats": pa.array(idx["beats"], pa.int32()),
+                        "offset": pa.array(idx["offset"], pa.int64()),
+                        "length": pa.array(idx["length"], pa.int32()),
+                        "truncated": pa.array(idx["truncated"], pa.bool_()),
                     }
                 )
+                idx_path = out_dir / f"{split}.index.parquet"
                 idx_tmp = commit.enter_context(atomic_path(idx_path))
                 pq.write_table(table, idx_tmp, compression="zstd")  # what io.write_parquet writes
-                lengths = np.asarray(index["length"], dtype=float)
+                lengths = np.asarray(idx["length"], dtype=float)
+                tiers = pd.Series(idx["skill_tier"], dtype=object)
                 summary["splits"][split] = {
                     "sequences": len(lengths),
-                    "tokens": tokens.size,
-                    "truncated": truncated,
+                    "tokens": writers[split].size,
+                    "truncated": truncated[split],
                     "mean_length": float(lengths.mean()) if len(lengths) else 0.0,
                     "max_length": int(lengths.max()) if len(lengths) else 0,
-                    "by_tier": {str(k): int(v) for k, v in rows["skill_tier"].value_counts().sort_index().items()},
+                    "by_tier": {str(k): int(v) for k, v in tiers.value_counts().sort_index().items()},
                 }
-                summary["files"][tok_path.name] = sha256_file(tok_tmp)
+                summary["files"][tok_paths[split].name] = sha256_file(tok_tmps[split])
                 summary["files"][idx_path.name] = sha256_file(idx_tmp)
-                del index, table
     except BaseException:
         if created:
             with contextlib.suppress(OSError):
                 out_dir.rmdir()  # empty once the temporary files are gone
         raise
+    write_json(out_dir / SCORES_FILE, {slug: templates[slug].to_dict() for slug in sorted(templates)})
     write_json(out_dir / "vocab.json", vocab.to_json())
+    summary["files"][SCORES_FILE] = sha256_file(out_dir / SCORES_FILE)
     write_json(out_dir / "corpus.json", summary)
     return summary
 
@@ -217,6 +343,13 @@ class SplitData:
     def sequences(self, tier: str | None = None) -> list[np.ndarray]:
         rows = self.index if tier is None else self.index[self.index["skill_tier"] == tier]
         return [self.tokens[o : o + n] for o, n in zip(rows["offset"], rows["length"], strict=True)]
+
+
+def read_templates(path: Path) -> dict[str, ScoreTemplate]:
+    """The score templates of a corpus (or a model folder)."""
+    if not path.is_file():
+        raise CorpusError(f"{path}: not found (materialize token_corpus again)")
+    return {slug: ScoreTemplate.from_dict(d) for slug, d in read_json(path).items()}
 
 
 class Corpus:
@@ -237,6 +370,10 @@ class Corpus:
             if not p.is_file():
                 raise CorpusError(f"{p}: missing from the corpus")
         return SplitData(pd.read_parquet(idx), np.load(tok, mmap_mode="r", allow_pickle=False))
+
+    @property
+    def templates(self) -> dict[str, ScoreTemplate]:
+        return read_templates(self.root / SCORES_FILE)
 
     @property
     def subdivisions(self) -> dict[str, int]:

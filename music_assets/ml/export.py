@@ -16,13 +16,14 @@ Batch, sequence and past length are dynamic; the first call takes a
 zero-length cache, later calls feed the new tokens with the previous
 `present` as `past`. `model.json` beside the file describes the graph (names
 and shapes read back from the written file), the vocabulary and the special and
-conditioning tokens, the sampling defaults and the sha256 of the model file: all
-that `onnx_runtime.OnnxDrumModel` needs, without torch.
+conditioning tokens, every rudiment's written score, the sampling defaults and
+the sha256 of the model file: all that `onnx_runtime.OnnxDrumModel` needs,
+without torch.
 
 `parity_report` compares the written file, run by onnxruntime, with the torch
 model rebuilt from the base and adapter files (adapter not merged, as it was
 trained and evaluated), on a prefill, on cached decode steps, and on greedy
-generation.
+score-conditioned decoding through the shared decoding code.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ import torch
 from torch import nn
 
 from music_assets.io import atomic_path, read_json, sha256_file, write_json
-from music_assets.ml.corpus import Corpus
+from music_assets.ml.corpus import SCORES_FILE, Corpus
+from music_assets.ml.decoding import perform
+from music_assets.ml.generation import TorchStepper
 from music_assets.ml.model import DrumTransformer
 from music_assets.ml.onnx_runtime import (
     INPUT_IDS,
@@ -50,12 +53,14 @@ from music_assets.ml.onnx_runtime import (
     cache_names,
     describe_io,
 )
-from music_assets.ml.tokenizer import HEADER_LEN, Vocab
+from music_assets.ml.sampling import SamplingConfig
+from music_assets.ml.tokenizer import EVENT_LEN, HEADER_LEN, Vocab, score_of
 from music_assets.ml.workflows import load_tier_model
 
 MIN_OPSET = 17
 DEFAULT_OPSET = 18
-FORMAT = "music_assets.onnx/1"
+# 2: score-conditioned (model.json carries the rudiments' scores; format-3 tokens); 1: free generation
+FORMAT = "music_assets.onnx/2"
 # Example shapes traced by the exporter: sizes 0 and 1 would be specialised, so none is 0 or 1.
 _EXAMPLE_BATCH, _EXAMPLE_SEQ, _EXAMPLE_PAST = 2, 3, 5
 DEFAULT_SAMPLING = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
@@ -123,6 +128,7 @@ def model_json(
     sampling: dict[str, Any],
     tempi: dict[str, float],
     source: dict[str, Any],
+    scores: dict[str, Any],
 ) -> dict[str, Any]:
     """What a torch-free runner needs to drive the file (see the module docstring)."""
     cfg = model.config
@@ -145,6 +151,13 @@ def model_json(
             "tier": {vocab.tokens[i][len("TIER_") :]: i for i in ranges["TIER"]},
             "tempo_bpm": {str(vocab.values[i]): i for i in ranges["TEMPO"]},
             "default_tempo_bpm": tempi,
+        },
+        "scores": scores,
+        "decoding": {
+            "event": ["GRID", "STROKE", "OFFSET", "VELOCITY"],
+            "given": ["GRID", "STROKE"],
+            "sampled": ["OFFSET", "VELOCITY"],
+            "note": "the score comes from `scores`; each OFFSET and VELOCITY is sampled over its own kind only",
         },
         "cache": {
             "n_layers": cfg.n_layers,
@@ -183,6 +196,7 @@ def export_tier(
         sampling=base_meta.get("sampling", DEFAULT_SAMPLING),
         tempi=default_tempi(Corpus(corpus_dir)),
         source=source,
+        scores=read_json(base_dir / SCORES_FILE),
     )
     write_json(out_dir / META_FILE, meta)
     return meta
@@ -233,8 +247,10 @@ def parity_report(
 
     Prefill: the first tokens of `batch` real sequences in one call (torch
     without a cache, onnxruntime with an empty one). Decode: the next real
-    tokens one at a time, each side feeding its own cache. Greedy: `greedy_tokens`
-    argmax tokens after each sequence's header, EOS not stopping it.
+    tokens one at a time, each side feeding its own cache. Greedy: the sequences'
+    scores played again (about `greedy_tokens` tokens each) with the most likely
+    OFFSET and VELOCITY at every stroke, through the shared decoding code
+    (`decoding.perform`) on both sides: the tokens must be identical.
     """
     reference.eval()
     rows = [np.asarray(s, dtype=np.int64) for s in seqs[:batch]]
@@ -254,13 +270,16 @@ def parity_report(
         ort_logits, ort_past = onnx_model.step(ids[:, pos : pos + 1], ort_past)
         decode = max(decode, _max_diff(ort_logits, ref_logits))
 
-    headers = np.stack([r[:HEADER_LEN] for r in rows])
-    ort_tokens = onnx_model.greedy(headers, greedy_tokens)
-    ref_logits, ref_past = reference(torch.from_numpy(headers))
-    ref_tokens = []
-    for _ in range(greedy_tokens):
-        nxt = ref_logits[:, -1].argmax(-1)
-        ref_tokens.append(nxt.numpy())
-        ref_logits, ref_past = reference(nxt[:, None], ref_past)
-    mismatches = int((np.stack(ref_tokens, axis=1) != ort_tokens).sum())
+    prompts = [score_of(r, onnx_model.vocab) for r in rows]
+    prompts = [(h, score[: max(1, greedy_tokens // EVENT_LEN)]) for h, score in prompts]
+    greedy = SamplingConfig()
+    ort_tokens = perform(onnx_model.stepper(), onnx_model.vocab, prompts, greedy, None, greedy=True)
+    ref_tokens = perform(
+        TorchStepper(reference, onnx_model.max_seq_len), onnx_model.vocab, prompts, greedy, None, greedy=True
+    )
+    mismatches = sum(
+        int(a != b) for x, y in zip(ort_tokens, ref_tokens, strict=True) for a, b in zip(x, y, strict=True)
+    )
+    mismatches += sum(abs(len(x) - len(y)) for x, y in zip(ort_tokens, ref_tokens, strict=True))
+    greedy_tokens = sum(len(x) - HEADER_LEN for x in ref_tokens)
     return ParityReport(tolerance, len(rows), prefill_tokens, prefill, decode_steps, decode, greedy_tokens, mismatches)

@@ -1,31 +1,24 @@
 """Grammar score: how well-formed a token sequence is, in [0, 1].
 
-    score = closed / (note_ons + orphan_offs + illegal_transitions)
+    score = well_formed_events / (events + illegal_tokens)
 
-- `closed`: NOTE_ONs closed by their NOTE_OFF (a NOTE_OFF of the same pitch
-  after the note's duration shifts: each note is written whole, see `tokenizer.py`).
-- `note_ons`: every NOTE_ON. A NOTE_ON that is never closed (still open at the
-  end, or followed by another NOTE_ON before its NOTE_OFF) is an *unterminated*
-  note: it sits in the denominator but not in `closed`.
-- `orphan_offs`: NOTE_OFFs that do not close the open note (none is open, or
-  it has another pitch).
-- `illegal_transitions`: tokens whose type may not follow the previous token's
-  type (the grammar in `tokenizer.py`: header BOS RUDIMENT TIER TEMPO, then
-  TIME_SHIFTs only before the first note and inside notes, GRID moves then one
-  OFFSET before every note, VELOCITY always directly before NOTE_ON, a duration
-  shift after NOTE_ON, inside a note nothing but shifts, its NOTE_OFF or EOS, no
-  header token in the body, nothing but PAD after EOS), a note closed with no
-  duration, and a missing EOS (counted once).
+The layout (`tokenizer.py`, format 3): the header BOS RUDIMENT TIER TEMPO,
+then events of exactly four tokens GRID STROKE OFFSET VELOCITY, then EOS and
+nothing but PAD after it. The body is read in four-token events (decoding
+writes every event in four positions, whatever was sampled there):
 
-A sequence with no NOTE_ON and no errors scores 0: an empty performance is not a
-performance. Like MidiTok's `tokens_errors` the score is a per-sequence ratio,
-but it is oriented the other way (1 = perfect) and normalised by notes rather
-than by tokens, so a long run of TIME_SHIFTs cannot dilute a broken note.
+- `events`: every four-token group of the body;
+- `well_formed`: the events whose four tokens have the four kinds in order and
+  whose child stroke (a grace note, a bounce) has `GRID_0` and follows a stroke;
+- `illegal_tokens`: every token of the wrong kind (in the header, in an event,
+  a partial event before EOS, a non-PAD token after EOS), a child with a grid
+  move or without a stroke before it, and a missing EOS (counted once).
 
-The collapse patterns of a degenerate model all score near 0: one token
-repeated (no notes, or every NOTE_ON illegal / re-struck), NOTE_ONs closed by
-NOTE_OFFs of another pitch (every off an orphan, every on unterminated), a
-sequence that never ends (open notes and the missing EOS count).
+A sequence with no events scores 0: an empty performance is not a performance.
+Sampled with the grammar mask (`decoding.perform`) every take scores 1 by
+construction; the gates sample without it, so the score measures what the
+model has learnt: a model that puts its mass on the wrong kind of token, or
+never ends, scores near 0.
 """
 
 from __future__ import annotations
@@ -35,46 +28,24 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from music_assets.ml.tokenizer import KIND_NAMES, Vocab
+from music_assets.ml.tokenizer import EVENT_LEN, HEADER_LEN, KIND_NAMES, Vocab
 
 _K = {name: i for i, name in enumerate(KIND_NAMES)}
-# Where a note may start: GRID moves, its OFFSET; or the end. (NOTE_OFF here is an orphan, counted as such.)
-_BETWEEN_NOTES = frozenset({_K["GRID"], _K["OFFSET"], _K["NOTE_OFF"], _K["EOS"]})
-# Inside a note (after its NOTE_ON and a duration shift): more duration, its NOTE_OFF, or the end.
-IN_NOTE_NEXT = frozenset({_K["TIME_SHIFT"], _K["NOTE_OFF"], _K["EOS"]})
-# Before the first note: the lead-in shifts, then the first note's grid moves and OFFSET.
-LEAD_IN_NEXT = frozenset({_K["TIME_SHIFT"], _K["GRID"], _K["OFFSET"]})
-# Allowed token types after each type outside a note, after the lead-in; None = the start of the sequence.
-ALLOWED: dict[int | None, frozenset[int]] = {
-    None: frozenset({_K["BOS"]}),
-    _K["BOS"]: frozenset({_K["RUDIMENT"]}),
-    _K["RUDIMENT"]: frozenset({_K["TIER"]}),
-    _K["TIER"]: frozenset({_K["TEMPO"]}),
-    _K["TEMPO"]: LEAD_IN_NEXT | {_K["EOS"]},
-    _K["TIME_SHIFT"]: _BETWEEN_NOTES,  # a shift between notes is itself illegal (no transition leads to it)
-    _K["GRID"]: frozenset({_K["GRID"], _K["OFFSET"]}),
-    _K["OFFSET"]: frozenset({_K["VELOCITY"]}),
-    _K["VELOCITY"]: frozenset({_K["NOTE_ON"]}),
-    _K["NOTE_ON"]: frozenset({_K["TIME_SHIFT"], _K["NOTE_OFF"]}),
-    _K["NOTE_OFF"]: _BETWEEN_NOTES,
-    _K["EOS"]: frozenset(),
-    _K["PAD"]: frozenset(),
-}
+HEADER_KINDS = (_K["BOS"], _K["RUDIMENT"], _K["TIER"], _K["TEMPO"])
+EVENT_KINDS = (_K["GRID"], _K["STROKE"], _K["OFFSET"], _K["VELOCITY"])
 
 
 @dataclass(frozen=True)
 class GrammarReport:
-    note_ons: int
-    closed: int
-    unterminated: int
-    orphan_offs: int
-    illegal_transitions: int
+    events: int
+    well_formed: int
+    illegal_tokens: int
     has_eos: bool
 
     @property
     def score(self) -> float:
-        denom = self.note_ons + self.orphan_offs + self.illegal_transitions
-        return self.closed / denom if denom else 0.0
+        denom = self.events + self.illegal_tokens
+        return self.well_formed / denom if denom else 0.0
 
     def as_dict(self) -> dict[str, float | int | bool]:
         return {**asdict(self), "score": self.score}
@@ -83,49 +54,29 @@ class GrammarReport:
 def grammar_report(ids: Iterable[int], vocab: Vocab) -> GrammarReport:
     """Parse one sequence (ids, PAD allowed only after EOS) and count its errors."""
     kinds, values = vocab.kinds, vocab.values
-    prev: int | None = None
-    note: list[int] | None = None  # the open note: [pitch, duration so far]
-    started = False  # has a note been placed (its OFFSET seen)
-    note_ons = closed = unterminated = orphans = illegal = 0
-    has_eos = False
-    for raw in ids:
-        i = int(raw)
-        k = int(kinds[i])
-        if has_eos:
-            if k != _K["PAD"]:
-                illegal += 1
-            continue
-        if prev == _K["TIME_SHIFT"]:
-            allowed = IN_NOTE_NEXT if note is not None else ALLOWED[prev] if started else LEAD_IN_NEXT
-        else:
-            allowed = ALLOWED[prev]
-        if k not in allowed:
-            illegal += 1
-        if k == _K["TIME_SHIFT"]:
-            if note is not None:
-                note[1] += int(values[i])
-        elif k == _K["OFFSET"]:
-            started = True
-        elif k == _K["NOTE_ON"]:
-            note_ons += 1
-            if note is not None:
-                unterminated += 1  # the previous note was never closed
-            note = [int(values[i]), 0]
-        elif k == _K["NOTE_OFF"]:
-            if note is not None and note[0] == int(values[i]):
-                if note[1] == 0:
-                    illegal += 1  # zero-length note
-                closed += 1
-                note = None
-            else:
-                orphans += 1
-        elif k == _K["EOS"]:
-            has_eos = True
-        prev = k
-    unterminated += int(note is not None)
-    if not has_eos:
+    seq = [int(i) for i in ids]
+    eos = next((j for j, i in enumerate(seq) if i == vocab.eos_id), None)
+    body_end = len(seq) if eos is None else eos
+    illegal = sum(1 for j, i in enumerate(seq[: min(HEADER_LEN, body_end)]) if kinds[i] != HEADER_KINDS[j])
+    illegal += HEADER_LEN - min(HEADER_LEN, body_end)  # a header cut short
+    if eos is None:
         illegal += 1
-    return GrammarReport(note_ons, closed, unterminated, orphans, illegal, has_eos)
+    else:
+        illegal += sum(1 for i in seq[eos + 1 :] if i != vocab.pad_id)
+    body = seq[HEADER_LEN:body_end]
+    whole = len(body) // EVENT_LEN
+    illegal += len(body) - whole * EVENT_LEN  # a partial event
+    well = 0
+    previous_ok = False  # is there a stroke before this one
+    for j in range(whole):
+        event = body[j * EVENT_LEN : (j + 1) * EVENT_LEN]
+        bad = sum(1 for i, k in zip(event, EVENT_KINDS, strict=True) if kinds[i] != k)
+        if not bad and event[1] in vocab.child_ids and (values[event[0]] != 0 or not previous_ok):
+            bad = 1  # a grace note or bounce with a grid move, or with no stroke before it
+        illegal += bad
+        well += int(bad == 0)
+        previous_ok = kinds[event[1]] == _K["STROKE"]
+    return GrammarReport(whole, well, illegal, eos is not None)
 
 
 def grammar_score(ids: Iterable[int], vocab: Vocab) -> float:

@@ -3,16 +3,25 @@
 A model folder (`<data dir>/models/onnx/<tier>/` or
 `<data dir>/models/quantized/<tier>/<precision>/`) holds `model.onnx` and
 `model.json`; the JSON carries everything needed to drive the graph: the
-vocabulary, the special and conditioning tokens, the input/output names and
-shapes (`input_ids` plus one past key and value per layer in, `logits` plus the
-present keys and values out), the sampling defaults and the sha256 of the model
-file. `OnnxDrumModel` wraps the session: one step, cached generation with
-temperature / top-k / top-p sampling (the same filtering as
-`music_assets.ml.generation`, in numpy), greedy decoding, and teacher-forced
-scoring for perplexity and top-1 agreement.
+vocabulary, the special and conditioning tokens, every rudiment's written
+score (`score.ScoreTemplate`), the input/output names and shapes (`input_ids`
+plus one past key and value per layer in, `logits` plus the present keys and
+values out), the sampling defaults and the sha256 of the model file.
 
-This module must never import torch: the runner (`onnx_generate`) and the
-quantized-model checks use it in processes where torch is absent or unwanted.
+`OnnxDrumModel` wraps the session, and is the Python API of a model:
+
+    model = OnnxDrumModel("data/models/onnx/professional")
+    takes = model.takes("flam", bars=4, count=4, seed=0)  # tempo: the model's default for the rudiment
+    takes[0].write_midi("flam.mid")                          # or takes[0].midi_bytes(), takes[0].notes
+
+It decodes with the score-conditioned, grammar-masked decoding of
+`music_assets.ml.decoding` (the same code as the torch models), one step at a
+time with the KV cache; it also gives teacher-forced scores for perplexity and
+top-1 agreement.
+
+This module must never import torch: the runner (`onnx_generate`, the
+`music-assets` command) and the quantized-model checks use it in processes
+where torch is absent or unwanted.
 """
 
 from __future__ import annotations
@@ -25,9 +34,16 @@ from typing import Any
 
 import numpy as np
 
-from music_assets.io import read_json, sha256_file
+from music_assets.io import atomic_path, read_json, sha256_file
+from music_assets.ml.decoding import TakeRequest, perform, prompt_for
+from music_assets.ml.decoding import filter_logits as filter_logits  # noqa: PLC0414 - re-exported
+from music_assets.ml.decoding import sample_rows as sample_rows  # noqa: PLC0414 - re-exported
+from music_assets.ml.decoding import softmax as softmax  # noqa: PLC0414 - re-exported
+from music_assets.ml.grammar import grammar_report
 from music_assets.ml.sampling import SamplingConfig
-from music_assets.ml.tokenizer import HEADER_LEN, Vocab
+from music_assets.ml.score import ScoreTemplate
+from music_assets.ml.tokenizer import HEADER_LEN, Performance, TokenizerError, Vocab
+from music_assets.seeding import stable_rng
 
 MODEL_FILE, META_FILE = "model.onnx", "model.json"
 INPUT_IDS, LOGITS = "input_ids", "logits"
@@ -74,40 +90,10 @@ def describe_io(onnx_path: str | os.PathLike[str]) -> dict[str, list[dict[str, A
 Sampling = SamplingConfig
 
 
-def filter_logits(logits: np.ndarray, s: Sampling) -> np.ndarray:
-    """(batch, vocab) logits after temperature, top-k and top-p (dropped entries are -inf)."""
-    logits = logits.astype(np.float64) / s.temperature
-    if s.top_k and s.top_k < logits.shape[-1]:
-        kth = -np.partition(-logits, s.top_k - 1, axis=-1)[:, s.top_k - 1 : s.top_k]
-        logits = np.where(logits < kth, -np.inf, logits)
-    if s.top_p < 1.0:
-        order = np.argsort(-logits, axis=-1, kind="stable")
-        probs = softmax(np.take_along_axis(logits, order, axis=-1))
-        # drop a token when the mass before it already reaches top_p (the first always stays)
-        drop_sorted = (np.cumsum(probs, axis=-1) - probs) >= s.top_p
-        drop = np.empty_like(drop_sorted)
-        np.put_along_axis(drop, order, drop_sorted, axis=-1)
-        logits = np.where(drop, -np.inf, logits)
-    return logits
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    z = np.exp(x - x.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
-
-
 def log_softmax(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     m = x.max(axis=-1, keepdims=True)
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
-
-
-def sample_next(logits: np.ndarray, s: Sampling, rng: np.random.Generator) -> np.ndarray:
-    """One token id per row of (batch, vocab) logits, by inverse-CDF sampling."""
-    cdf = np.cumsum(softmax(filter_logits(logits, s)), axis=-1)
-    u = rng.random((cdf.shape[0], 1)) * cdf[:, -1:]
-    # the first index whose cdf exceeds u: never a token of probability 0
-    return np.minimum((cdf <= u).sum(axis=-1), cdf.shape[-1] - 1).astype(np.int64)
 
 
 @dataclass
@@ -174,61 +160,79 @@ class OnnxDrumModel:
     def header(self, rudiment: str, tempo_bpm: float, tier: str | None = None) -> list[int]:
         return self.vocab.header(rudiment, tier or self.tier, tempo_bpm)
 
-    def generate(
-        self,
-        prompts: np.ndarray,
-        *,
-        max_new_tokens: int,
-        sampling: Sampling,
-        rng: np.random.Generator,
-        stop_at_eos: bool = True,
-    ) -> list[list[int]]:
-        """Continue equal-length `prompts` (batch, prompt_len) with the cache; each sequence is cut
-        after its first EOS, and a finished sequence leaves the batch."""
-        prompts = np.asarray(prompts, dtype=np.int64)
-        batch, plen = prompts.shape
-        seqs = np.full((batch, plen + max_new_tokens), self.vocab.pad_id, dtype=np.int64)
-        seqs[:, :plen] = prompts
-        lengths = np.full(batch, plen + max_new_tokens)
-        active = np.arange(batch)
-        logits, past = self.step(prompts)
-        for pos in range(plen, plen + max_new_tokens):
-            nxt = sample_next(logits[:, -1], sampling, rng)
-            seqs[active, pos] = nxt
-            if stop_at_eos:
-                ended = nxt == self.vocab.eos_id
-                if ended.any():
-                    lengths[active[ended]] = pos + 1
-                    keep = ~ended
-                    active, nxt = active[keep], nxt[keep]
-                    past = [p[keep] for p in past]
-                    if not len(active):
-                        break
-            if pos + 1 < plen + max_new_tokens:
-                logits, past = self.step(nxt[:, None], past)
-        return [row[:n].tolist() for row, n in zip(seqs, lengths, strict=True)]
+    # --- decoding (a `decoding.Stepper`) ---------------------------------------------------------
+    def last_logits(self, ids: np.ndarray, past: Sequence[np.ndarray] | None) -> tuple[np.ndarray, list[np.ndarray]]:
+        logits, present = self.step(ids, past)
+        return logits[:, -1], present
 
-    def greedy(self, prompts: np.ndarray, new_tokens: int) -> np.ndarray:
-        """`new_tokens` argmax tokens after `prompts` (batch, prompt_len); EOS does not stop it."""
-        logits, past = self.step(np.asarray(prompts, dtype=np.int64))
-        out = []
-        for _ in range(new_tokens):
-            nxt = logits[:, -1].argmax(-1)
-            out.append(nxt)
-            logits, past = self.step(nxt[:, None], past)
-        return np.stack(out, axis=1)
+    def stepper(self) -> _Stepper:
+        return _Stepper(self)
+
+    @property
+    def templates(self) -> dict[str, ScoreTemplate]:
+        """Every rudiment's written score, from model.json."""
+        if "_templates" not in self.__dict__:
+            scores = self.meta.get("scores")
+            if not isinstance(scores, dict) or not scores:
+                raise OnnxModelError(f"{self.dir / META_FILE}: no rudiment scores (export the model again)")
+            self.__dict__["_templates"] = {k: ScoreTemplate.from_dict(v) for k, v in scores.items()}
+        return self.__dict__["_templates"]
+
+    def default_tempo(self, rudiment: str) -> float:
+        return float((self.meta["conditioning"].get("default_tempo_bpm") or {}).get(rudiment, 120.0))
+
+    def perform(
+        self,
+        requests: Sequence[TakeRequest],
+        sampling: Sampling,
+        rngs: Sequence[np.random.Generator] | None,
+        *,
+        masked: bool = True,
+        greedy: bool = False,
+    ) -> list[list[int]]:
+        """Token sequences of `requests` (see `decoding.perform`)."""
+        prompts = [prompt_for(self.vocab, self.templates, r) for r in requests]
+        return perform(self.stepper(), self.vocab, prompts, sampling, rngs, masked=masked, greedy=greedy)
+
+    def takes(
+        self,
+        rudiment: str,
+        *,
+        tempo_bpm: float | None = None,
+        bars: float = 2,
+        count: int = 1,
+        seed: int = 0,
+        sampling: Sampling | None = None,
+    ) -> list[Take]:
+        """`count` takes of `bars` 4/4 bars of `rudiment` at `tempo_bpm` (default: the model's tempo for it).
+
+        Take i draws from `stable_rng(seed, rudiment, tier, tempo, bars, i)`: the same arguments give
+        the same takes, and take i does not depend on `count`.
+        """
+        if rudiment not in self.templates:
+            raise TokenizerError(f"unknown rudiment {rudiment!r}; the model knows: {', '.join(sorted(self.templates))}")
+        if bars <= 0 or count < 1:
+            raise ValueError("bars must be > 0 and count >= 1")
+        tempo = float(tempo_bpm or self.default_tempo(rudiment))
+        if not self.vocab.tempo_bins[0] <= tempo <= self.vocab.tempo_bins[-1]:
+            raise ValueError(f"tempo {tempo:g} BPM outside {self.vocab.tempo_bins[0]}..{self.vocab.tempo_bins[-1]}")
+        sampling = sampling or Sampling.from_meta(self.meta)
+        request = TakeRequest(rudiment, self.tier, tempo, 4.0 * bars)
+        rngs = [stable_rng(seed, rudiment, self.tier, tempo, bars, i) for i in range(count)]
+        seqs = self.perform([request] * count, sampling, rngs)
+        return [Take(self, ids, self.vocab.decode(ids, tempo_bpm=tempo), tempo, bars) for ids in seqs]
 
     def score(self, seqs: Sequence[np.ndarray], batch_size: int = 8) -> Scores:
-        """Teacher-forced NLL (nats) and top-1 predictions of every token after the header.
+        """Teacher-forced NLL (nats) and top-1 predictions of every predicted token (OFFSET, VELOCITY).
 
-        As in training, the conditioning header is given, not predicted.
+        As in training, the header and the score are given, not predicted.
         Sequences are right-padded in batches of similar length; with causal
         attention the padding after a sequence never changes its own logits.
         """
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         argmax: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(seqs)
         nll, count = 0.0, 0
-        first = HEADER_LEN - 1  # the position whose logits predict the first body token
+        predicted = self.vocab.predicted
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             width = max(len(seqs[i]) for i in idx)
@@ -237,16 +241,65 @@ class OnnxDrumModel:
                 ids[row, : len(seqs[i])] = seqs[i]
             logits, _ = self.step(ids)
             for row, i in enumerate(idx):
-                end = len(seqs[i]) - 1
-                logp = log_softmax(logits[row, first:end])
-                nll -= float(logp[np.arange(end - first), ids[row, first + 1 : end + 1]].sum())
-                count += end - first
-                argmax[i] = logits[row, first:end].argmax(-1)
+                targets = ids[row, 1 : len(seqs[i])]
+                pos = np.flatnonzero(predicted[targets])
+                pos = pos[pos >= HEADER_LEN - 1]
+                logp = log_softmax(logits[row, pos])
+                nll -= float(logp[np.arange(len(pos)), targets[pos]].sum())
+                count += len(pos)
+                argmax[i] = logits[row, pos].argmax(-1)
         return Scores(nll, count, argmax)
 
 
-def headers_of(seqs: Sequence[np.ndarray], n: int) -> np.ndarray:
-    """`n` headers (BOS, rudiment, tier, tempo) cycling over `seqs` in order."""
+class _Stepper:
+    """An `OnnxDrumModel` as a `decoding.Stepper`."""
+
+    def __init__(self, model: OnnxDrumModel):
+        self.model = model
+        self.max_seq_len = model.max_seq_len
+
+    def step(self, ids: np.ndarray, past: Any) -> tuple[np.ndarray, Any]:
+        return self.model.last_logits(ids, past)
+
+    def select(self, past: Any, rows: np.ndarray) -> Any:
+        return [p[rows] for p in past]
+
+
+@dataclass
+class Take:
+    """One generated take: its tokens, its notes, and the MIDI file they make."""
+
+    model: OnnxDrumModel
+    ids: list[int]
+    performance: Performance
+    tempo_bpm: float
+    bars: float
+
+    @property
+    def notes(self) -> list[Any]:
+        return self.performance.notes
+
+    @property
+    def grammar_score(self) -> float:
+        return grammar_report(self.ids, self.model.vocab).score
+
+    def midi_bytes(self) -> bytes:
+        import io  # noqa: PLC0415
+
+        buf = io.BytesIO()
+        self.model.vocab.to_pretty_midi(self.performance).write(buf)
+        return buf.getvalue()
+
+    def write_midi(self, path: str | os.PathLike[str]) -> Path:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(self.midi_bytes())
+        return Path(path)
+
+
+def prompts_of(seqs: Sequence[np.ndarray], n: int, vocab: Vocab) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """`n` prompts (header and score) cycling over `seqs` in order: their performances played again."""
+    from music_assets.ml.tokenizer import score_of  # noqa: PLC0415
+
     if not len(seqs):
-        raise ValueError("no sequences to take headers from")
-    return np.stack([np.asarray(seqs[i % len(seqs)][:HEADER_LEN], dtype=np.int64) for i in range(n)])
+        raise ValueError("no sequences to take prompts from")
+    return [score_of(seqs[i % len(seqs)], vocab) for i in range(n)]

@@ -6,8 +6,11 @@
 - int8: `onnxruntime.quantization.quantize_dynamic`, QInt8 weights per channel
   (MatMul and the embedding Gather), activations quantized on the fly;
 - int4: `MatMulNBitsQuantizer`, MatMul weights (projections and `lm_head`) in
-  4-bit blocks of `int4_block_size` along the input dimension; the embedding
-  table stays float32 (a quantized Gather saves file size but not memory).
+  4-bit blocks of `int4_block_size` along the input dimension, and (with
+  `int4_embedding`, the default) the embedding table's Gather as
+  `GatherBlockQuantized`, blocks along the model dimension. Left in float32,
+  the embedding alone made the int4 file larger than the int8 one (whose
+  `quantize_dynamic` quantizes the Gather too).
 
 A variant folder (`quantized/<tier>/<precision>/`) holds `model.onnx` and
 `model.json`: the fp32 model's JSON with the precision, the variant file's
@@ -15,9 +18,10 @@ sha256 and size, the quantization settings and, once evaluated, the report.
 
 `evaluate` measures a model on onnxruntime CPU, reading only the files:
 latency per generated token (batch 1, cached decode steps), validation loss and
-perplexity and the top-1 prediction at every position of a sample of the
-tier's validation sequences (teacher-forced), and the grammar score of
-sequences sampled from those sequences' headers. `compare` sets a variant
+perplexity and the top-1 prediction at every predicted position (OFFSET,
+VELOCITY) of a sample of the tier's validation sequences (teacher-forced), and
+the grammar score of those sequences' scores performed again without the
+grammar mask (what the model has learnt). `compare` sets a variant
 against the fp32 model measured the same way on the same data: file size ratio,
 top-1 agreement, perplexity change. No torch here.
 """
@@ -35,6 +39,7 @@ import numpy as np
 
 from music_assets.io import atomic_path, read_json, sha256_file, write_json
 from music_assets.ml.corpus import Corpus
+from music_assets.ml.decoding import perform
 from music_assets.ml.grammar import grammar_report
 from music_assets.ml.onnx_runtime import (
     META_FILE,
@@ -42,10 +47,9 @@ from music_assets.ml.onnx_runtime import (
     OnnxDrumModel,
     Sampling,
     describe_io,
-    headers_of,
+    prompts_of,
     read_model_meta,
 )
-from music_assets.ml.tokenizer import HEADER_LEN
 from music_assets.seeding import stable_rng
 
 PRECISIONS: tuple[str, ...] = ("fp16", "int8", "int4")
@@ -61,12 +65,17 @@ class QuantSettings:
     int4_block_size: int = 16  # weights per 4-bit block (a power of two >= 16)
     int4_symmetric: bool = False  # a zero point per block: the trained weights are not centred
     int4_accuracy_level: int = 0  # MatMulNBits compute type; 0 = onnxruntime's default
+    int4_embedding: bool = True  # the embedding Gather in 4-bit blocks too
     int8_per_channel: bool = True
 
     def __post_init__(self) -> None:
         b = self.int4_block_size
         if b < 16 or b & (b - 1):
             raise QuantizeError(f"int4_block_size must be a power of two >= 16, got {b}")
+
+    @property
+    def int4_op_types(self) -> tuple[str, ...]:
+        return ("MatMul", "Gather") if self.int4_embedding else ("MatMul",)
 
     def for_precision(self, precision: str) -> dict[str, Any]:
         if precision == "fp16":
@@ -80,6 +89,7 @@ class QuantSettings:
                 "block_size": self.int4_block_size,
                 "symmetric": self.int4_symmetric,
                 "accuracy_level": self.int4_accuracy_level or None,
+                "op_types": list(self.int4_op_types),
             }
         raise QuantizeError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
 
@@ -107,6 +117,7 @@ def quantize_file(src: Path, dest: Path, precision: str, settings: QuantSettings
                 block_size=settings.int4_block_size,
                 is_symmetric=settings.int4_symmetric,
                 accuracy_level=used["accuracy_level"],
+                op_types_to_quantize=settings.int4_op_types,
             )
             q.process()
             q.model.save_model_to_file(str(tmp), use_external_data_format=False)
@@ -179,14 +190,12 @@ def latency_ms_per_token(model: OnnxDrumModel, prompt: np.ndarray, tokens: int, 
 def evaluate(model: OnnxDrumModel, val: list[np.ndarray], settings: EvalSettings, sampling: Sampling) -> Evaluation:
     """Measure one model file on `val` (see the module docstring)."""
     scores = model.score(val, settings.batch_size)
-    seqs = model.generate(
-        headers_of(val, settings.samples),
-        max_new_tokens=model.max_seq_len - HEADER_LEN,
-        sampling=sampling,
-        rng=stable_rng(settings.seed, "grammar", model.tier),
-    )
+    prompts = prompts_of(val, settings.samples, model.vocab)
+    rngs = [stable_rng(settings.seed, "grammar", model.tier, i) for i in range(len(prompts))]
+    seqs = perform(model.stepper(), model.vocab, prompts, sampling, rngs, masked=False)
     grammar = [grammar_report(s, model.vocab) for s in seqs]
-    latency = latency_ms_per_token(model, headers_of(val, 1), settings.latency_tokens, settings.latency_repeats)
+    header = np.asarray([prompts[0][0]], dtype=np.int64)
+    latency = latency_ms_per_token(model, header, settings.latency_tokens, settings.latency_repeats)
     size = (model.dir / MODEL_FILE).stat().st_size
     return Evaluation(
         report={

@@ -59,18 +59,23 @@ def subdivisions_from_strokes(strokes: pd.DataFrame, samples: pd.DataFrame, tole
     return out
 
 
-def grid_deviations_ms(
+def fit_grid(
     onsets_s: Iterable[float], tempo_bpm: float, subdivision: int, grace_fraction: float = 0.5
-) -> np.ndarray:
-    """Deviations (ms) of the main-stroke onsets from the fitted tempo grid (empty if too few)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indices of the main strokes in time order, their grid indices, their deviations in ms).
+
+    Empty arrays when there are fewer than MIN_ONSETS main strokes.
+    """
     t = np.sort(np.asarray(list(onsets_s), dtype=float))
+    empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
     if len(t) < MIN_ONSETS or tempo_bpm <= 0:
-        return np.zeros(0)
+        return empty
     step = 60.0 / tempo_bpm / subdivision
     nxt = np.append(np.diff(t), np.inf)
-    main = t[nxt >= grace_fraction * step]
+    idx = np.flatnonzero(nxt >= grace_fraction * step)
+    main = t[idx]
     if len(main) < MIN_ONSETS:
-        return np.zeros(0)
+        return empty
     k = np.concatenate([[0], np.cumsum(np.maximum(1, np.floor(np.diff(main) / step + 0.5)))])
     for _ in range(4):
         a = np.vstack([np.ones_like(k), k]).T
@@ -79,7 +84,14 @@ def grid_deviations_ms(
         if np.array_equal(regrid, k):
             break
         k = regrid
-    return (main - (phase + fitted_step * k)) * 1000.0
+    return idx, k.astype(np.int64), (main - (phase + fitted_step * k)) * 1000.0
+
+
+def grid_deviations_ms(
+    onsets_s: Iterable[float], tempo_bpm: float, subdivision: int, grace_fraction: float = 0.5
+) -> np.ndarray:
+    """Deviations (ms) of the main-stroke onsets from the fitted tempo grid (empty if too few)."""
+    return fit_grid(onsets_s, tempo_bpm, subdivision, grace_fraction)[2]
 
 
 def performance_deviation_ms(onsets_s: Iterable[float], tempo_bpm: float, subdivision: int) -> float | None:

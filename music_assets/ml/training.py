@@ -7,8 +7,14 @@ history). A run killed at any point and resumed from its newest valid
 checkpoint therefore ends with the same weights as an uninterrupted run (same
 thread count, same machine).
 
-Grammar-collapse watch: at every checkpoint step the model samples
-`watch_samples` sequences and scores them (`grammar.mean_grammar_score`). A
+Only the performance tokens (OFFSET, VELOCITY: `Vocab.predicted`) are in the
+loss; the header and the score tokens are given, as they are when decoding.
+
+Grammar-collapse watch: at every checkpoint step the model performs the
+scores of `watch_samples` validation sequences with every token sampled over
+the whole vocabulary (no grammar mask, see `decoding.perform`; at most
+`watch_max_new_tokens` tokens each) and the takes are scored
+(`grammar.mean_grammar_score`). A
 checkpoint at or above `watch_threshold` is *good*. Once a good checkpoint
 exists, a score below the threshold is a collapse: the loop rolls back to the
 newest good checkpoint, multiplies the learning rate by `rollback_lr_factor`,
@@ -35,10 +41,11 @@ import torch.nn.functional as F
 
 from music_assets.io import remove_partials
 from music_assets.ml import checkpoints as ck
-from music_assets.ml.generation import generate, torch_generator
+from music_assets.ml.decoding import Prompt, perform
+from music_assets.ml.generation import TorchStepper
 from music_assets.ml.grammar import mean_grammar_score
 from music_assets.ml.sampling import SamplingConfig
-from music_assets.ml.tokenizer import HEADER_LEN, Vocab
+from music_assets.ml.tokenizer import EVENT_LEN, HEADER_LEN, Vocab
 from music_assets.seeding import stable_rng, stable_seed
 
 IGNORE = -100
@@ -61,7 +68,7 @@ class TrainConfig:
     seed: int = 0
     watch_samples: int = 8
     watch_threshold: float = 0.8
-    watch_max_new_tokens: int = 512
+    watch_max_new_tokens: int = 128  # the first 32 strokes of each watched performance
     rollback_lr_factor: float = 0.5
     max_rollbacks: int = 3
     save_step_zero: bool = False  # LoRA: the base itself is the first good checkpoint
@@ -109,14 +116,19 @@ def data_digest(seqs: Sequence[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def make_batch(seqs: Sequence[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(inputs, targets) with PAD and the conditioning header masked out of the loss."""
+def make_batch(
+    seqs: Sequence[np.ndarray], pad_id: int, predicted: np.ndarray | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) with PAD and the conditioning header masked out of the loss, and, with
+    `predicted` (a boolean per vocabulary id), every target that is not a predicted token."""
     n = max(len(s) for s in seqs)
     ids = np.full((len(seqs), n), pad_id, dtype=np.int64)
     for i, s in enumerate(seqs):
         ids[i, : len(s)] = s
     ids_t = torch.from_numpy(ids)
     targets = ids_t[:, 1:].clone()
+    if predicted is not None:
+        targets[~torch.from_numpy(np.asarray(predicted, dtype=bool))[targets]] = IGNORE  # the score is given
     targets[targets == pad_id] = IGNORE
     targets[:, : HEADER_LEN - 1] = IGNORE  # rudiment/tier/tempo are given, not predicted
     return ids_t[:, :-1], targets
@@ -132,8 +144,14 @@ def lm_loss(
 
 
 @torch.no_grad()
-def evaluate_loss(model: torch.nn.Module, seqs: Sequence[np.ndarray], pad_id: int, batch_size: int = 32) -> float:
-    """Mean cross-entropy per predicted token (nats) over `seqs`."""
+def evaluate_loss(
+    model: torch.nn.Module,
+    seqs: Sequence[np.ndarray],
+    pad_id: int,
+    batch_size: int = 32,
+    predicted: np.ndarray | None = None,
+) -> float:
+    """Mean cross-entropy per predicted token (nats) over `seqs` (see `make_batch` for `predicted`)."""
     if not len(seqs):
         raise ValueError("no validation sequences")
     was = model.training
@@ -142,7 +160,7 @@ def evaluate_loss(model: torch.nn.Module, seqs: Sequence[np.ndarray], pad_id: in
     total, count = 0.0, 0
     try:
         for i in range(0, len(order), batch_size):
-            inputs, targets = make_batch([seqs[j] for j in order[i : i + batch_size]], pad_id)
+            inputs, targets = make_batch([seqs[j] for j in order[i : i + batch_size]], pad_id, predicted)
             total += float(lm_loss(model, inputs, targets, reduction="sum"))
             count += int((targets != IGNORE).sum())
     finally:
@@ -161,21 +179,18 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def watch_score(
     model: torch.nn.Module,
-    prompts: torch.Tensor,
+    prompts: Sequence[Prompt],
     vocab: Vocab,
     max_new_tokens: int,
     sampling: SamplingConfig,
     seed: Any,
 ) -> float:
-    seqs = generate(
-        model,
-        prompts,
-        max_new_tokens=max_new_tokens,
-        eos_id=vocab.eos_id,
-        pad_id=vocab.pad_id,
-        sampling=sampling,
-        generator=torch_generator(seed, "watch"),
-    )
+    """The grammar score of the prompts' scores performed without the grammar mask (at most
+    `max_new_tokens` tokens each): what the model itself has learnt of the sequence layout."""
+    events = max(1, max_new_tokens // EVENT_LEN)
+    cut = [(header, score[:events]) for header, score in prompts]
+    rngs = [stable_rng(seed, "watch", i) for i in range(len(cut))]
+    seqs = perform(TorchStepper(model), vocab, cut, sampling, rngs, masked=False)
     return mean_grammar_score(seqs, vocab)
 
 
@@ -191,7 +206,7 @@ class Trainer:
         cfg: TrainConfig,
         ckpt_root: str | Path,
         *,
-        watch_prompts: torch.Tensor,
+        watch_prompts: Sequence[Prompt],
         sampling: SamplingConfig = SamplingConfig(),
         fingerprint_extra: Any = None,
         log: Callable[[str], None] = print,
@@ -205,6 +220,7 @@ class Trainer:
         # progress(step, max_steps, loss=...) after every step (`music_assets.progress`); only observes
         self.progress = progress
         self.by_length = np.argsort([len(s) for s in train_seqs], kind="stable")
+        self.predicted = vocab.predicted
         self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         decay = [p for n, p in self.params.items() if p.dim() >= 2]
         no_decay = [p for n, p in self.params.items() if p.dim() < 2]
@@ -289,7 +305,7 @@ class Trainer:
         n = len(self.train_seqs)
         start = int(stable_rng(cfg.seed, "batch", self.step).integers(n))
         idx = self.by_length[(start + np.arange(min(cfg.batch_size, n))) % n]
-        inputs, targets = make_batch([self.train_seqs[i] for i in idx], self.vocab.pad_id)
+        inputs, targets = make_batch([self.train_seqs[i] for i in idx], self.vocab.pad_id, self.predicted)
         lr = lr_at(self.step, cfg) * self.state["lr_scale"]
         for g in self.opt.param_groups:
             g["lr"] = lr
@@ -306,7 +322,7 @@ class Trainer:
     def _checkpoint_step(self) -> bool:
         """Evaluate, watch, then save or roll back. Returns False when training must stop."""
         cfg = self.cfg
-        val = evaluate_loss(self.model, self.val_seqs, self.vocab.pad_id, cfg.eval_batch_size)
+        val = evaluate_loss(self.model, self.val_seqs, self.vocab.pad_id, cfg.eval_batch_size, self.predicted)
         score = watch_score(
             self.model,
             self.watch_prompts,

@@ -7,8 +7,11 @@ Folder layout (all under `<data dir>/models/`):
   trained on), `vocab.json`, `checkpoints/`, `loss_curve.png`,
   `evaluation.json`, `listening/`;
 - `lora/<tier>/`: `adapter/` (peft `save_pretrained`), `checkpoints/`,
+  `training.json` (with the sha256 of the base weights it was trained on),
   `loss_curve.png`, `evaluation.json`, `listening/`.
 
+The assets write these under `models/candidate/` and promote them once
+evaluated (`promotion.py`); the functions here take the folders as arguments.
 Everything a check reports is computed from these files after they are written
 (the model is reloaded from disk before it is evaluated).
 """
@@ -27,17 +30,20 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from music_assets.io import atomic_path, read_json, sha256_file, write_json
+from music_assets.ml import checkpoints as ck
 from music_assets.ml import timing
-from music_assets.ml.corpus import Corpus
-from music_assets.ml.generation import SamplingConfig, generate, torch_generator
+from music_assets.ml.corpus import SCORES_FILE, Corpus
+from music_assets.ml.decoding import Prompt, perform
+from music_assets.ml.evaluation import GRAMMAR_EVENTS
+from music_assets.ml.generation import SamplingConfig, TorchStepper
 from music_assets.ml.grammar import grammar_report
 from music_assets.ml.listening import plot_loss_curve, write_performance
 from music_assets.ml.lora import apply_lora, load_adapter
 from music_assets.ml.model import DrumTransformer, ModelConfig
-from music_assets.ml.tokenizer import HEADER_LEN, Vocab
+from music_assets.ml.tokenizer import Vocab, score_of
 from music_assets.ml.training import TrainConfig, Trainer, TrainResult, evaluate_loss
 from music_assets.rudiments.constants import SKILL_TIERS
-from music_assets.seeding import stable_seed
+from music_assets.seeding import stable_rng, stable_seed
 
 Log = Callable[[str], None]
 
@@ -46,8 +52,9 @@ class ModelFilesError(RuntimeError):
     pass
 
 
-# Correlation length (in token values) of the smooth initial embeddings of numeric tokens.
-SMOOTH_INIT = {"TIME_SHIFT": 6.0, "OFFSET": 3.0, "VELOCITY": 2.0, "TEMPO": 6.0}
+# Correlation length (in token values: grid steps, ms, velocity bins, BPM) of the smooth initial embeddings
+# of numeric tokens.
+SMOOTH_INIT = {"GRID": 1.5, "OFFSET": 8.0, "VELOCITY": 2.0, "TEMPO": 6.0}
 
 
 def init_model(cfg: ModelConfig, seed: int, vocab: Vocab | None = None) -> DrumTransformer:
@@ -73,11 +80,11 @@ def init_model(cfg: ModelConfig, seed: int, vocab: Vocab | None = None) -> DrumT
         return model
 
 
-def prompts_for(seqs: Sequence[np.ndarray], n: int) -> torch.Tensor:
-    """`n` headers (BOS, rudiment, tier, tempo) cycling over `seqs` in order."""
+def prompts_for(seqs: Sequence[np.ndarray], n: int, vocab: Vocab) -> list[Prompt]:
+    """`n` prompts (header and score) cycling over `seqs` in order: their performances played again."""
     if not len(seqs):
         raise ValueError("no sequences to take prompts from")
-    return torch.tensor(np.stack([np.asarray(seqs[i % len(seqs)][:HEADER_LEN], dtype=np.int64) for i in range(n)]))
+    return [score_of(seqs[i % len(seqs)], vocab) for i in range(n)]
 
 
 # --- base model ------------------------------------------------------------------------
@@ -90,8 +97,13 @@ def train_base(
     log: Log = print,
     smooth_init: bool = True,
     progress: Callable[..., None] | None = None,
+    ckpt_path: Path | None = None,
 ) -> TrainResult:
-    """Train (or resume) the base model on the train split; write its files under `out_dir`."""
+    """Train (or resume) the base model on the train split; write its files under `out_dir`.
+
+    The weights written are the best checkpoint's (by validation loss, among those that kept
+    the grammar), or those of the checkpoint folder `ckpt_path` when given (picked by hand).
+    """
     corpus = Corpus(corpus_dir)
     vocab = corpus.vocab
     train, val = corpus.split("train").sequences(), corpus.split("validation").sequences()
@@ -101,7 +113,7 @@ def train_base(
         )
     cfg = ModelConfig(vocab_size=len(vocab), max_seq_len=corpus.max_seq_len, **model_cfg)
     model = init_model(cfg, train_cfg.seed, vocab if smooth_init else None)
-    watch = prompts_for(val, train_cfg.watch_samples)
+    watch = prompts_for(val, train_cfg.watch_samples, vocab)
     result = Trainer(
         model,
         train,
@@ -115,10 +127,47 @@ def train_base(
         log=log,
         progress=progress,
     ).fit()
+    if ckpt_path is not None:
+        picked = pick_checkpoint(model, ckpt_path)
+        log(f"using {ckpt_path} (step {picked}) instead of the best checkpoint (step {result.best_step})")
+        result.best_step = picked
+    save_base(model, cfg, corpus_dir, out_dir, train_cfg, sampling, result)
+    plot_loss_curve(result.history, result.events, out_dir / "loss_curve.png", "base model")
+    return result
+
+
+def pick_checkpoint(model: torch.nn.Module, ckpt_path: Path) -> int:
+    """Load the weights of the checkpoint folder `ckpt_path` (verified against its manifest) into `model`."""
+    ckpt = ck.verify_checkpoint(ckpt_path)
+    tensors = ckpt.tensors("model")
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    missing = sorted(set(params) - set(tensors))
+    if missing:
+        raise ModelFilesError(f"{ckpt_path}: not a checkpoint of this model (lacks {missing[:3]})")
+    with torch.no_grad():
+        for name, p in params.items():
+            if tuple(tensors[name].shape) != tuple(p.shape):
+                raise ModelFilesError(
+                    f"{ckpt_path}: {name} has shape {tuple(tensors[name].shape)}, not {tuple(p.shape)}"
+                )
+            p.copy_(tensors[name])
+    return ckpt.step
+
+
+def save_base(
+    model: DrumTransformer,
+    cfg: ModelConfig,
+    corpus_dir: Path,
+    out_dir: Path,
+    train_cfg: TrainConfig,
+    sampling: SamplingConfig,
+    result: TrainResult,
+) -> None:
     weights = out_dir / "model.safetensors"
     with atomic_path(weights) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     write_json(out_dir / "vocab.json", read_json(corpus_dir / "vocab.json"))
+    write_json(out_dir / SCORES_FILE, read_json(corpus_dir / SCORES_FILE))
     write_json(
         out_dir / "model.json",
         {
@@ -131,8 +180,6 @@ def train_base(
             "summary": _summary(result),
         },
     )
-    plot_loss_curve(result.history, result.events, out_dir / "loss_curve.png", "base model")
-    return result
 
 
 def load_base(base_dir: Path) -> tuple[DrumTransformer, Vocab, dict[str, Any]]:
@@ -168,8 +215,10 @@ def train_adapter(
     sampling: SamplingConfig,
     log: Log = print,
     progress: Callable[..., None] | None = None,
+    ckpt_path: Path | None = None,
 ) -> TrainResult:
-    """Train (or resume) a LoRA adapter on one tier's train sequences; save it with `save_pretrained`."""
+    """Train (or resume) a LoRA adapter on one tier's train sequences; save it with `save_pretrained`
+    (the best checkpoint's weights, or those of the checkpoint folder `ckpt_path`)."""
     base, vocab, meta = load_base(base_dir)
     check_same_corpus(meta, corpus_dir)
     corpus = Corpus(corpus_dir)
@@ -179,7 +228,7 @@ def train_adapter(
             f"{corpus_dir}: tier {tier!r} needs train and validation sequences (has {len(train)} and {len(val)})"
         )
     model = apply_lora(base, settings)
-    watch = prompts_for(val, train_cfg.watch_samples)
+    watch = prompts_for(val, train_cfg.watch_samples, vocab)
     result = Trainer(
         model,
         train,
@@ -193,6 +242,10 @@ def train_adapter(
         progress=progress,
         fingerprint_extra={"base": meta["weights_sha256"], "lora": settings, "tier": tier},
     ).fit()
+    if ckpt_path is not None:
+        picked = pick_checkpoint(model, ckpt_path)
+        log(f"using {ckpt_path} (step {picked}) instead of the best checkpoint (step {result.best_step})")
+        result.best_step = picked
     adapter = out_dir / "adapter"
     staging = out_dir / ".adapter.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -215,8 +268,15 @@ def train_adapter(
 
 
 def load_tier_model(base_dir: Path, adapter_dir: Path, merge: bool = False) -> tuple[torch.nn.Module, Vocab]:
-    """Base + a saved adapter, reloaded from disk (`merge=True`: a plain DrumTransformer, for export)."""
-    base, vocab, _ = load_base(base_dir)
+    """Base + a saved adapter, reloaded from disk (`merge=True`: a plain DrumTransformer, for export).
+
+    The adapter must have been trained on this base: `training.json` beside the adapter folder
+    records the base weights' sha256.
+    """
+    base, vocab, meta = load_base(base_dir)
+    training = adapter_dir.parent / "training.json"
+    if training.is_file() and read_json(training).get("base_weights_sha256") != meta["weights_sha256"]:
+        raise ModelFilesError(f"{adapter_dir}: trained on another base than {base_dir} (materialize lora_adapters)")
     model = load_adapter(base, adapter_dir).eval()
     return (model.merge_and_unload() if merge else model), vocab
 
@@ -232,23 +292,27 @@ def evaluate(
     sampling: SamplingConfig,
     seed: int,
 ) -> dict[str, Any]:
-    """Validation loss/perplexity, and grammar and timing of `n_samples` generated sequences.
+    """Validation loss/perplexity, and grammar and timing of `n_samples` generated performances.
 
-    Prompts are the headers of the validation performances (of `tier`, if
-    given), so generated and real performances share rudiments and tempi.
+    The prompts are the validation performances (of `tier`, if given): their
+    scores are played again, so generated and real performances share
+    rudiments and tempi (their first `GRAMMAR_EVENTS` strokes). The takes are
+    decoded as users get them (with the grammar mask; `sequences`,
+    `timing_generated`) and once more without it (`grammar_score`, the gate:
+    what the model has learnt).
     """
     val = corpus.split("validation").sequences(tier)
-    val_loss = evaluate_loss(model, val, vocab.pad_id)
-    seqs = generate(
-        model,
-        prompts_for(val, n_samples),
-        max_new_tokens=corpus.max_seq_len - HEADER_LEN,
-        eos_id=vocab.eos_id,
-        pad_id=vocab.pad_id,
-        sampling=sampling,
-        generator=torch_generator(seed, "evaluate", tier),
+    val_loss = evaluate_loss(model, val, vocab.pad_id, predicted=vocab.predicted)
+    # the first strokes of each: the layout and the tier's timing are the same at every stroke, and
+    # `model_evaluation` measures whole takes
+    prompts = [(h, score[:GRAMMAR_EVENTS]) for h, score in prompts_for(val, n_samples, vocab)]
+    stepper = TorchStepper(model, corpus.max_seq_len)
+    rngs = [stable_rng(seed, "evaluate", tier, i) for i in range(n_samples)]
+    seqs = perform(stepper, vocab, prompts, sampling, rngs)
+    free = perform(
+        stepper, vocab, prompts, sampling, [stable_rng(seed, "free", tier, i) for i in range(n_samples)], masked=False
     )
-    reports = [grammar_report(s, vocab) for s in seqs]
+    reports = [grammar_report(s, vocab) for s in free]
     return {
         "tier": tier,
         "val_loss": val_loss,
@@ -256,9 +320,9 @@ def evaluate(
         "grammar_score": float(np.mean([r.score for r in reports])),
         "grammar_min": float(min(r.score for r in reports)),
         "grammar_totals": {
-            k: int(sum(getattr(r, k) for r in reports))
-            for k in ("note_ons", "closed", "unterminated", "orphan_offs", "illegal_transitions")
+            k: int(sum(getattr(r, k) for r in reports)) for k in ("events", "well_formed", "illegal_tokens")
         },
+        "grammar_score_masked": float(np.mean([grammar_report(s, vocab).score for s in seqs])),
         "ended_with_eos": int(sum(r.has_eos for r in reports)),
         "n_samples": n_samples,
         "sampling": asdict(sampling),
@@ -269,7 +333,11 @@ def evaluate(
 
 def per_tier_val_loss(model: torch.nn.Module, vocab: Vocab, corpus: Corpus) -> dict[str, float]:
     split = corpus.split("validation")
-    return {t: evaluate_loss(model, split.sequences(t), vocab.pad_id) for t in SKILL_TIERS if len(split.sequences(t))}
+    return {
+        t: evaluate_loss(model, split.sequences(t), vocab.pad_id, predicted=vocab.predicted)
+        for t in SKILL_TIERS
+        if len(split.sequences(t))
+    }
 
 
 def timing_by_tier(
@@ -346,3 +414,78 @@ def _summary(r: TrainResult) -> dict[str, Any]:
         "seconds": round(r.seconds, 1),
         "skipped_checkpoints": r.skipped_checkpoints,
     }
+
+
+# --- checkpoint comparison ---------------------------------------------------------------------------
+def checkpoint_rows(
+    model: torch.nn.Module,
+    ckpt_root: Path,
+    measure: Callable[[torch.nn.Module], dict[str, Any]],
+    chosen_step: int | None = None,
+) -> list[dict[str, Any]]:
+    """`measure(model)` with the trainable weights of every valid checkpoint under `ckpt_root` (oldest first).
+
+    The model's own weights are put back afterwards.
+    """
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    saved = {n: p.detach().clone() for n, p in params.items()}
+    rows = []
+    try:
+        for c in sorted(ck.valid_checkpoints(ckpt_root), key=lambda c: c.step):
+            tensors = c.tensors("model")
+            with torch.no_grad():
+                for n, p in params.items():
+                    if n in tensors:
+                        p.copy_(tensors[n])
+            rows.append(
+                {
+                    "checkpoint": c.path.name,
+                    "step": c.step,
+                    "val_loss": c.manifest.get("val_loss"),
+                    "watch_grammar": c.manifest.get("watch_score"),
+                    "chosen": c.step == chosen_step,
+                    **measure(model),
+                }
+            )
+    finally:
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(saved[n])
+    return rows
+
+
+def conditioning_measure(
+    vocab: Vocab,
+    corpus: Corpus,
+    reference: Any,
+    tiers: Sequence[str],
+    sampling: SamplingConfig,
+    settings: Any,
+) -> Callable[[torch.nn.Module], dict[str, Any]]:
+    """A `checkpoint_rows` measure: per tier, what `evaluation.evaluate` measures (a small take set)."""
+    from music_assets.ml import evaluation  # noqa: PLC0415
+
+    templates, subdivisions = corpus.templates, corpus.subdivisions
+
+    def measure(model: torch.nn.Module) -> dict[str, Any]:
+        stepper = TorchStepper(model, corpus.max_seq_len)
+        evs = evaluation.evaluate_tiers(stepper, vocab, templates, subdivisions, reference, tiers, sampling, settings)
+        out = {}
+        for tier, ev in evs.items():
+            out[tier] = {
+                k: ev[k]
+                for k in (
+                    "conditioning_accuracy",
+                    "classifier_heldout_accuracy_tier",
+                    "timing_sd_ms",
+                    "real_timing_sd_ms",
+                    "velocity_cv",
+                    "real_velocity_cv",
+                    "frechet_distance",
+                    "degenerate_rate",
+                    "grammar_score",
+                )
+            }
+        return {"tiers": out}
+
+    return measure

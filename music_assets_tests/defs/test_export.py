@@ -65,11 +65,11 @@ def test_a_tier_range_exports_every_tier_with_its_parity(exported) -> None:
     assert _evaluations(result) == {(t, "onnx_parity"): (True, dg.AssetCheckSeverity.ERROR) for t in TIERS}
     assert instance.get_materialized_partitions(onnx_models.key) == set(TIERS)
     for tier in TIERS:
-        folder = data / "models" / "onnx" / tier
+        folder = data / "models" / "candidate" / "onnx" / tier  # a candidate beside the promoted models
         meta = read_json(folder / "model.json")
         assert meta["tier"] == tier and meta["sha256"] == sha256_file(folder / "model.onnx")
         parity = read_json(folder / "parity.json")
-        assert parity["passed"] and parity["greedy_tokens"] == 64 and parity["prefill_max_abs_diff"] <= 1e-4
+        assert parity["passed"] and parity["greedy_tokens"] >= 64 and parity["prefill_max_abs_diff"] <= 1e-4
     table = result.asset_materializations_for_node("onnx_models")[0].metadata["tiers"].value
     assert all(f"| {t} |" in table for t in TIERS) and "identical | ok |" in table
 
@@ -84,10 +84,10 @@ def test_one_variant_reports_size_speed_and_quality(data: Path, instance) -> Non
     # the tiny test model's file is mostly graph, not weights: int8 misses the 35 % size target (a warning)
     assert checks[("int8|advanced", "int8_size_ratio")] == (False, dg.AssetCheckSeverity.WARN)
     meta = result.asset_materializations_for_node("quantized_models")[0].metadata
-    report = read_json(data / "models" / "quantized" / "advanced" / "int8" / "model.json")["report"]
+    report = read_json(data / "models" / "candidate" / "quantized" / "advanced" / "int8" / "model.json")["report"]
     assert meta["advanced/int8/size_ratio"].value == pytest.approx(report["size_ratio"]) and report["size_ratio"] > 0.35
     assert 0 < report["latency_ms_per_token"] and 0.5 < report["top1_agreement"] <= 1
-    reference = read_json(data / "models" / "quantized" / "advanced" / "reference.json")
+    reference = read_json(data / "models" / "candidate" / "quantized" / "advanced" / "reference.json")
     assert report["val_perplexity_fp32"] == reference["val_perplexity"]
     table = meta["variants"].value
     assert "| advanced | fp32 |" in table and "| advanced | int8 |" in table
@@ -109,7 +109,8 @@ def test_a_range_reports_every_partition(data: Path, instance) -> None:
     assert all(checks[(f"int4|{t}", "int8_size_ratio")][0] for t in TIERS)  # not gated for int4
     assert instance.get_materialized_partitions(quantized_models.key) == {f"int4|{t}" for t in TIERS}
     for t in TIERS:
-        assert read_json(data / "models" / "quantized" / t / "int4" / "model.json")["quantization"]["block_size"] == 16
+        meta = read_json(data / "models" / "candidate" / "quantized" / t / "int4" / "model.json")
+        assert meta["quantization"]["block_size"] == 16 and meta["quantization"]["op_types"] == ["MatMul", "Gather"]
 
 
 def test_a_failing_grammar_gate_blocks_downstream(data: Path, instance) -> None:

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 import soundfile as sf
 
-from music_assets.defs import models
+from music_assets.defs import evaluation, models
 from music_assets.io import read_json
 from music_assets_tests.ml.fake_dataset import write_fake_dataset
 
@@ -28,6 +28,7 @@ TINY_BASE = {
     "eval_samples": 8,
     "listening_samples": 1,
     "num_threads": 1,
+    "compare_checkpoints": 1,
 }
 TINY_LORA = {
     "max_steps": 10,
@@ -55,18 +56,34 @@ def _md(result: dg.ExecuteInJobResult, key: str) -> dict:
 
 def test_corpus_base_and_adapters(data_dir: Path, instance: dg.DagsterInstance) -> None:
     write_fake_dataset(data_dir)
-    r = _run([models.token_corpus, models.token_corpus_covers_tiers], instance)
+    r = _run([models.token_corpus, models.token_corpus_covers_tiers, evaluation.rudiment_classifier], instance)
     assert r.success and _checks(r)["token_corpus_covers_tiers"].passed
-    assert _md(r, "token_corpus")["sequences"] == 64
+    assert _md(r, "token_corpus")["sequences"] == 48
     corpus = data_dir / "models" / "corpus"
     assert (corpus / "train.tokens.npy").is_file() and (corpus / "vocab.json").is_file()
+    assert (corpus / "scores.json").is_file()
 
-    # a model this small learns most of the grammar, not all of it: the gate decides, the files are written
+    # a model this small may not learn the whole layout: the gate decides, the files are written
     r = _run([models.base_model], instance, {"ops": {"base_model": {"config": TINY_BASE}}})
     md = _md(r, "base_model")
-    base = data_dir / "models" / "base"
+    base = data_dir / "models" / "candidate" / "base"  # a candidate: model_evaluation promotes it
+    assert not (data_dir / "models" / "base").exists()
     ev = read_json(base / "evaluation.json")
     assert md["grammar_score"] == ev["grammar_score"] and len(ev["sequences"]) == 8
+    assert ev["grammar_score_masked"] == 1.0  # decoded as users get it: well formed by construction
+    # every kept checkpoint evaluated, in one table; the weights written are the chosen one's
+    rows = read_json(base / "checkpoints.json")
+    assert [r["step"] for r in rows] == [60, 120] and [r["chosen"] for r in rows].count(True) == 1
+    assert set(rows[0]["tiers"]) == {"beginner", "intermediate", "advanced", "professional"}
+    assert 0 <= rows[0]["tiers"]["beginner"]["conditioning_accuracy"] <= 1
+    assert md["checkpoints"].records[0].data["checkpoint"] == "step-00000060"
+    # with a promoted base, the table compares the run's checkpoints with it (the same config resumes: no training)
+    shutil.copytree(base, data_dir / "models" / "base")
+    r = _run([models.base_model], instance, {"ops": {"base_model": {"config": TINY_BASE}}})
+    table = _md(r, "base_model")["checkpoints"]
+    assert [rec.data["checkpoint"] for rec in table.records] == ["step-00000060", "step-00000120", "promoted"]
+    assert table.records[-1].data["val_loss"] is None and 0 <= table.records[-1].data["mean_accuracy"] <= 1
+    assert read_json(base / "model.json")["summary"]["resumed_from"] == 120
     assert md["val_perplexity"] > 1 and md["rollbacks"] == 0
     check = _checks(r)["grammar_score"]
     assert check.passed == (ev["grammar_score"] >= models.GRAMMAR_GATE) == r.success
@@ -79,8 +96,10 @@ def test_corpus_base_and_adapters(data_dir: Path, instance: dg.DagsterInstance) 
     r = _run([models.lora_adapters], instance, {"ops": {"lora_adapters": {"config": TINY_LORA}}}, tags=tags)
     assert {e.partition for e in r.get_asset_materialization_events()} == {"advanced", "professional"}
     for tier in ("advanced", "professional"):
-        out = data_dir / "models" / "lora" / tier
+        out = data_dir / "models" / "candidate" / "lora" / tier
         assert (out / "adapter" / "adapter_model.safetensors").is_file()
+        base_sha = read_json(base / "model.json")["weights_sha256"]
+        assert read_json(out / "training.json")["base_weights_sha256"] == base_sha
         ev = read_json(out / "evaluation.json")
         assert ev["tier"] == tier and ev["val_loss"] > 0 and ev["base_val_loss"] > 0
         assert ev["timing_real"]["low_ms"] <= ev["timing_real"]["high_ms"]
@@ -89,7 +108,7 @@ def test_corpus_base_and_adapters(data_dir: Path, instance: dg.DagsterInstance) 
     checks = {(e.partition, e.check_name): e for e in r.get_asset_check_evaluations()}
     assert {p for p, _ in checks} == {"advanced", "professional"}
     for tier in ("advanced", "professional"):
-        ev = read_json(data_dir / "models" / "lora" / tier / "evaluation.json")
+        ev = read_json(data_dir / "models" / "candidate" / "lora" / tier / "evaluation.json")
         loss, grammar = checks[(tier, "val_loss_not_worse_than_base")], checks[(tier, "grammar_score")]
         assert loss.passed == (ev["val_loss"] <= ev["base_val_loss"]) and loss.blocking
         assert loss.metadata["val_loss"].value == pytest.approx(ev["val_loss"])
@@ -107,12 +126,20 @@ def test_corpus_base_and_adapters(data_dir: Path, instance: dg.DagsterInstance) 
         "professional/grammar_score",
         "professional/loss_curve_plot",
     }
+    # an adapter's checkpoints are compared with the promoted adapter of its tier too
+    shutil.copytree(data_dir / "models" / "candidate" / "lora" / "advanced", data_dir / "models" / "lora" / "advanced")
+    r = _run(
+        [models.lora_adapters], instance, {"ops": {"lora_adapters": {"config": TINY_LORA}}}, partition_key="advanced"
+    )
+    rows = [rec.data for rec in _md(r, "lora_adapters")["checkpoints"].records]
+    assert rows[-1]["checkpoint"] == "advanced: promoted" and rows[-1]["val_loss"] is None
+    assert [row["chosen"] for row in rows].count(True) == 1
 
 
 def test_failing_grammar_gate_blocks_the_adapters(data_dir: Path, instance: dg.DagsterInstance) -> None:
     write_fake_dataset(data_dir, rudiments=("single_stroke_roll", "flam"))
     assert _run([models.token_corpus], instance).success
-    untrained = {**TINY_BASE, "max_steps": 2, "checkpoint_every": 2}
+    untrained = {**TINY_BASE, "max_steps": 2, "checkpoint_every": 2, "compare_checkpoints": 0}
     r = _run(
         [models.base_model, models.lora_adapters],
         instance,
@@ -124,7 +151,7 @@ def test_failing_grammar_gate_blocks_the_adapters(data_dir: Path, instance: dg.D
     assert not r.success  # the blocking check failed ...
     mats = {e.asset_key.path[-1] for e in r.get_asset_materialization_events()}
     assert mats == {"base_model"}  # ... so the adapters never trained
-    assert not (data_dir / "models" / "lora").exists()
+    assert not (data_dir / "models" / "candidate" / "lora").exists()
 
 
 def test_adapter_worse_than_base_fails_its_gate(data_dir: Path, instance: dg.DagsterInstance, tiny_base: Path) -> None:
@@ -132,9 +159,9 @@ def test_adapter_worse_than_base_fails_its_gate(data_dir: Path, instance: dg.Dag
     shutil.copytree(tiny_base.parent / "corpus", data_dir / "models" / "corpus")
     shutil.copytree(tiny_base, data_dir / "models" / "base", ignore=shutil.ignore_patterns("checkpoints"))
     # far too high a learning rate and no collapse watch: the adapter ends worse than the base
-    wild = {**TINY_LORA, "learning_rate": 1.0, "watch_threshold": 0.0}
+    wild = {**TINY_LORA, "learning_rate": 1.0, "watch_threshold": 0.0, "compare_checkpoints": 0}
     r = _run([models.lora_adapters], instance, {"ops": {"lora_adapters": {"config": wild}}}, partition_key="beginner")
-    ev = read_json(data_dir / "models" / "lora" / "beginner" / "evaluation.json")
+    ev = read_json(data_dir / "models" / "candidate" / "lora" / "beginner" / "evaluation.json")
     assert ev["val_loss"] > ev["base_val_loss"]
     assert not _checks(r)["val_loss_not_worse_than_base"].passed
 
@@ -142,7 +169,7 @@ def test_adapter_worse_than_base_fails_its_gate(data_dir: Path, instance: dg.Dag
 def test_corpus_gate_and_bad_input(data_dir: Path, instance: dg.DagsterInstance) -> None:
     with pytest.raises(Exception, match="samples.parquet: not found"):
         dg.materialize([models.token_corpus], instance=instance)
-    write_fake_dataset(data_dir, rudiments=("flam",), profiles_per_tier={"train": 1, "validation": 0, "test": 0})
+    write_fake_dataset(data_dir, rudiments=("flam",), splits=("train",))
     r = _run([models.token_corpus, models.token_corpus_covers_tiers], instance)
     check = _checks(r)["token_corpus_covers_tiers"]
     assert not check.passed and "beginner/validation" in check.metadata["missing_tier_splits"].value

@@ -8,19 +8,36 @@ import pandas as pd
 import pytest
 
 from music_assets.ml.corpus import build_corpus
+from music_assets.ml.score import library_templates
 from music_assets.ml.timing import subdivisions_from_strokes
 from music_assets.ml.tokenizer import TokenizerConfig, Vocab
 from music_assets_tests.ml.fake_dataset import write_fake_dataset
 
 
-def build_tiny_corpus(root: Path) -> Path:
-    """Fake labels + MIDI under `root`, tokenized into `root/models/corpus`; returns the corpus dir."""
-    samples = write_fake_dataset(root)
-    strokes = pd.read_parquet(root / "rudiments/labels/strokes.parquet")
+def corpus_from_labels(root: Path, max_seq_len: int = 512) -> Path:
+    """Tokenize `root`'s labels into `root/models/corpus` as token_corpus does; returns the corpus dir."""
+    labels = root / "rudiments" / "labels"
+    samples = pd.read_parquet(labels / "samples.parquet")
+    strokes = pd.read_parquet(labels / "strokes.parquet", columns=["sample_id", "intended_time_ms", "is_grace"])
+    templates = library_templates()
+    vocab = Vocab(TokenizerConfig.with_grid({slug: t.steps_per_beat for slug, t in templates.items()}))
     out = root / "models" / "corpus"
-    subdivisions = subdivisions_from_strokes(strokes, samples)
-    build_corpus(samples, root, out, Vocab(TokenizerConfig.with_grid(subdivisions)), 512, subdivisions)
+    build_corpus(
+        samples,
+        labels / "strokes.parquet",
+        out,
+        vocab,
+        templates,
+        max_seq_len,
+        subdivisions_from_strokes(strokes, samples),
+    )
     return out
+
+
+def build_tiny_corpus(root: Path) -> Path:
+    """The fake labels + MIDI under `root`, tokenized into `root/models/corpus`; returns the corpus dir."""
+    write_fake_dataset(root)
+    return corpus_from_labels(root)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +50,7 @@ TINY_MODEL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "dropout":
 
 @pytest.fixture(scope="session")
 def tiny_base(tiny_corpus: Path) -> Path:
-    """A tiny base model trained on the tiny corpus (it learns most of the grammar); returns its folder."""
+    """A tiny base model trained on the tiny corpus (it learns the sequence layout); returns its folder."""
     from music_assets.ml.generation import SamplingConfig
     from music_assets.ml.training import TrainConfig
     from music_assets.ml.workflows import train_base

@@ -12,11 +12,17 @@ import torch
 
 from music_assets.io import read_json, sha256_file, write_json
 from music_assets.ml.corpus import Corpus
+from music_assets.ml.decoding import TakeRequest, perform, prompt_for
 from music_assets.ml.export import ExportError, export_onnx, parity_report
+from music_assets.ml.generation import SamplingConfig, TorchStepper
+from music_assets.ml.grammar import grammar_score
 from music_assets.ml.model import DrumTransformer, ModelConfig
 from music_assets.ml.onnx_runtime import OnnxDrumModel
+from music_assets.ml.score import library_templates
+from music_assets.ml.tokenizer import score_of
 from music_assets.ml.workflows import load_base, load_tier_model
-from music_assets_tests.ml.tiny_models import TIERS, export_tiny_tier
+from music_assets.seeding import stable_rng
+from music_assets_tests.ml.tiny_models import BAD_SAMPLING, TIERS, export_tiny_tier
 
 TIER = TIERS[0]
 
@@ -65,6 +71,57 @@ def test_one_self_contained_file_with_cache_inputs_and_dynamic_axes(onnx_dir: Pa
         "swiss_army_triplet",
     }
     assert meta["sampling"] == {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
+    assert meta["format"] == "music_assets.onnx/2" and meta["decoding"]["sampled"] == ["OFFSET", "VELOCITY"]
+    assert set(meta["scores"]) == set(library_templates()) and meta["vocab"]["format"] == 3
+
+
+REQUESTS = [
+    TakeRequest("flam", TIER, 96, 4),
+    TakeRequest("single_paradiddle", TIER, 120, 8),
+    TakeRequest("multiple_bounce_roll", TIER, 70, 4),  # buzz strokes with bounces
+    TakeRequest("swiss_army_triplet", TIER, 100, 4),
+]
+
+
+def _rngs(tag: str) -> list:
+    return [stable_rng(tag, i) for i in range(len(REQUESTS))]
+
+
+def test_torch_and_onnx_decode_the_same_takes_each_playing_its_score(onnx_dir: Path, reference) -> None:
+    runner = OnnxDrumModel(onnx_dir)
+    vocab = runner.vocab
+    prompts = [prompt_for(vocab, runner.templates, r) for r in REQUESTS]
+    sampling = SamplingConfig()
+    by_torch = perform(TorchStepper(reference), vocab, prompts, sampling, _rngs("agree"))
+    by_onnx = perform(runner.stepper(), vocab, prompts, sampling, _rngs("agree"))
+    assert by_torch == by_onnx
+    for prompt, seq in zip(prompts, by_onnx, strict=True):
+        assert score_of(seq, vocab) == prompt  # exactly the requested strokes
+        assert grammar_score(seq, vocab) == 1.0  # masked: well formed by construction
+    # a take does not depend on the other takes of its batch
+    alone = perform(runner.stepper(), vocab, prompts[2:3], sampling, _rngs("agree")[2:3])
+    assert alone == by_onnx[2:3]
+    # the mask does the work: sampled hot without it, the same model breaks the layout
+    hot = SamplingConfig(**BAD_SAMPLING)
+    assert all(grammar_score(s, vocab) == 1.0 for s in perform(runner.stepper(), vocab, prompts, hot, _rngs("hot")))
+    free = perform(runner.stepper(), vocab, prompts, hot, _rngs("hot"), masked=False)
+    assert min(grammar_score(s, vocab) for s in free) < 0.9
+
+
+def test_a_take_longer_than_the_context_slides_its_window(onnx_dir: Path, reference) -> None:
+    runner = OnnxDrumModel(onnx_dir)
+    vocab = runner.vocab
+    (prompt,) = [prompt_for(vocab, runner.templates, TakeRequest("single_stroke_roll", TIER, 100, 64))]
+    assert 4 + 4 * len(prompt[1]) > 200  # far longer than the context below
+    (seq,) = perform(TorchStepper(reference, max_seq_len=64), vocab, [prompt], SamplingConfig(), _rngs("long")[:1])
+    assert score_of(seq, vocab) == prompt and grammar_score(seq, vocab) == 1.0
+    # the takes API: the same arguments give the same takes, take i whatever the count
+    a = runner.takes("flam", bars=1, count=3, seed=5)
+    b = runner.takes("flam", bars=1, count=1, seed=5)
+    assert a[0].ids == b[0].ids and a[1].ids != a[0].ids and len(a) == 3
+    assert a[0].tempo_bpm == runner.default_tempo("flam") and a[0].midi_bytes().startswith(b"MThd")
+    with pytest.raises(ValueError, match="unknown rudiment 'nope'"):
+        runner.takes("nope")
 
 
 def test_any_batch_sequence_and_cache_length_matches_torch(onnx_dir: Path, reference: torch.nn.Module) -> None:

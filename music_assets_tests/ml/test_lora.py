@@ -20,7 +20,7 @@ def _train_steps(model: torch.nn.Module, corpus_dir: Path, steps: int) -> None:
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train()
     for _ in range(steps):
-        loss = lm_loss(model, *make_batch(seqs, corpus.vocab.pad_id))
+        loss = lm_loss(model, *make_batch(seqs, corpus.vocab.pad_id, corpus.vocab.predicted))
         loss.backward()
         opt.step()
         opt.zero_grad()

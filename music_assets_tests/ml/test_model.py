@@ -124,14 +124,14 @@ def test_numeric_tokens_start_with_smooth_embeddings() -> None:
     vocab = Vocab()
     cfg = ModelConfig(vocab_size=len(vocab), d_model=128, n_layers=1, n_heads=2, d_ff=64)
     smooth, plain = init_model(cfg, seed=1, vocab=vocab), init_model(cfg, seed=1)
-    shifts = list(vocab.ranges["TIME_SHIFT"])
+    offsets = {int(vocab.values[i]): i for i in vocab.ranges["OFFSET"]}  # ms -> id
 
     def cos(w: torch.Tensor, a: int, b: int) -> float:
         return float(torch.nn.functional.cosine_similarity(w[a], w[b], dim=0))
 
     for w in (smooth.embed.weight, smooth.lm_head.weight):
-        assert cos(w, shifts[95], shifts[96]) > 0.9 and abs(cos(w, shifts[95], shifts[300])) < 0.5
-    assert abs(cos(plain.embed.weight, shifts[95], shifts[96])) < 0.5
+        assert cos(w, offsets[10], offsets[12]) > 0.9 and abs(cos(w, offsets[10], offsets[200])) < 0.5
+    assert abs(cos(plain.embed.weight, offsets[10], offsets[12])) < 0.5
     # the same seed gives the same weights, and the other layers are untouched by the smooth init
     assert torch.equal(smooth.blocks[0].attn.q_proj.weight, plain.blocks[0].attn.q_proj.weight)
     assert torch.equal(init_model(cfg, seed=1, vocab=vocab).embed.weight, smooth.embed.weight)

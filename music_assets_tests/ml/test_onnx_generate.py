@@ -55,16 +55,20 @@ def test_runs_in_a_process_that_never_imports_torch(model_dir: Path, tmp_path: P
 
 
 def test_same_seed_same_take_and_options_apply(model_dir: Path, tmp_path: Path, capsys) -> None:
-    a, b = tmp_path / "a.mid", tmp_path / "b.mid"
+    a, b, c = tmp_path / "a.mid", tmp_path / "b.mid", tmp_path / "c.mid"
     base = ["--model", str(model_dir), "--rudiment", "single_paradiddle", "--tempo", "96", *SAMPLING]
     assert main([*base, "--out", str(a)]) == 0
     assert main([*base, "--out", str(b)]) == 0
     assert a.read_bytes() == b.read_bytes()
-    assert "96 BPM" in capsys.readouterr().out
-    assert pretty_midi.PrettyMIDI(str(a)).get_tempo_changes()[1][0] == pytest.approx(96, rel=1e-4)
-    # a two-token budget cannot hold a note: nothing is written and the exit code says so
-    assert main([*base, "--out", str(tmp_path / "c.mid"), "--max-tokens", "2"]) == 1
-    assert "generated no notes" in capsys.readouterr().err and not (tmp_path / "c.mid").exists()
+    assert "96 BPM, 2 bars" in capsys.readouterr().out
+    pm = pretty_midi.PrettyMIDI(str(a))
+    assert pm.get_tempo_changes()[1][0] == pytest.approx(96, rel=1e-4)
+    # the length follows --bars: a paradiddle has 8 strokes in 2 beats, so 2 bars are 32 notes and 4 bars 64
+    assert len(pm.instruments[0].notes) == 32
+    assert main([*base, "--out", str(c), "--bars", "4", "--seed", "1"]) == 0
+    assert len(pretty_midi.PrettyMIDI(str(c)).instruments[0].notes) == 64
+    assert main([*base, "--out", str(tmp_path / "d.mid"), "--bars", "0"]) == 2
+    assert "bars must be > 0" in capsys.readouterr().err and not (tmp_path / "d.mid").exists()
 
 
 def test_runs_a_quantized_variant(model_dir: Path, tmp_path: Path, capsys) -> None:

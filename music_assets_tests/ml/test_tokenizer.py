@@ -1,208 +1,169 @@
-"""Event tokenizer: round trip, edge cases, bad input."""
+"""Score-conditioned tokens (format 3) and the written scores they carry: layout, decoding, bad input."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pretty_midi
 import pytest
 
-from music_assets.ml.tokenizer import Note, TokenizerConfig, TokenizerError, Vocab
-from music_assets_tests.ml.fake_dataset import write_fake_dataset
+from music_assets.ml.score import (
+    LEAD_IN_SEC,
+    ScoreError,
+    ScoreTemplate,
+    bounce_count,
+    expand,
+    library_templates,
+    stroke_kinds,
+)
+from music_assets.ml.tokenizer import (
+    EVENT_LEN,
+    FORMAT,
+    HEADER_LEN,
+    Event,
+    TokenizerConfig,
+    TokenizerError,
+    Vocab,
+    score_of,
+)
+from music_assets.rudiments import performance
+from music_assets.rudiments.library import get_rudiment
+
+TEMPLATES = library_templates()
 
 
-def _notes(pm: pretty_midi.PrettyMIDI) -> list[pretty_midi.Note]:
-    return sorted((n for i in pm.instruments if i.is_drum for n in i.notes), key=lambda n: (n.start, n.pitch))
+def _vocab(**kw) -> Vocab:
+    return Vocab(TokenizerConfig.with_grid({s: t.steps_per_beat for s, t in TEMPLATES.items()}, **kw))
 
 
-@pytest.mark.parametrize("ticks_per_beat", [384, 960])
-def test_midi_round_trip_keeps_every_note_within_resolution_and_velocity_bin(
-    tmp_path: Path, ticks_per_beat: int
-) -> None:
-    samples = write_fake_dataset(
-        tmp_path, rudiments=("flam", "single_stroke_roll"), profiles_per_tier={"train": 1, "validation": 0, "test": 0}
-    )
-    vocab = Vocab(TokenizerConfig(ticks_per_beat=ticks_per_beat))
-    for row in samples.itertuples():
-        half = vocab.tick_seconds(vocab.tempo_bin(row.tempo_bpm)) / 2 + 1e-9
-        assert half <= 0.0025 / (ticks_per_beat / 384)
-        original = pretty_midi.PrettyMIDI(str(tmp_path / row.midi_path))
-        ids = vocab.encode_midi(tmp_path / row.midi_path, row.rudiment_slug, row.skill_tier)
-        perf = vocab.decode(ids)
-        assert (perf.rudiment, perf.tier) == (row.rudiment_slug, row.skill_tier)
-        assert abs(perf.tempo_bpm - row.tempo_bpm) <= vocab.config.tempo_step_bpm / 2
-        decoded = _notes(vocab.to_pretty_midi(perf))
-        src = _notes(original)
-        assert len(decoded) == len(src)
-        for a, b in zip(src, decoded, strict=True):
-            assert abs(a.start - b.start) <= half
-            assert a.pitch == b.pitch
-            assert vocab.velocity_bin(a.velocity) == vocab.velocity_bin(b.velocity)
-            # a note may be cut at the next onset of its pitch (grace notes), never lengthened
-            assert b.end <= a.end + half
+def test_the_score_constants_are_the_datasets() -> None:
+    from music_assets.ml import score
+
+    assert score.LEAD_IN_SEC == performance.LEAD_IN_SEC and score.MAX_BOUNCES == performance.MAX_BOUNCES
+    assert score.BUZZ_INTERVAL_SEC == performance.BUZZ_INTERVAL_SEC
+    assert len(TEMPLATES) == 40 and TEMPLATES["flam_accent"].steps_per_beat == 3
 
 
-def test_grace_note_is_cut_at_its_main_stroke_and_onsets_are_grid_steps_plus_offsets() -> None:
-    vocab = Vocab()  # no grid given: every rudiment on sixteenths (96 ticks)
-    notes = [Note(0.0, 0.1, 38, 40), Note(0.03, 0.13, 38, 110), Note(1.5, 1.6, 38, 90)]
-    ids = vocab.encode_notes(notes, "flam", "advanced", 121)
-    toks = [vocab.tokens[i] for i in ids]
-    assert toks[:4] == ["BOS", "RUDIMENT_flam", "TIER_advanced", "TEMPO_120"]
-    # a tick is 1/384 beat at 120 BPM (1.30 ms). The grace note is 30 ms = 23 ticks before the main
-    # stroke, which anchors the grid; the grace is cut at the main stroke. Each note is written whole
-    # (offset, velocity, on, duration, off); the last onset is 12 sixteenths on, 23 ticks early.
-    assert toks[4:] == [
-        "OFFSET_-23",
-        "VELOCITY_9",
-        "NOTE_ON_38",
-        "TIME_SHIFT_23",
-        "NOTE_OFF_38",
-        "OFFSET_0",
-        "VELOCITY_27",
-        "NOTE_ON_38",
-        "TIME_SHIFT_77",
-        "NOTE_OFF_38",
-        "GRID_12",
-        "OFFSET_-23",
-        "VELOCITY_22",
-        "NOTE_ON_38",
-        "TIME_SHIFT_77",
-        "NOTE_OFF_38",
-        "EOS",
-    ]
-    perf = vocab.decode(ids)
-    assert perf.tempo_bpm == 120
-    assert [round(n.start * 1000, 1) for n in perf.notes] == [0.0, 29.9, 1500.0]
-    assert [round(n.end * 1000, 1) for n in perf.notes] == [29.9, 130.2, 1600.3]
+def test_score_expansion_follows_the_written_strokes() -> None:
+    flam = expand(TEMPLATES["flam"], 100, 4)
+    primaries = [e for e in flam if e.parent < 0]
+    # every primary of a flam has its grace note right after it, with no grid move
+    for e in flam:
+        if e.parent >= 0:
+            assert e.kind == "FLAM_GRACE1" and e.grid_steps == 0 and flam[e.parent].parent < 0
+    n_cycles = 4 // TEMPLATES["flam"].cycle_beats
+    assert len(primaries) == n_cycles * len(TEMPLATES["flam"].strokes)
+    assert sum(e.parent >= 0 for e in flam) == n_cycles * sum(s.grace == "flam" for s in TEMPLATES["flam"].strokes)
+    drag = expand(TEMPLATES["drag"], 100, 4)
+    assert [e.kind for e in drag if e.parent >= 0][:2] == ["DRAG_GRACE1", "DRAG_GRACE2"]
+    # the length: primaries strictly before the requested beats, whole or partial cycles
+    roll = TEMPLATES["single_stroke_roll"]
+    assert len(expand(roll, 100, 2)) == 2 * len(roll.strokes) // roll.cycle_beats
+    steps = [e.step for e in expand(TEMPLATES["triple_paradiddle"], 100, 3)]
+    assert max(steps) < 3 * TEMPLATES["triple_paradiddle"].steps_per_beat
+    with pytest.raises(ScoreError, match="positive length"):
+        expand(roll, 100, 0)
 
 
-def test_long_gaps_use_several_tokens() -> None:
-    vocab = Vocab(TokenizerConfig.with_grid({"single_stroke_roll": 4}))
-    tick = vocab.tick_seconds(120)
-    notes = [Note(2.0, 2.05, 38, 80), Note(2.125, 2.2, 38, 80), Note(7.125, 7.2, 38, 80)]
-    toks = [vocab.tokens[i] for i in vocab.encode_notes(notes, "single_stroke_roll", "beginner", 120)]
-    # the lead-in to the first onset (2 s = 4 beats) is TIME_SHIFTs, a 10-beat rest 40 sixteenths of GRID
-    assert toks[4:9] == ["TIME_SHIFT_384"] * 4 + ["OFFSET_0"]
-    assert toks[toks.index("GRID_1") + 1 :].count("GRID_32") == 1 and "GRID_8" in toks
-    perf = vocab.decode(vocab.encode_notes(notes, "single_stroke_roll", "beginner", 120))
-    assert [round(n.start / tick) for n in perf.notes] == [1536, 1632, 5472]
+def test_buzz_bounces_follow_the_tempo_as_the_dataset_plays_them() -> None:
+    t = TEMPLATES["multiple_bounce_roll"]
+    slow, fast = expand(t, 50, 1), expand(t, 120, 1)
+    n_slow, n_fast = sum(e.kind.startswith("BOUNCE") for e in slow), sum(e.kind.startswith("BOUNCE") for e in fast)
+    assert n_slow > n_fast >= 4  # one or more per buzz stroke, fewer at a faster tempo
+    comp = performance.compile_rudiment(get_rudiment("multiple_bounce_roll"))
+    for tempo in (50.0, 73.3, 120.0):
+        perf = performance.perform(comp, _TRAITS, tempo, 2, False, np.random.default_rng(0))
+        bounces = int((perf.stroke_type == performance.BUZZ_BOUNCE).sum())
+        assert bounces == sum(e.kind.startswith("BOUNCE") for e in expand(t, tempo, 2 * t.cycle_beats))
+    assert bounce_count(0.25, 50) == 5 and bounce_count(0.25, 240) == 1
 
 
-def test_a_rudiments_rhythm_is_the_same_grid_tokens_at_every_tempo() -> None:
-    """Sextuplets are GRID_1 before every stroke whatever the tempo and the note length; a
-    player's timing error is the stroke's OFFSET from the grid, and decoding puts it back."""
-    vocab = Vocab(TokenizerConfig.with_grid({"double_paradiddle": 6}))
-    errors_ticks = [0, 3, -2, 5, -4, 1, 0, -6]
-    offsets = []
-    for bpm, length in ((60, 0.08), (120, 0.08), (180, 0.03)):
-        tick = vocab.tick_seconds(bpm)
-        notes = [
-            Note((0.25 / tick + i * 64 + e) * tick, (0.25 / tick + i * 64 + e) * tick + length, 38, 80)
-            for i, e in enumerate(errors_ticks)
-        ]
-        ids = vocab.encode_notes(notes, "double_paradiddle", "professional", bpm)
-        toks = [vocab.tokens[i] for i in ids]
-        assert [t for t in toks if t.startswith("GRID")] == ["GRID_1"] * 7
-        offsets.append([vocab.values[vocab.index[t]] for t in toks if t.startswith("OFFSET")])
-        decoded = vocab.decode(ids)
-        assert [round(n.start / tick) for n in decoded.notes] == [round(n.start / tick) for n in notes]
-    assert offsets[0] == offsets[1] == offsets[2]
-    assert offsets[0][:2] == [0, 3] and all(abs(o - e) <= 2 for o, e in zip(offsets[0], errors_ticks, strict=True))
+_TRAITS = {
+    "timing_sd_ms": 10.0,
+    "timing_consistency": 0.7,
+    "tempo_drift_pct": 0.5,
+    "velocity_cv": 0.1,
+    "accent_differentiation": 0.9,
+    "accent_accuracy": 0.97,
+    "lr_velocity_ratio": 0.95,
+    "lr_timing_bias_ms": 2.0,
+    "flam_spacing_ms": 30.0,
+    "diddle_evenness": 0.9,
+    "roll_sustain": 0.9,
+    "fatigue": 0.2,
+}
 
 
-def test_the_grid_follows_a_player_whose_tempo_is_off() -> None:
-    """A player 2 % slower than the header's tempo bin ends a dozen sixteenths late, yet the offsets settle
-    (the grid moves by a quarter of each offset) instead of growing into the next grid point."""
-    vocab = Vocab(TokenizerConfig.with_grid({"single_stroke_roll": 4}))
-    tick = vocab.tick_seconds(100)
-    onsets = [(100 + i * 96 * 1.02) * tick for i in range(64)]
-    ids = vocab.encode_notes([Note(t, t + 0.05, 38, 80) for t in onsets], "single_stroke_roll", "advanced", 100)
-    toks = [vocab.tokens[i] for i in ids]
-    assert [t for t in toks if t.startswith("GRID")] == ["GRID_1"] * 63
-    offsets = [vocab.values[vocab.index[t]] for t in toks if t.startswith("OFFSET")]
-    assert 63 * 96 * 0.02 > 96 and max(abs(o) for o in offsets) <= 8
-    assert [round(n.start / tick) for n in vocab.decode(ids).notes] == [round(t / tick) for t in onsets]
-
-
-def test_decoding_generated_tokens_is_lenient() -> None:
-    vocab = Vocab()
-    head = vocab.header("flam", "beginner", 120)
-    tick = vocab.tick_seconds(120)
-    # a note longer than the gap to the next onset of its pitch is cut there, an orphan NOTE_OFF is
-    # skipped, a note left open by the next NOTE_ON ends after its duration shifts, one without an
-    # OFFSET sits on its grid point, one left open at the end gets the default duration; the grid
-    # follows the last stroke's offset by a quarter at a GRID move (2 ticks: 1)
-    body = [
-        "TIME_SHIFT_10",
-        "OFFSET_0",
-        "VELOCITY_20",
-        "NOTE_ON_38",
-        "TIME_SHIFT_200",
-        "NOTE_OFF_38",
-        "GRID_1",
-        "OFFSET_-5",
-        "VELOCITY_20",
-        "NOTE_ON_38",
-        "TIME_SHIFT_10",
-        "NOTE_OFF_38",
-        "NOTE_OFF_40",
-        "OFFSET_2",
-        "VELOCITY_20",
-        "NOTE_ON_42",
-        "TIME_SHIFT_7",
-        "VELOCITY_20",
-        "NOTE_ON_38",
-        "TIME_SHIFT_3",
-        "NOTE_OFF_38",
-        "GRID_1",
-        "VELOCITY_20",
-        "NOTE_ON_40",
-        "EOS",
-    ]
-    perf = vocab.decode(head + [vocab.index[t] for t in body])
-    assert [(n.pitch, round(n.start / tick), round(n.end / tick)) for n in perf.notes] == [
-        (38, 10, 101),
-        (38, 101, 106),
-        (38, 106, 109),
-        (42, 108, 115),
-        (40, 203, 203 + round(0.05 / tick)),
-    ]
-
-
-def test_bad_input_is_named(tmp_path: Path) -> None:
-    vocab = Vocab()
-    with pytest.raises(TokenizerError, match="missing.mid: MIDI file not found"):
-        vocab.encode_midi(tmp_path / "missing.mid", "flam", "beginner")
-    junk = tmp_path / "junk.mid"
-    junk.write_bytes(b"not midi")
-    with pytest.raises(TokenizerError, match="junk.mid: not a readable MIDI file"):
-        vocab.encode_midi(junk, "flam", "beginner")
-    pm = pretty_midi.PrettyMIDI()
-    piano = pretty_midi.Instrument(program=0)
-    piano.notes.append(pretty_midi.Note(velocity=80, pitch=60, start=0, end=1))
-    pm.instruments.append(piano)
-    with pytest.raises(TokenizerError, match="no drum track"):
-        vocab.encode_midi(pm, "flam", "beginner")
-    with pytest.raises(TokenizerError, match="pitch 20 outside"):
-        vocab.encode_notes([Note(0, 0.1, 20, 80)], "flam", "beginner", 100)
-    with pytest.raises(TokenizerError, match="unknown tier"):
-        vocab.header("flam", "virtuoso", 100)
-    with pytest.raises(TokenizerError, match="professional timing"):
-        TokenizerConfig(ticks_per_beat=192)  # 7.8 ms ticks at 40 BPM
-
-
-def test_vocab_json_round_trip_and_mismatch() -> None:
-    vocab = Vocab()
+def test_vocabulary_layout_and_json_round_trip() -> None:
+    vocab = _vocab()
+    primaries, children = stroke_kinds()
+    assert {f"STROKE_{k}" for k in (*primaries, *children)} <= set(vocab.index)
+    assert vocab.offsets[0] == -600 and vocab.offsets[-1] == 600 and vocab.offsets[1] - vocab.offsets[0] == 2
+    assert vocab.predicted.sum() == len(vocab.offsets) + vocab.config.velocity_bins
     again = Vocab.from_json(vocab.to_json())
-    assert again.tokens == vocab.tokens and len(vocab) == 3 + 40 + 4 + 111 + 32 + 2 * 47 + 384 + 32 + 481
-    assert np.array_equal(again.kinds, vocab.kinds)
+    assert again.tokens == vocab.tokens and again.config == vocab.config
+    old = {**vocab.to_json(), "format": 2}
+    with pytest.raises(TokenizerError, match=f"sequence format 2, this version reads {FORMAT}"):
+        Vocab.from_json(old, source="old/vocab.json")
     tampered = vocab.to_json()
     tampered["tokens"] = tampered["tokens"][:-1]
     with pytest.raises(TokenizerError, match="does not match its config"):
         Vocab.from_json(tampered)
-    older = vocab.to_json()
-    del older["format"]  # a corpus written before onsets were grid moves and offsets
-    with pytest.raises(TokenizerError, match="sequence format 1, this version reads 2"):
-        Vocab.from_json(older)
-    assert all(vocab.velocity_bin(vocab.bin_velocity(b)) == b for b in range(vocab.config.velocity_bins))
+    with pytest.raises(TokenizerError, match="unknown rudiment 'nope'"):
+        vocab.header("nope", "advanced", 100)
+    with pytest.raises(TokenizerError, match="offset_step_ms"):
+        TokenizerConfig(offset_step_ms=0)
+
+
+def test_events_decode_to_onsets_on_the_grid_plus_their_offsets() -> None:
+    vocab = _vocab()
+    spb = TEMPLATES["flam"].steps_per_beat
+    events = [
+        Event(0, "R_ACCENT", 10.0, 110),  # grid point 0, 10 ms late
+        Event(0, "FLAM_GRACE1", -30.0, 40),  # 30 ms before its primary's onset
+        Event(spb, "L", -4.0, 80),  # one beat later, 4 ms early
+    ]
+    ids = vocab.encode(events, "flam", "advanced", 120)
+    assert len(ids) == HEADER_LEN + EVENT_LEN * 3 + 1
+    assert [vocab.tokens[i] for i in ids[:HEADER_LEN]] == ["BOS", "RUDIMENT_flam", "TIER_advanced", "TEMPO_120"]
+    assert [vocab.tokens[i] for i in ids[HEADER_LEN : HEADER_LEN + 4]] == [
+        "GRID_0",
+        "STROKE_R_ACCENT",
+        "OFFSET_10",
+        "VELOCITY_27",
+    ]
+    perf = vocab.decode(ids)
+    onsets = [round(n.start, 4) for n in perf.notes]
+    assert onsets == [
+        round(LEAD_IN_SEC + 0.010 - 0.030, 4),
+        round(LEAD_IN_SEC + 0.010, 4),
+        round(LEAD_IN_SEC + 0.5 - 0.004, 4),
+    ]
+    assert [n.velocity for n in perf.notes] == [vocab.bin_velocity(vocab.velocity_bin(v)) for v in (40, 110, 80)]
+    assert all(n.pitch == 38 and n.end > n.start for n in perf.notes)
+    assert perf.notes[0].end <= perf.notes[1].start  # a note ends at the next onset
+    # the grid follows the exact tempo asked for, the header conditions on its bin
+    slower = vocab.decode(ids, tempo_bpm=119.0)
+    assert slower.tempo_bpm == 119.0 and slower.notes[-1].start == pytest.approx(LEAD_IN_SEC + 60 / 119 - 0.004)
+    header, score = score_of(ids, vocab)
+    assert header == ids[:HEADER_LEN] and score == [(ids[4 + 4 * j], ids[5 + 4 * j]) for j in range(3)]
+
+
+def test_offsets_are_quantized_and_clamped_and_malformed_sequences_decode_leniently() -> None:
+    vocab = _vocab(offset_step_ms=2, max_offset_ms=100)
+    assert vocab.tokens[vocab.offset_id(3.1)] == "OFFSET_4" and vocab.tokens[vocab.offset_id(-1000)] == "OFFSET_-100"
+    ids = vocab.encode([Event(0, "R", 0.0, 80), Event(2, "L", 0.0, 80)], "single_stroke_roll", "beginner", 100)
+    bad = ids[:HEADER_LEN] + [vocab.index["STROKE_R"], vocab.eos_id - 1] + ids[HEADER_LEN:]
+    with pytest.raises(TokenizerError, match="outside the vocabulary"):
+        vocab.decode([*ids[:-1], len(vocab)])
+    # wrong-kind tokens are skipped; a velocity makes a note from what came before it
+    perf = vocab.decode([t for t in bad if t != vocab.eos_id - 1])
+    assert len(perf.notes) == 2
+
+
+def test_bad_templates_are_refused() -> None:
+    d = TEMPLATES["flam"].to_dict()
+    assert ScoreTemplate.from_dict(d) == TEMPLATES["flam"]
+    d["strokes"] = list(reversed(d["strokes"]))
+    with pytest.raises(ScoreError, match="flam.*increasing"):
+        ScoreTemplate.from_dict(d)
+    with pytest.raises(ScoreError, match="malformed"):
+        ScoreTemplate.from_dict({"slug": "x"})

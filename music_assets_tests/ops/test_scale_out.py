@@ -99,6 +99,7 @@ HEAVY_PARTITIONED = {
     "lora_adapters",
     "onnx_models",
     "quantized_models",
+    "model_evaluation",
 }
 
 
