@@ -9,12 +9,14 @@
 - `hf_dataset` pushes that folder with `HfApi.upload_folder`, resuming from
   whatever the Hub already holds, then verifies the remote file list
   (`music_assets.publish.hub`); deferred shards are built a group at a time
-  just before their upload and deleted after it. Without a token, without a configured
-  `repo_id`, or with `dry_run: true`, it materializes the upload plan instead.
+  just before their upload and deleted after it. Without a token, without a
+  repository, or with `dry_run: true`, it materializes the upload plan instead.
 
-The token comes from the environment variable named by the `hf_hub` resource
-(`HF_TOKEN`), read through `dg.EnvVar` when the asset runs; it is never
-part of config, metadata, logs or error messages.
+The repository and the token come from the environment variables named by the
+`hf_hub` resource (`MUSIC_ASSETS_HF_REPO`, unless `repo_id` is configured, and
+`HF_TOKEN`), read through `dg.EnvVar` when the asset runs, so `hf_dataset`
+publishes to your repository with no run config; the token is never part of
+config, metadata, logs or error messages.
 """
 
 from typing import Literal
@@ -33,7 +35,12 @@ class HuggingFaceHub(dg.ConfigurableResource):
 
     repo_id: str = Field(
         default="",
-        description="dataset repository, owner/name; empty: not configured, hf_dataset only plans the upload",
+        description="dataset repository, owner/name; empty: $MUSIC_ASSETS_HF_REPO (repo_env_var), and without "
+        "either hf_dataset only plans the upload",
+    )
+    repo_env_var: str = Field(
+        default="MUSIC_ASSETS_HF_REPO",
+        description="name of the environment variable holding the repository when repo_id is not configured",
     )
     private: bool = Field(default=True, description="create the repository as private")
     endpoint: str | None = Field(default=None, description="Hub endpoint (None: huggingface.co or $HF_ENDPOINT)")
@@ -41,6 +48,11 @@ class HuggingFaceHub(dg.ConfigurableResource):
         default="HF_TOKEN",
         description="name of the environment variable holding a write token; unset means dry run",
     )
+
+    def repository(self) -> str:
+        """The dataset repository: `repo_id` if configured, else $MUSIC_ASSETS_HF_REPO, else "" (not chosen)."""
+        # Read at run time like the token: an unset variable means "not configured", not a failed run.
+        return (self.repo_id or dg.EnvVar(self.repo_env_var).get_value() or "").strip()
 
     def token(self) -> str | None:
         # Read through dg.EnvVar at run time rather than declared as an EnvVar field: Dagster
@@ -55,7 +67,7 @@ class HuggingFaceHub(dg.ConfigurableResource):
     def client(self, token: str, log=lambda _msg: None):
         from music_assets.publish.hub import HubClient  # noqa: PLC0415
 
-        return HubClient(self.make_api(token), self.repo_id, token, private=self.private, log=log)
+        return HubClient(self.make_api(token), self.repository(), token, private=self.private, log=log)
 
 
 class StagingConfig(dg.Config):
@@ -127,7 +139,7 @@ def hf_staging(
     card = write_card(
         staged,
         CardSettings(
-            repo_id=hf_hub.repo_id,
+            repo_id=hf_hub.repository(),
             license=config.license,
             pretty_name=config.pretty_name,
             bed_sources=_bed_provenance(),
@@ -245,18 +257,19 @@ def hf_dataset(
             allow_retries=False,
         )
     token = hf_hub.token()
+    repo_id = hf_hub.repository()
     build_batch = int(config.deferred_batch_mb * 1e6)
     deferred = layout.deferred_shards(staging)
     base = {
-        "repo_id": hf_hub.repo_id or "(not configured)",
+        "repo_id": repo_id or "(not configured)",
         "private": hf_hub.private,
         "token_env_var": hf_hub.token_env_var,
         "deferred_shards": len(deferred),
     }
-    # A token alone does not publish: pushing also needs a repository chosen on purpose.
+    # A token alone does not publish: pushing also needs a repository chosen on purpose (config or variable).
     reason = (
-        "no repo_id configured (resources.hf_hub.config.repo_id)"
-        if not hf_hub.repo_id
+        f"no repository: set ${hf_hub.repo_env_var} (or resources.hf_hub.config.repo_id)"
+        if not repo_id
         else f"no token in ${hf_hub.token_env_var}"
         if token is None
         else "dry_run is set"
@@ -265,8 +278,8 @@ def hf_dataset(
     )
     try:
         if reason is not None:
-            if token is None or not hf_hub.repo_id:
-                plan = plan_upload(hf_hub.repo_id, staging, None, build_batch_bytes=build_batch)
+            if token is None or not repo_id:
+                plan = plan_upload(repo_id, staging, None, build_batch_bytes=build_batch)
                 remote = "unknown (no token or no repository): the plan assumes an empty repository"
             else:
                 plan = hf_hub.client(token, context.log.info).plan(staging, build_batch_bytes=build_batch)
@@ -282,10 +295,10 @@ def hf_dataset(
                     "plan": dg.MetadataValue.md(plan.markdown()),
                 }
             )
-        if not written_for((staging / layout.CARD).read_text(encoding="utf-8"), hf_hub.repo_id):
+        if not written_for((staging / layout.CARD).read_text(encoding="utf-8"), repo_id):
             raise dg.Failure(
                 description=f"{staging / layout.CARD} was written for another repository than "
-                f"{hf_hub.repo_id}; materialize hf_staging with the same hf_hub config first",
+                f"{repo_id}; materialize hf_staging with the same hf_hub config first",
                 allow_retries=False,
             )
         result = hf_hub.client(token, context.log.info).publish(
@@ -301,7 +314,7 @@ def hf_dataset(
         metadata={
             **base,
             "mode": "uploaded",
-            "url": dg.MetadataValue.url(f"{endpoint}/datasets/{hf_hub.repo_id}"),
+            "url": dg.MetadataValue.url(f"{endpoint}/datasets/{repo_id}"),
             **result.plan.summary(),
             "commits_made": len(result.commits),
             "plan": dg.MetadataValue.md(result.plan.markdown()),
