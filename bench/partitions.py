@@ -7,6 +7,12 @@ dagster.yaml (SQLite, queued run coordinator), and times:
 
 - `audio_catalog` and `selected_sources` (dg.materialize): the selection adds
   one dynamic partition per selected source;
+- declarative automation as the `follow_inputs` sensor evaluates it (`dg.evaluate_automation_conditions`
+  over the code location's own definitions, on this instance): the tick after the selection (every new
+  source: prepared_sources and texture_beds requested), then, with every partition materialized (reported
+  as runless materializations, standing in for the backfill's runs), a catalog refresh with no file
+  changed, one with a file touched (new mtime, same bytes) and one with a file edited (new bytes): the
+  partitions each next tick requests (targets 0, 0, and 1 + its texture bed) and how long the tick takes;
 - the partition sync itself (`defs.sources.sync_prepared_partitions`): adding
   every key to an empty set, a no-op sync, removing 10 % and adding them back;
 - ticks of `raw_audio_sensor` (build_sensor_context): the first (no cursor,
@@ -97,12 +103,15 @@ def measure(
     out["tree_bytes"], out["make_tree"] = _timed(make_tree, raw, n_files, seconds)
     log(f"{n_files} files of {seconds:g} s written in {out['make_tree']:.1f} s ({out['tree_bytes'] / 1e6:.0f} MB)")
     name = prepared_source_partitions.name
+    resources = {"audio_roots": sources.AudioRoots()}
     with dg.DagsterInstance.get() as instance:
-        res, out["catalog"] = _timed(dg.materialize, [sources.audio_catalog], instance=instance)
+        res, out["catalog"] = _timed(dg.materialize, [sources.audio_catalog], instance=instance, resources=resources)
         assert res.success
+        ticks = AutomationTicks(instance)
+        ticks()  # the automation sensor's first evaluation, before any source is known
         res, out["selection"] = _timed(
             dg.materialize, [sources.audio_catalog, sources.selected_sources], instance=instance,
-            selection=[sources.selected_sources],
+            selection=[sources.selected_sources], resources=resources,
         )  # fmt: skip
         assert res.success
         keys = instance.get_dynamic_partitions(name)
@@ -113,6 +122,7 @@ def measure(
         )
         if len(keys) != n_files:
             raise RuntimeError(f"{len(keys)} partitions for {n_files} files: not every file was selected")
+        out.update(_automation(instance, ticks, raw, keys, resources, log))
 
         _, out["sync_noop"] = _timed(sources.sync_prepared_partitions, instance, keys)
         tenth = keys[:: max(1, 10)]
@@ -128,17 +138,16 @@ def measure(
             f"remove all {out['sync_remove_all']:.2f} s"
         )
 
-        first, out["tick_first"] = _timed(sources.raw_audio_sensor, dg.build_sensor_context(instance=instance))
+        def sensor_context(cursor=None):
+            return dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+
+        first, out["tick_first"] = _timed(sources.raw_audio_sensor, sensor_context())
         assert isinstance(first, dg.SensorResult) and first.run_requests, first
-        same, out["tick_unchanged"] = _timed(
-            sources.raw_audio_sensor, dg.build_sensor_context(instance=instance, cursor=first.cursor)
-        )
+        same, out["tick_unchanged"] = _timed(sources.raw_audio_sensor, sensor_context(first.cursor))
         assert isinstance(same, dg.SkipReason), same
         gone = raw / "album_000" / "take_00000.flac"
         moved = gone.rename(data / "moved.flac")
-        changed, out["tick_file_removed"] = _timed(
-            sources.raw_audio_sensor, dg.build_sensor_context(instance=instance, cursor=first.cursor)
-        )
+        changed, out["tick_file_removed"] = _timed(sources.raw_audio_sensor, sensor_context(first.cursor))
         moved.rename(gone)
         assert isinstance(changed, dg.SensorResult) and changed.run_requests, changed
         assert len(instance.get_dynamic_partitions(name)) == len(keys) - 1  # the tick removed its partition
@@ -147,9 +156,7 @@ def measure(
         away.mkdir()
         for child in list(raw.iterdir()):  # the root stays: without it the sensor skips
             child.rename(away / child.name)
-        emptied, out["tick_all_removed"] = _timed(
-            sources.raw_audio_sensor, dg.build_sensor_context(instance=instance, cursor=first.cursor)
-        )
+        emptied, out["tick_all_removed"] = _timed(sources.raw_audio_sensor, sensor_context(first.cursor))
         for child in list(away.iterdir()):
             child.rename(raw / child.name)
         assert instance.get_dynamic_partitions(name) == [], emptied
@@ -217,6 +224,87 @@ def measure(
             )
             if prepare and runs:
                 out.update(_run_backfill(instance, workspace, backfill_id, raw, keys, log))
+    return out
+
+
+class AutomationTicks:
+    """Successive evaluations of the code location's automation conditions, as the sensor daemon runs them."""
+
+    def __init__(self, instance):
+        from music_assets.definitions import defs
+
+        self.instance, self.defs, self.cursor = instance, defs, None
+
+    def __call__(self) -> tuple[dict[str, int], float]:
+        import dagster as dg
+
+        t0 = time.perf_counter()
+        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
+        seconds = time.perf_counter() - t0
+        self.cursor = result.cursor
+        keys = {r.key for r in result.results if isinstance(r.key, dg.AssetKey)}
+        return {k.to_user_string(): result.get_num_requested(k) for k in keys if result.get_num_requested(k)}, seconds
+
+
+def _report_materialized(instance, keys: list[str]) -> int:
+    """Runless materializations of every partition of prepared_sources and texture_beds not yet materialized:
+    the state the backfill's runs leave, without preparing 3,000 files here (`--prepare` does that)."""
+    import dagster as dg
+
+    n = 0
+    for asset in ("prepared_sources", "texture_beds"):
+        done = instance.get_materialized_partitions(dg.AssetKey(asset))
+        for key in keys:
+            if key not in done:
+                instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=key))
+                n += 1
+    return n
+
+
+def _automation(instance, ticks: AutomationTicks, raw: Path, keys: list[str], resources, log) -> dict:
+    """What automation requests after a catalog refresh: the figures of the module docstring."""
+    import dagster as dg
+    import numpy as np
+    import soundfile as sf
+
+    from music_assets.defs import sources
+    from music_assets_tests.audio.audio_trees import music_like, write
+
+    def refresh() -> float:
+        res, seconds = _timed(
+            dg.materialize, [sources.audio_catalog, sources.selected_sources], instance=instance, resources=resources
+        )
+        assert res.success
+        return seconds
+
+    out: dict = {}
+    out["new_requested"], out["tick_new"] = ticks()
+    assert out["new_requested"] == {"prepared_sources": len(keys), "texture_beds": len(keys)}, out["new_requested"]
+    reported, out["report_materialized"] = _timed(_report_materialized, instance, keys)
+    out["settle_requested"], _ = ticks()
+    assert out["settle_requested"] == {}, out["settle_requested"]
+    log(
+        f"automation: the tick after the selection requests {out['new_requested']} in {out['tick_new']:.2f} s; "
+        f"{reported} runless materializations stand in for the backfill ({out['report_materialized']:.1f} s)"
+    )
+    out["refresh_unchanged"] = refresh()
+    out["unchanged_requested"], out["tick_unchanged_refresh"] = ticks()
+    touched = sorted(raw.rglob("*.flac"))[len(keys) // 2]
+    os.utime(touched, ns=(time.time_ns(), time.time_ns()))
+    out["refresh_touched"] = refresh()
+    out["touched_requested"], out["tick_touched"] = ticks()
+    edited = sorted(raw.rglob("*.flac"))[len(keys) // 3]
+    info = sf.info(edited)
+    write(edited, np.flip(music_like(info.duration, info.samplerate, seed=424242)), info.samplerate)
+    out["refresh_edited"] = refresh()
+    out["edited_requested"], out["tick_edited"] = ticks()
+    log(
+        f"automation over {len(keys)} sources after a catalog refresh: no file changed -> {out['unchanged_requested']} "
+        f"requested, tick {out['tick_unchanged_refresh']:.2f} s (refresh {out['refresh_unchanged']:.1f} s); "
+        f"1 file touched (same bytes) -> {out['touched_requested']}, tick {out['tick_touched']:.2f} s; "
+        f"1 file edited -> {out['edited_requested']}, tick {out['tick_edited']:.2f} s "
+        f"(refresh {out['refresh_edited']:.1f} s)"
+    )
     return out
 
 

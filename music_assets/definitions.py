@@ -14,13 +14,19 @@ from music_assets.defs import textures as texture_defs
 from music_assets.executors import selected_executor
 
 defs = dg.Definitions.merge(
+    # map_resolved_asset_specs cannot map a Definitions holding a source asset (sources' source_files)
+    dg.Definitions.merge(
+        texture_defs.defs,
+        rudiments.defs,
+        rudiment_audio.defs,
+        publish.defs,
+        models.defs,
+        export.defs,
+        automation.defs,
+        dg.Definitions(executor=selected_executor()),
+    ).map_resolved_asset_specs(func=automation.follow_inputs, selection=list(automation.FOLLOW_INPUTS)),
     sources.defs,
-    texture_defs.defs,
-    rudiments.defs,
-    rudiment_audio.defs,
-    publish.defs,
-    models.defs,
-    export.defs,
-    automation.defs,
-    dg.Definitions(executor=selected_executor()),
-).map_resolved_asset_specs(func=automation.follow_inputs, selection=list(automation.FOLLOW_INPUTS))
+)
+
+# MUSIC_ASSETS_AUTOMATIONS may only name automations that exist (a typo would silently leave one off).
+automation.check_automation_names([*(s.name for s in defs.sensors), *(s.name for s in defs.schedules)])

@@ -6,27 +6,32 @@ The walk (`scan`)
     and the given excluded folders (the data dir's generated outputs) are not
     entered. Symlinks are set aside and resolved after every root's real tree
     has been walked, so a file reached both directly and through a link is
-    cataloged under its real path. A symlink is followed only when it resolves
-    inside a root (and outside the excluded folders); folders are tracked by
-    their resolved real path, so a link back to an ancestor (a loop) or to a
-    folder already walked is never entered twice. A root nested in another is
-    cataloged once, under the first.
+    cataloged under its real path. A symlink under a root is followed wherever
+    it resolves (linking a music library into a root catalogs it, under the
+    link's path), except into an excluded folder; folders are tracked by their
+    resolved real path, so each real folder and file is cataloged once: a link
+    back to an ancestor (a loop) or to a folder already walked is refused. A
+    root nested in another is cataloged once, under the first.
 
 Rows
     One row per name with an audio extension (`AUDIO_EXTENSIONS`). Besides the
     measurements of `music_assets.audio.analysis`, `status` is `ok`, `error`
     (the file is there but cannot be read or decoded whole) or `skipped` (the
     walk does not analyse it: a folder or pipe with an audio name, a macOS
-    `._` metadata companion, a link that leaves the roots, loops or dangles, a
-    second name for a file already cataloged); `error` holds the reason for
+    `._` metadata companion, a link that loops, dangles or leads into an
+    excluded folder, a second name for a file already cataloged); `error` holds the reason for
     every non-ok row.
 
 Identity
-    `source_id` is a hash of the root-relative POSIX path and `content_hash`
-    (BLAKE2b of the whole file's bytes), so it is the same on every machine and
-    whatever the absolute root. When two roots hold the same relative path
-    with the same bytes, the later row is `skipped` as a duplicate and has no
-    id.
+    `source_id` is the key a person recognises: the slug of the file's stem
+    and 6 hex digits of a hash of its root-relative POSIX path
+    (`bounces/funk_groove_96bpm.mp3` -> `funk-groove-96bpm-8507e2`;
+    `source_key`). It depends on nothing machine-specific and not on the
+    bytes, so an edited file keeps its key (and its partitions) and the same
+    folder gives the same keys on every machine. When two roots hold the same
+    relative path with the same bytes, the later row is `skipped` as a
+    duplicate and has no id; with other bytes (or, rarely, when two paths'
+    keys collide) the later row's hash also covers its root's folder name.
 
 Incremental runs
     A row from the previous catalog is reused without reading the file when
@@ -51,10 +56,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import multiprocessing
 import os
+import re
 import stat
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -274,12 +282,13 @@ class _Walker:
                 reason = "symlink loop" if exc.errno == errno.ELOOP else "broken symlink: the target does not exist"
                 self._not_followed(root, rel, path, audio, reason)
                 continue
+            # Followed wherever it resolves (a library linked into a root); only the part of the
+            # target's path inside a root (or, outside the roots, its own name) is checked for
+            # excluded folder names, so a library under someone's "venv" folder is still read.
             target_root = next((r for r in self.roots if _is_within(real, r)), None)
-            if target_root is None:
-                self._not_followed(root, rel, path, audio, "symlink resolves outside the catalog roots")
-                continue
-            inside = Path(os.path.relpath(real, target_root)).parts
-            if any(_is_within(real, e) for e in self.excluded) or set(inside) & EXCLUDED_DIR_NAMES:
+            inside = Path(os.path.relpath(real, target_root)).parts if target_root else (os.path.basename(real),)
+            excluded = any(_is_within(real, e) for e in self.excluded) or set(inside) & EXCLUDED_DIR_NAMES
+            if excluded or (stat.S_ISDIR(st.st_mode) and os.path.exists(os.path.join(real, "pyvenv.cfg"))):
                 self._not_followed(root, rel, path, audio, "symlink resolves into an excluded folder")
                 continue
             if stat.S_ISDIR(st.st_mode):
@@ -385,11 +394,26 @@ def content_hash(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def source_id(rel_path: str, digest: str | None) -> str:
-    """Stable id of a source: its root-relative path and its bytes, nothing machine-specific."""
+KEY_SLUG_CHARS = 48  # the slug part of a source key, at most
+KEY_HASH_CHARS = 6
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+LEGACY_KEY = re.compile(r"^[0-9a-f]{16}$")  # the ids before readable keys: hash of path and bytes
+
+
+def slug(text: str) -> str:
+    """Lower-case ASCII letters and digits joined by single dashes (accents dropped); "" if none."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:KEY_SLUG_CHARS].strip("-")
+
+
+def source_key(rel_path: str, salt: str = "") -> str:
+    """A source's id and partition key: the slug of its file stem and a short hash of its
+    root-relative path (`salt`, when given, goes into the hash too); safe as a file name."""
     from music_assets.seeding import stable_id  # noqa: PLC0415
 
-    return stable_id("audio-source", rel_path, digest or "")
+    stem = slug(os.path.splitext(rel_path.rsplit("/", 1)[-1])[0]) or "track"
+    digest = stable_id("audio-source-path", rel_path, salt, length=KEY_HASH_CHARS)
+    return f"{stem}-{digest}"
 
 
 def analyze_path(path: str) -> dict[str, Any]:
@@ -569,8 +593,23 @@ class CatalogResult:
     seconds: float
 
     def table(self):
-        """The rows as a pyarrow Table with the catalog schema."""
-        return rows_to_table(self.rows)
+        """The rows as a pyarrow Table with the catalog schema; its metadata names the roots walked."""
+        table = rows_to_table(self.rows)
+        return table.replace_schema_metadata({**table.schema.metadata, ROOTS_METADATA: json.dumps(self.roots)})
+
+
+ROOTS_METADATA = b"music_assets.roots"
+
+
+def cataloged_roots(path: str | os.PathLike[str]) -> list[str] | None:
+    """The roots a written catalog was made from (real paths); None without a readable catalog."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return list(json.loads(meta[ROOTS_METADATA]))
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
 
 
 def catalog_schema():
@@ -706,16 +745,22 @@ def add_provenance(rows: list[dict[str, Any]], entries: Sequence[Entry], stats: 
 
 
 def _assign_source_ids(rows: list[dict[str, Any]]) -> None:
+    """Give every row its `source_key`, in row order; see Identity in the module docstring."""
     first: dict[str, dict[str, Any]] = {}
     for r in rows:
-        sid = source_id(r["rel_path"], r["content_hash"])
-        if sid in first:
-            other = first[sid]
+        sid = source_key(r["rel_path"])
+        other = first.get(sid)
+        if other is not None and other["rel_path"] == r["rel_path"] and other["content_hash"] == r["content_hash"]:
             r["source_id"] = None
             if r["status"] == "ok":
                 r["status"] = "skipped"
                 r["error"] = f"duplicate: same path and content as {os.path.join(other['root'], other['rel_path'])}"
             continue
+        n = 1
+        while sid in first:  # another file already has the key: hash in the root's name (and a count)
+            n += 1
+            salt = os.path.basename(r["root"]) + (f"#{n}" if n > 2 else "")
+            sid = source_key(r["rel_path"], salt)
         first[sid] = r
         r["source_id"] = sid
 

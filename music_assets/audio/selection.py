@@ -11,7 +11,8 @@ A row is selected when every rule passes:
   `license` "unknown", which passes only if "unknown" is listed). The default,
   None, allows every license; `license` is carried into the selection either way.
 
-`rejection_reason` lists every failed rule, separated by "; ".
+`rejection_reason` lists every failed rule, separated by "; ". `source_version` is the
+source's data version (`source_version`): what the assets made from it depend on.
 
 Patterns match words of the root-relative path (never the root itself, whose
 name the user does not control): the lower-cased path is split on anything
@@ -121,6 +122,7 @@ def selection_schema() -> pa.Schema:
         .append(pa.field("selection_score", pa.float64()))
         .append(pa.field("selected", pa.bool_()))
         .append(pa.field("rejection_reason", pa.string()))
+        .append(pa.field("source_version", pa.string()))
     )
 
 
@@ -129,19 +131,21 @@ def select_sources(catalog: pa.Table, rules: SelectionRules = SelectionRules()) 
 
     Also returns how many rows each rule rejected (a row may fail several).
     """
-    scores, selected, reasons = [], [], []
+    scores, selected, reasons, versions = [], [], [], []
     failures: Counter[str] = Counter()
     for row in catalog.to_pylist():
         score, failed = evaluate(row, rules)
         scores.append(score)
         selected.append(not failed)
         reasons.append("; ".join(m for _, m in failed) if failed else None)
+        versions.append(source_version(row))
         failures.update(rule for rule, _ in failed)
     schema = selection_schema()
     out = catalog.select(catalog_schema().names).cast(catalog_schema())
     out = out.append_column(schema.field("selection_score"), pa.array(scores, pa.float64()))
     out = out.append_column(schema.field("selected"), pa.array(selected, pa.bool_()))
     out = out.append_column(schema.field("rejection_reason"), pa.array(reasons, pa.string()))
+    out = out.append_column(schema.field("source_version"), pa.array(versions, pa.string()))
     out = out.sort_by(
         [
             ("selection_score", "descending", "at_end"),
@@ -153,6 +157,17 @@ def select_sources(catalog: pa.Table, rules: SelectionRules = SelectionRules()) 
 
 
 PROVENANCE_COLUMNS = ("license", "provider", "author", "url", "acquired", "cost", "provenance_source")
+# What the assets made from a source depend on: its bytes and the provenance they record.
+VERSION_COLUMNS = ("content_hash", "license", "provider", "author", "url")
+
+
+def source_version(row: dict[str, Any]) -> str:
+    """The data version of a selected source: a hash of its bytes' hash and the provenance the
+    prepared file and texture beds record. Not its root, so moving the music folder (same
+    relative paths) changes no version; an edited file, or a new license, does."""
+    from music_assets.seeding import stable_id  # noqa: PLC0415
+
+    return stable_id("source-version", *(row.get(c) for c in VERSION_COLUMNS))
 
 
 def provenance_by_source(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
