@@ -12,7 +12,9 @@ dagster.yaml (SQLite, queued run coordinator), and times:
   source: prepared_sources and texture_beds requested), then, with every partition materialized (reported
   as runless materializations, standing in for the backfill's runs), a catalog refresh with no file
   changed, one with a file touched (new mtime, same bytes) and one with a file edited (new bytes): the
-  partitions each next tick requests (targets 0, 0, and 1 + its texture bed) and how long the tick takes;
+  partitions each next tick requests (targets 0, 0, and 1 + its texture bed) and how long the tick takes,
+  against the baseline measured at the same ticks: the conditions before per-source data versions
+  (`eager()` on every input, the whole selection included), from the settled state;
 - the partition sync itself (`defs.sources.sync_prepared_partitions`): adding
   every key to an empty set, a no-op sync, removing 10 % and adding them back;
 - ticks of `raw_audio_sensor` (build_sensor_context): the first (no cursor,
@@ -108,7 +110,9 @@ def measure(
         res, out["catalog"] = _timed(dg.materialize, [sources.audio_catalog], instance=instance, resources=resources)
         assert res.success
         ticks = AutomationTicks(instance)
+        baseline = AutomationTicks(instance, baseline_defs())
         ticks()  # the automation sensor's first evaluation, before any source is known
+        baseline()
         res, out["selection"] = _timed(
             dg.materialize, [sources.audio_catalog, sources.selected_sources], instance=instance,
             selection=[sources.selected_sources], resources=resources,
@@ -122,7 +126,7 @@ def measure(
         )
         if len(keys) != n_files:
             raise RuntimeError(f"{len(keys)} partitions for {n_files} files: not every file was selected")
-        out.update(_automation(instance, ticks, raw, keys, resources, log))
+        out.update(_automation(instance, ticks, baseline, raw, keys, resources, log))
 
         _, out["sync_noop"] = _timed(sources.sync_prepared_partitions, instance, keys)
         tenth = keys[:: max(1, 10)]
@@ -228,10 +232,12 @@ def measure(
 
 
 class AutomationTicks:
-    """Successive evaluations of the code location's automation conditions, as the sensor daemon runs them."""
+    """Successive evaluations of automation conditions (default: the code location's), as the sensor daemon
+    runs them."""
 
-    def __init__(self, instance):
-        from music_assets.definitions import defs
+    def __init__(self, instance, defs=None):
+        if defs is None:
+            from music_assets.definitions import defs
 
         self.instance, self.defs, self.cursor = instance, defs, None
 
@@ -244,6 +250,33 @@ class AutomationTicks:
         self.cursor = result.cursor
         keys = {r.key for r in result.results if isinstance(r.key, dg.AssetKey)}
         return {k.to_user_string(): result.get_num_requested(k) for k in keys if result.get_num_requested(k)}, seconds
+
+
+def baseline_defs():
+    """The baseline, measured in the same run: the sources group with the automation it had before
+    per-source data versions, `eager()` on every input of prepared_sources and texture_beds, the
+    unpartitioned selection included (source_files, which did not exist, may be missing)."""
+    import dagster as dg
+
+    from music_assets.defs import sources
+    from music_assets.defs.textures import texture_beds
+
+    ac = dg.AutomationCondition
+    before = (
+        ac.eager().replace(
+            "any_deps_missing", ac.any_deps_missing().ignore(dg.AssetSelection.assets(sources.SOURCE_FILES))
+        )
+        & ac.all_deps_blocking_checks_passed()
+    )
+
+    def old(asset):
+        return asset.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=before))
+
+    return dg.Definitions(
+        assets=[sources.audio_catalog, sources.selected_sources, sources.source_files,
+                old(sources.prepared_sources), old(texture_beds)],
+        resources={"audio_roots": sources.AudioRoots()},
+    )  # fmt: skip
 
 
 def _report_materialized(instance, keys: list[str]) -> int:
@@ -261,8 +294,11 @@ def _report_materialized(instance, keys: list[str]) -> int:
     return n
 
 
-def _automation(instance, ticks: AutomationTicks, raw: Path, keys: list[str], resources, log) -> dict:
-    """What automation requests after a catalog refresh: the figures of the module docstring."""
+def _automation(
+    instance, ticks: AutomationTicks, baseline: AutomationTicks, raw: Path, keys: list[str], resources, log
+) -> dict:
+    """What automation requests after a catalog refresh (the figures of the module docstring), and what the
+    baseline's conditions request at the same ticks."""
     import dagster as dg
     import numpy as np
     import soundfile as sf
@@ -277,33 +313,52 @@ def _automation(instance, ticks: AutomationTicks, raw: Path, keys: list[str], re
         assert res.success
         return seconds
 
+    settled: list = []
+
+    def both(name: str) -> None:
+        out[f"{name}_requested"], out[f"tick_{name}"] = ticks()
+        if settled:  # the baseline's requests never run here: each refresh is measured from the settled state
+            baseline.cursor = settled[0]
+        out[f"{name}_requested_baseline"], out[f"tick_{name}_baseline"] = baseline()
+
     out: dict = {}
-    out["new_requested"], out["tick_new"] = ticks()
+    both("new")
     assert out["new_requested"] == {"prepared_sources": len(keys), "texture_beds": len(keys)}, out["new_requested"]
     reported, out["report_materialized"] = _timed(_report_materialized, instance, keys)
-    out["settle_requested"], _ = ticks()
-    assert out["settle_requested"] == {}, out["settle_requested"]
+    both("settle")
+    assert out["settle_requested"] == {} and out["settle_requested_baseline"] == {}, out
+    settled.append(baseline.cursor)
     log(
         f"automation: the tick after the selection requests {out['new_requested']} in {out['tick_new']:.2f} s; "
         f"{reported} runless materializations stand in for the backfill ({out['report_materialized']:.1f} s)"
     )
-    out["refresh_unchanged"] = refresh()
-    out["unchanged_requested"], out["tick_unchanged_refresh"] = ticks()
+    out["refresh_nochange"] = refresh()
+    both("nochange")
     touched = sorted(raw.rglob("*.flac"))[len(keys) // 2]
     os.utime(touched, ns=(time.time_ns(), time.time_ns()))
     out["refresh_touched"] = refresh()
-    out["touched_requested"], out["tick_touched"] = ticks()
+    both("touched")
     edited = sorted(raw.rglob("*.flac"))[len(keys) // 3]
     info = sf.info(edited)
     write(edited, np.flip(music_like(info.duration, info.samplerate, seed=424242)), info.samplerate)
     out["refresh_edited"] = refresh()
-    out["edited_requested"], out["tick_edited"] = ticks()
+    both("edited")
+
+    def count(requested: dict) -> int:
+        return sum(requested.values())
+
+    for name, what in (("nochange", "no file changed"), ("touched", "1 file touched (same bytes)"),
+                       ("edited", "1 file edited")):  # fmt: skip
+        now, before = out[f"{name}_requested"], out[f"{name}_requested_baseline"]
+        log(
+            f"automation over {len(keys)} sources, catalog refresh with {what}: the next tick requests "
+            f"{count(now)} partition(s) {now or ''} in {out[f'tick_{name}']:.2f} s; the baseline (eager on the whole "
+            f"selection, from the settled state) {count(before)} in {out[f'tick_{name}_baseline']:.2f} s "
+            f"({count(now) / max(count(before), 1):.4f}x the partitions)"
+        )
     log(
-        f"automation over {len(keys)} sources after a catalog refresh: no file changed -> {out['unchanged_requested']} "
-        f"requested, tick {out['tick_unchanged_refresh']:.2f} s (refresh {out['refresh_unchanged']:.1f} s); "
-        f"1 file touched (same bytes) -> {out['touched_requested']}, tick {out['tick_touched']:.2f} s; "
-        f"1 file edited -> {out['edited_requested']}, tick {out['tick_edited']:.2f} s "
-        f"(refresh {out['refresh_edited']:.1f} s)"
+        f"a catalog refresh (audio_catalog + selected_sources, {len(keys)} files reused) took "
+        f"{out['refresh_nochange']:.1f} s"
     )
     return out
 
