@@ -234,8 +234,27 @@ class StagedRepo:
     copied: int = 0
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def _leftovers(staging: Path) -> list[Path]:
-    return [p for p in staging.parent.glob(f".{staging.name}.*") if p.suffix in (".partial", ".old")]
+    """Folders a killed run left beside `staging` (`.<name>.<pid>-<hex>.partial|.old`); a running
+    process's own are not leftovers."""
+    out = []
+    for p in staging.parent.glob(f".{staging.name}.*"):
+        tag = p.name[len(staging.name) + 2 :].rsplit(".", 1)
+        if len(tag) == 2 and tag[1] in ("partial", "old"):
+            pid = tag[0].split("-", 1)[0]
+            if not (pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))):
+                out.append(p)
+    return out
 
 
 def manifest(plan: ModelPlan, files: dict[str, dict[str, Any]], settings: dict[str, str]) -> dict[str, Any]:

@@ -118,11 +118,23 @@ def test_a_missing_variant_names_the_asset_to_materialize(data: Path) -> None:
     assert len(ms.plan_repository(data / "models", TIERS, ("fp32", "int8")).models) == 4
 
 
-def test_leftovers_of_a_killed_run_are_swept(data: Path) -> None:
-    leftover = data / ".hf_model_staging.999-deadbeef.partial"
+def test_leftovers_of_a_killed_run_are_swept_but_not_a_running_ones(data: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = data / f".hf_model_staging.{dead.stdout.strip()}-deadbeef.partial"
     (leftover / "onnx").mkdir(parents=True)
-    stage(data)
-    assert not leftover.exists() and (data / "hf_model_staging/README.md").is_file()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        in_progress = data / f".hf_model_staging.{running.pid}-0badf00d.partial"
+        in_progress.mkdir()
+        stage(data)
+        assert not leftover.exists() and in_progress.is_dir()
+        assert (data / "hf_model_staging/README.md").is_file()
+    finally:
+        running.kill()
+        running.wait()
 
 
 def test_the_files_check_sees_a_changed_source_and_a_stray_file(data: Path) -> None:
