@@ -4,6 +4,8 @@ never leaks."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +16,7 @@ from music_assets.defs.hf_model import MODEL_REPO_ENV, hf_model, hf_model_checks
 from music_assets.defs.publish import HuggingFaceHub
 from music_assets.io import sha256_file
 from music_assets.ml.onnx_generate import main as onnx_generate
+from music_assets.paths import REPO_ROOT
 from music_assets.publish import layout
 from music_assets.publish.model_staging import staged_models_run
 from music_assets_tests.ml.tiny_models import GOOD_SAMPLING
@@ -234,3 +237,24 @@ def test_without_a_repository_or_a_dataset_link_it_only_plans(data: Path, instan
         manifest["repo_id"] is None
         and 'snapshot_download("<owner>/<model>"' in (data / "hf_model_staging" / "README.md").read_text()
     )
+
+
+def test_the_readme_command_stages_and_plans_from_the_cli(data: Path, dagster_home: Path) -> None:
+    """`dagster asset materialize --select hf_model` on the code location, as the README gives it (no token)."""
+    config = {
+        "resources": {"hf_hub": {"config": {"repo_id": DATASET}}},
+        "ops": {"hf_model": {"config": {"tiers": [TIER], "precisions": ["fp32", "int8"]}}},
+    }
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "asset", "materialize", "-m", "music_assets.definitions", "--select", "hf_model"]
+    proc = subprocess.run(
+        [*cmd, "--config-json", json.dumps(config)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    assert "dry run (no token in $HF_TOKEN)" in output and "RUN_SUCCESS" in output
+    for check in CHECKS:
+        assert f"Asset check '{check}' on 'hf_model' passed" in output
+    manifest = json.loads((data / "hf_model_staging" / "manifest.json").read_text())
+    assert [m["folder"] for m in manifest["models"]] == [f"onnx/{TIER}/fp32", f"onnx/{TIER}/int8"]
+    assert manifest["repo_id"] == REPO and manifest["dataset"] == DATASET
