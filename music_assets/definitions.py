@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from music_assets.defs import automation, export, models, publish, rudiment_audio, rudiments, sources
+from music_assets.defs import automation, export, hf_model, models, publish, rudiment_audio, rudiments, sources
 from music_assets.defs import textures as texture_defs
 from music_assets.executors import selected_executor
 
@@ -21,6 +21,7 @@ defs = dg.Definitions.merge(
     publish.defs,
     models.defs,
     export.defs,
+    hf_model.defs,
     automation.defs,
     dg.Definitions(executor=selected_executor()),
 ).map_resolved_asset_specs(func=automation.follow_inputs, selection=list(automation.FOLLOW_INPUTS))

@@ -42,6 +42,11 @@ def models_dir() -> Path:
     return data_dir() / "models"
 
 
+def hf_model_staging_dir() -> Path:
+    """The model repository as it will be pushed to the Hub (`hf_model`)."""
+    return data_dir() / "hf_model_staging"
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
 
@@ -49,4 +54,6 @@ def dagster_home() -> Path:
 def generated_dirs() -> list[Path]:
     """Folders under the data dir that hold outputs (never scanned as inputs)."""
     d = data_dir()
-    return [d / n for n in ("catalog", "sources", "rudiments", "hf_staging", "models", "dagster_home")]
+    return [
+        d / n for n in ("catalog", "sources", "rudiments", "hf_staging", "hf_model_staging", "models", "dagster_home")
+    ]
