@@ -42,6 +42,11 @@ def models_dir() -> Path:
     return data_dir() / "models"
 
 
+def training_sets_dir() -> Path:
+    """<data dir>/training_sets/: annotations/, captions/, style_presets.parquet and one folder per set."""
+    return data_dir() / "training_sets"
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
 
@@ -49,4 +54,4 @@ def dagster_home() -> Path:
 def generated_dirs() -> list[Path]:
     """Folders under the data dir that hold outputs (never scanned as inputs)."""
     d = data_dir()
-    return [d / n for n in ("catalog", "sources", "rudiments", "hf_staging", "models", "dagster_home")]
+    return [d / n for n in ("catalog", "sources", "rudiments", "hf_staging", "models", "training_sets", "dagster_home")]
