@@ -12,7 +12,6 @@ client, or plans the upload when no token or repository is configured.
 """
 
 # No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
-import hashlib
 import json
 from pathlib import Path
 from typing import Literal
@@ -155,7 +154,8 @@ def style_presets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     except PresetError as exc:
         raise dg.Failure(description=str(exc)) from None
     rows = as_rows(presets)
-    write_parquet(presets_file(), pa.Table.from_pylist(rows))
+    table = pa.Table.from_pylist(rows)
+    write_parquet(presets_file(), table)
     per_category = [{"category": c, "presets": sum(p.category == c for p in presets.values())} for c in CATEGORIES]
     return dg.MaterializeResult(
         metadata={
@@ -174,6 +174,9 @@ def style_presets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                     ("mood", "string"),
                 ],
             ),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(f.name, str(f.type)) for f in table.schema]
+            ),
             "source": dg.MetadataValue.path(str(PRESETS_FILE)),
             "path": dg.MetadataValue.path(str(presets_file())),
         }
@@ -182,10 +185,6 @@ def style_presets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 # ---------------------------------------------------------------------------
 # track_captions
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @dg.asset(
@@ -200,7 +199,7 @@ def track_captions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Per source: the style (sidecar, else rules over the measured features, with the rule and a
     confidence), tags from the preset's vocabulary plus measured facts, a one-sentence caption, the
     lyrics ([Instrumental] or the sidecar's file). A track that cannot be used gets an `error` row."""
-    from music_assets.io import write_json  # noqa: PLC0415
+    from music_assets.io import sha256_file, write_json  # noqa: PLC0415
     from music_assets.training_sets.captions import caption_record  # noqa: PLC0415
     from music_assets.training_sets.presets import load_presets  # noqa: PLC0415
 
@@ -212,7 +211,7 @@ def track_captions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             missing.append(f"{key}: {src} does not exist (materialize track_annotations first)")
             continue
         record = caption_record(json.loads(src.read_text(encoding="utf-8")), presets)
-        record["annotation_sha256"] = _sha256(src)
+        record["annotation_sha256"] = sha256_file(src)
         write_json(captions_dir() / f"{key}.json", record)
         if record["error"]:
             context.log.warning(f"{key}: not in the training set: {record['error']}")
@@ -263,125 +262,16 @@ class TrainingSetConfig(dg.Config):
     min_key_confidence: float = Field(default=0.5, description="low_confidence lists measured keys below this strength")
 
 
-SET_CHECKS = [
-    dg.AssetCheckSpec(
-        "annotations_complete",
-        asset="lora_training_set",
-        blocking=True,
-        description="Every track has BPM, key and time signature, each with its confidence and source.",
-    ),
-    dg.AssetCheckSpec(
-        "tags_from_vocabulary",
-        asset="lora_training_set",
-        blocking=True,
-        description="Every tag of every v1 _prompt.txt is in the track's preset vocabulary or is one of "
-        "its measured facts.",
-    ),
-    dg.AssetCheckSpec(
-        "caption_tempo_matches_bpm",
-        asset="lora_training_set",
-        blocking=True,
-        description="The v1.5 caption (.caption.txt, .json), the v1 tags, the .json bpm and the CSV's "
-        "BPM agree with the annotated BPM.",
-    ),
-    dg.AssetCheckSpec(
-        "split_has_validation",
-        asset="lora_training_set",
-        blocking=True,
-        description="Both layouts hold train and validation tracks, none in both; counts match the summary.",
-    ),
-    dg.AssetCheckSpec(
-        "datasets_loads_rows_match",
-        asset="lora_training_set",
-        blocking=True,
-        description="datasets.load_from_disk of each v1 HF dataset returns exactly the rows ACE-Step's "
-        "converter makes of the files; every row's audio decodes and is the annotated audio.",
-    ),
-    dg.AssetCheckSpec(
-        "style_balance",
-        asset="lora_training_set",
-        description="Of the categories in the set, none under min_category_share (warning); the "
-        "style distribution table.",
-    ),
-    dg.AssetCheckSpec(
-        "low_confidence",
-        asset="lora_training_set",
-        description="Measured BPMs and keys under their confidence thresholds, listed by file (warning).",
-    ),
-]
+def _set_checks() -> list[dg.AssetCheckSpec]:
+    from music_assets.training_sets.checks import BLOCKING, DESCRIPTIONS  # noqa: PLC0415
+
+    return [
+        dg.AssetCheckSpec(name, asset="lora_training_set", blocking=name in BLOCKING, description=desc)
+        for name, desc in DESCRIPTIONS.items()
+    ]
 
 
-def collect_tracks(keys: list[str]) -> tuple[list[dict], list[dict]]:
-    """(tracks to build, excluded rows with the file and the reason) from the caption and annotation files."""
-    rows = _selected_rows()
-    tracks, excluded = [], []
-    for key in sorted(keys):
-        cap_path, ann_path = captions_dir() / f"{key}.json", annotations_dir() / f"{key}.json"
-        if not cap_path.is_file() or not ann_path.is_file():
-            excluded.append(
-                {
-                    "source_id": key,
-                    "file": str(cap_path),
-                    "reason": "not annotated and captioned yet (materialize track_annotations and track_captions)",
-                }
-            )
-            continue
-        cap = json.loads(cap_path.read_text(encoding="utf-8"))
-        if cap.get("error"):
-            excluded.append({"source_id": key, "file": str(cap_path), "reason": cap["error"]})
-            continue
-        if cap.get("annotation_sha256") != _sha256(ann_path):
-            excluded.append(
-                {
-                    "source_id": key,
-                    "file": str(cap_path),
-                    "reason": f"captioned from an older {ann_path.name} (re-materialize track_captions)",
-                }
-            )
-            continue
-        ann = json.loads(ann_path.read_text(encoding="utf-8"))
-        row = rows.get(key, {})
-        title = Path(row.get("rel_path") or key).stem
-        tracks.append(
-            {
-                **{
-                    k: ann[k]
-                    for k in (
-                        "source_id",
-                        "prepared_path",
-                        "prepared_sha256",
-                        "bpm_confidence",
-                        "key_confidence",
-                        "timesignature_confidence",
-                        "annotation_source",
-                        "duration_sec",
-                    )
-                },
-                **{
-                    k: cap[k]
-                    for k in (
-                        "style",
-                        "category",
-                        "style_source",
-                        "style_confidence",
-                        "tags",
-                        "caption",
-                        "lyrics",
-                        "vocal",
-                        "language",
-                        "bpm",
-                        "key",
-                        "camelot",
-                        "timesignature",
-                    )
-                },
-                "bpm": ann["bpm"],
-                "title": title,
-                "artist": row.get("author") or "",
-                "license": row.get("license") or "unknown",
-            }
-        )
-    return tracks, excluded
+SET_CHECKS = _set_checks()
 
 
 @dg.asset(group_name=GROUP, deps=[track_captions], kinds={"huggingface", "flac"}, check_specs=SET_CHECKS)
@@ -391,6 +281,7 @@ def lora_training_set(context: dg.AssetExecutionContext, config: TrainingSetConf
     CSV), with a seeded validation split, a repeat count, a dataset hash and a JSON summary; audio
     hard-linked from prepared_sources; built aside and swapped in whole."""
     from music_assets.training_sets import checks  # noqa: PLC0415
+    from music_assets.training_sets.collect import collect_tracks  # noqa: PLC0415
     from music_assets.training_sets.dataset import SetConfig, SetError, build_set  # noqa: PLC0415
     from music_assets.training_sets.layouts import LayoutError  # noqa: PLC0415
     from music_assets.training_sets.presets import load_presets  # noqa: PLC0415
@@ -405,7 +296,7 @@ def lora_training_set(context: dg.AssetExecutionContext, config: TrainingSetConf
     try:
         set_config.validate()
         keys = context.instance.get_dynamic_partitions(prepared_source_partitions.name)
-        tracks, excluded = collect_tracks(keys)
+        tracks, excluded = collect_tracks(keys, annotations_dir(), captions_dir(), _selected_rows())
         for e in excluded:
             context.log.warning(f"not in the set: {e['file']}: {e['reason']}")
         summary = build_set(tracks, paths.training_sets_dir(), set_config, excluded)

@@ -31,6 +31,18 @@ from music_assets.training_sets.captions import caption_tempo_problems, fact_tag
 from music_assets.training_sets.dataset import SPLITS, read_summary, read_tracks
 from music_assets.training_sets.presets import CATEGORIES, Preset
 
+DESCRIPTIONS = {
+    "annotations_complete": "Every track has BPM, key and time signature, each with its confidence and source.",
+    "tags_from_vocabulary": "Every tag of every v1 _prompt.txt is in the track's preset vocabulary or is one of its "
+    "measured facts.",
+    "caption_tempo_matches_bpm": "The v1.5 caption (.caption.txt, .json), the v1 tags, the .json bpm and the CSV's BPM "
+    "agree with the annotated BPM.",
+    "split_has_validation": "Both layouts hold train and validation tracks, none in both; counts match the summary.",
+    "datasets_loads_rows_match": "datasets.load_from_disk of each v1 HF dataset returns exactly the rows ACE-Step's "
+    "converter makes of the files; every row's audio decodes and is the annotated audio.",
+    "style_balance": "Of the categories in the set, none under min_category_share (warning); the style distribution.",
+    "low_confidence": "Measured BPMs and keys under their confidence thresholds, listed by file (warning).",
+}
 BLOCKING = (
     "annotations_complete",
     "tags_from_vocabulary",
