@@ -274,7 +274,13 @@ def _set_checks() -> list[dg.AssetCheckSpec]:
 SET_CHECKS = _set_checks()
 
 
-@dg.asset(group_name=GROUP, deps=[track_captions], kinds={"huggingface", "flac"}, check_specs=SET_CHECKS)
+@dg.asset(
+    group_name=GROUP,
+    deps=[track_captions],
+    kinds={"huggingface", "flac"},
+    check_specs=SET_CHECKS,
+    automation_condition=FOLLOW,
+)
 def lora_training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig) -> dg.MaterializeResult:
     """The captioned tracks in both ACE-Step layouts (v1: audio + _prompt.txt + _lyrics.txt and the HF
     dataset its converter builds; 1.5: audio + .lyrics.txt + .caption.txt + .json and the key/BPM
