@@ -299,6 +299,7 @@ def lora_training_set(context: dg.AssetExecutionContext, config: TrainingSetConf
         seed=config.seed,
         audio_format=config.audio_format,
     )
+    excluded: list[dict] = []
     try:
         set_config.validate()
         keys = context.instance.get_dynamic_partitions(prepared_source_partitions.name)
@@ -307,7 +308,8 @@ def lora_training_set(context: dg.AssetExecutionContext, config: TrainingSetConf
             context.log.warning(f"not in the set: {e['file']}: {e['reason']}")
         summary = build_set(tracks, paths.training_sets_dir(), set_config, excluded)
     except (SetError, LayoutError) as exc:
-        raise dg.Failure(description=str(exc)) from None
+        reasons = "".join(f"\n- {e['file']}: {e['reason']}" for e in excluded)
+        raise dg.Failure(description=str(exc) + (f"\nnot in the set:{reasons}" if reasons else "")) from None
     folder = paths.training_sets_dir() / config.name
     presets = load_presets()
     outcomes = {

@@ -128,4 +128,4 @@ def test_bad_sidecars_give_reason_rows_not_a_crash(data_dir: Path, instance, dem
     result = dg.materialize([ts.lora_training_set], instance=instance, raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
-    assert "at least 2 tracks" in str(failure)
+    assert "at least 2 tracks" in str(failure) and "style 'polka'" in str(failure) and "missing.txt" in str(failure)
