@@ -74,11 +74,19 @@ def _csv_row(root: Path, rel_path: str) -> tuple[dict[str, Any], Path] | None:
             reader = csv.DictReader(fh)
             reader.fieldnames = [h.strip() for h in reader.fieldnames or []]
             for record in reader:
-                if (record.get("path") or "").strip().lstrip("./") == rel_path:
+                if _norm_rel(record.get("path") or "") == rel_path:
                     return {k: v for k, v in record.items() if k in FIELDS and v not in (None, "")}, path
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{path}: not a readable CSV file ({exc})") from None
     return None
+
+
+def _norm_rel(path: str) -> str:
+    """A CSV `path` cell as the catalog compares it: `/`-separated, without a leading `./`."""
+    p = path.strip().replace("\\", "/")
+    while p.startswith("./"):
+        p = p[2:]
+    return p
 
 
 def inside(path: Path, bases: list[Path]) -> bool:

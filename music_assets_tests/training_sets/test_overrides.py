@@ -20,7 +20,7 @@ def _tree(tmp_path: Path) -> tuple[Path, Path]:
 def test_sidecar_wins_over_csv_field_by_field(tmp_path: Path) -> None:
     root, data = _tree(tmp_path)
     (root / "tracks" / "song.flac.json").write_text(json.dumps({"bpm": "92", "key": "e-flat major"}))
-    (root / "provenance.csv").write_text("path,bpm,timesignature,style\ntracks/song.flac,120,3/4,jazzhop\n")
+    (root / "provenance.csv").write_text("path,bpm,timesignature,style\n./tracks/song.flac,120,3/4,jazzhop\n")
     ov = read_overrides(root, "tracks/song.flac", data)
     assert ov.values == {"bpm": 92.0, "key": "Eb major", "timesignature": 3, "style": "jazzhop"}
     assert ov.sources == {"bpm": "sidecar", "key": "sidecar", "timesignature": "csv", "style": "csv"}
