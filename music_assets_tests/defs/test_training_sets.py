@@ -15,6 +15,7 @@ from music_assets.defs import sources
 from music_assets.defs import training_sets as ts
 from music_assets.defs.partitions import prepared_source_partitions
 from music_assets.paths import REPO_ROOT
+from music_assets_tests.publish.hub_double import RecordingHfApi
 
 DEMO_ROOT = REPO_ROOT / "data" / "raw_audio"
 # What the demo recordings are (scripts/make_demo_audio.py): BPM, key; the jazz sidecar names its style.
@@ -23,6 +24,17 @@ TRUTH = {
     "ballad_strings": (68.0, "F major"),
     "jazz_trio_take2": (132.0, "G major"),
 }
+_API: list[RecordingHfApi] = []
+
+
+class DoubleHub(ts.HuggingFaceHub):
+    """The Hub resource with the publish tests' recording double in place of HfApi."""
+
+    def make_api(self, token: str) -> RecordingHfApi:
+        _API[0].token = token
+        return _API[0]
+
+
 ASSETS = [ts.track_annotations, ts.style_presets, ts.track_captions, ts.lora_training_set, ts.training_set_hub]
 
 
@@ -100,6 +112,16 @@ def test_demo_sources_to_training_set(data_dir: Path, instance, demo_root: Path,
     again = dg.materialize([ts.lora_training_set], instance=instance)
     meta2 = again.asset_materializations_for_node("lora_training_set")[0].metadata
     assert meta2["dataset_hash"].value == summary["dataset_hash"]
+
+    # with a token and a repository, the Hub client pushes the whole set
+    monkeypatch.setenv("HF_TOKEN", "hf_FAKE_token_for_training_set_tests")
+    _API[:] = [RecordingHfApi()]
+    pushed = dg.materialize(
+        [ts.training_set_hub], instance=instance, resources={"training_set_hf_hub": DoubleHub(repo_id="me/lofi-set")}
+    )
+    assert pushed.asset_materializations_for_node("training_set_hub")[0].metadata["mode"].value == "uploaded"
+    remote = set(_API[0].repos["me/lofi-set"]) - {".gitattributes"}
+    assert remote == {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
 def test_bad_sidecars_give_reason_rows_not_a_crash(data_dir: Path, instance, demo_root: Path) -> None:
