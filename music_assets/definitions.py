@@ -11,11 +11,13 @@ import dagster as dg
 
 from music_assets.defs import automation, export, hf_model, models, publish, rudiment_audio, rudiments, sources
 from music_assets.defs import textures as texture_defs
+from music_assets.defs import training_sets as training_set_defs
 from music_assets.executors import selected_executor
 
 defs = dg.Definitions.merge(
     sources.defs,
     texture_defs.defs,
+    training_set_defs.defs,
     rudiments.defs,
     rudiment_audio.defs,
     publish.defs,

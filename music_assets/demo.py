@@ -191,7 +191,7 @@ def run(argv: list[str] | None = None) -> int:
                     return rc
                 print(f"{label} ok in {took:.0f} s")
     print(f"\nDone in {time.monotonic() - started:.0f} s. Outputs are under {data_dir()}:")
-    for sub in ("catalog", "sources", "rudiments", "hf_staging", "models"):
+    for sub in ("catalog", "sources", "training_sets", "rudiments", "hf_staging", "models"):
         p = data_dir() / sub
         if p.exists():
             print(f"  {p}")

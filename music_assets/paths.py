@@ -47,6 +47,11 @@ def hf_model_staging_dir() -> Path:
     return data_dir() / "hf_model_staging"
 
 
+def training_sets_dir() -> Path:
+    """<data dir>/training_sets/: annotations/, captions/, style_presets.parquet and one folder per set."""
+    return data_dir() / "training_sets"
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
 
@@ -54,6 +59,5 @@ def dagster_home() -> Path:
 def generated_dirs() -> list[Path]:
     """Folders under the data dir that hold outputs (never scanned as inputs)."""
     d = data_dir()
-    return [
-        d / n for n in ("catalog", "sources", "rudiments", "hf_staging", "hf_model_staging", "models", "dagster_home")
-    ]
+    names = ("catalog", "sources", "rudiments", "hf_staging", "hf_model_staging", "models", "training_sets")
+    return [d / n for n in (*names, "dagster_home")]
