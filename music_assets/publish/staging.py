@@ -47,7 +47,6 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,7 +57,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from music_assets.io import PARTIAL_SUFFIX, write_bytes, write_parquet
+from music_assets.io import tmp_path, write_bytes, write_parquet
 from music_assets.publish import layout
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SPLITS
 from music_assets.rudiments.library import load_library
@@ -228,7 +227,7 @@ def sample_table(samples: pa.Table, exercises: pa.Table, labels_dir: Path) -> pa
 
 
 def _tmp_beside(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+    return tmp_path(dest)
 
 
 def sync_file(src: Path, dest: Path) -> str:
