@@ -42,6 +42,16 @@ def models_dir() -> Path:
     return data_dir() / "models"
 
 
+def manifests_dir() -> Path:
+    """Per-partition manifests (file hashes, config fingerprint): `music_assets.integrity`."""
+    return data_dir() / "manifests"
+
+
+def locks_dir() -> Path:
+    """Lock files of partitions being written: `music_assets.locks`."""
+    return data_dir() / ".locks"
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
 
@@ -49,4 +59,7 @@ def dagster_home() -> Path:
 def generated_dirs() -> list[Path]:
     """Folders under the data dir that hold outputs (never scanned as inputs)."""
     d = data_dir()
-    return [d / n for n in ("catalog", "sources", "rudiments", "hf_staging", "models", "dagster_home")]
+    return [
+        d / n
+        for n in ("catalog", "sources", "rudiments", "hf_staging", "models", "manifests", ".locks", "dagster_home")
+    ]
