@@ -289,7 +289,8 @@ class PoolWatch:
         self.log(
             f"step(s) {', '.join(sorted(waiting))} wait for pool '{pool}' (limit {info.slot_count}): its slot is "
             f"held by run {holder} (step {', '.join(steps) or '?'}{where}). They start when that step ends. "
-            f"To go on sooner: let both run with `dagster instance concurrency set {pool} 2`; if run {holder} "
+            f"To go on sooner: allow more at once with `dagster instance concurrency set {pool} "
+            f"{info.slot_count + 1}`; if run {holder} "
             f"is stuck, terminate it from the UI; if its processes are gone, `python -m music_assets.instance "
             f"--reap` (done here automatically for runs of this machine)"
         )

@@ -93,3 +93,23 @@ def test_confine_resolves_links_and_dot_dots(data_dir: Path, tmp_path: Path) -> 
     for key in ("../evil", "a/b", "..", "", "new\nline"):
         with pytest.raises(PathEscapeError, match="refused"):
             confined_child(data_dir / "sources", key, what="partition key")
+
+
+def test_a_table_path_that_leaves_the_data_dir_is_refused_by_staging(tmp_path: Path) -> None:
+    import shutil
+
+    import pyarrow as pa
+
+    from music_assets.publish.staging import StagingError, stage
+    from music_assets_tests.publish.labelled_dataset import build
+
+    data = build(tmp_path / "data").root
+    samples = data / "rudiments" / "labels" / "samples.parquet"
+    table = pq.read_table(samples)
+    paths = table.column("audio_path").to_pylist()
+    shutil.copy(data / paths[0], tmp_path / "secret.flac")  # a readable file outside the data dir
+    paths[0] = "../secret.flac"
+    pq.write_table(table.set_column(table.schema.get_field_index("audio_path"), "audio_path", pa.array(paths)), samples)
+    with pytest.raises(StagingError, match="outside"):
+        stage(data, data / "hf_staging")
+    assert not list((data / "hf_staging").rglob("*.parquet"))  # nothing staged
