@@ -52,6 +52,16 @@ def training_sets_dir() -> Path:
     return data_dir() / "training_sets"
 
 
+def manifests_dir() -> Path:
+    """Per-partition manifests (file hashes, config fingerprint): `music_assets.integrity`."""
+    return data_dir() / "manifests"
+
+
+def locks_dir() -> Path:
+    """Lock files of partitions being written: `music_assets.locks`."""
+    return data_dir() / ".locks"
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
 
@@ -60,4 +70,4 @@ def generated_dirs() -> list[Path]:
     """Folders under the data dir that hold outputs (never scanned as inputs)."""
     d = data_dir()
     names = ("catalog", "sources", "rudiments", "hf_staging", "hf_model_staging", "models", "training_sets")
-    return [d / n for n in (*names, "dagster_home")]
+    return [d / n for n in (*names, "manifests", ".locks", "dagster_home")]
