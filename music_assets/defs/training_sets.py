@@ -23,6 +23,7 @@ from music_assets import paths
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
 from music_assets.defs.publish import RETRY, HuggingFaceHub
 from music_assets.defs.sources import prepared_file, prepared_sources, selected_file
+from music_assets.integrity import confined_child
 
 GROUP = "training_sets"
 FOLLOW = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
@@ -34,6 +35,15 @@ def annotations_dir() -> Path:
 
 def captions_dir() -> Path:
     return paths.training_sets_dir() / "captions"
+
+
+def annotation_file(key: str) -> Path:
+    """The annotation of one source partition; the key stays one name inside the data dir."""
+    return confined_child(annotations_dir(), key, what="track_annotations partition key", suffix=".json")
+
+
+def caption_file(key: str) -> Path:
+    return confined_child(captions_dir(), key, what="track_captions partition key", suffix=".json")
 
 
 def presets_file() -> Path:
@@ -98,7 +108,7 @@ def track_annotations(context: dg.AssetExecutionContext, config: AnnotationConfi
         except (AnalysisError, OSError) as exc:
             failures.append(f"{key} ({prepared_file(key)}): {exc}")
             continue
-        write_json(annotations_dir() / f"{key}.json", record)
+        write_json(annotation_file(key), record)
         done[key] = record
     if failures:
         raise dg.Failure(
@@ -125,7 +135,7 @@ def track_annotations(context: dg.AssetExecutionContext, config: AnnotationConfi
                 "onset_density": r["onset_density"],
                 "vocal": r["vocal"],
                 "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in r["problems"]) or "none"),
-                "path": dg.MetadataValue.path(str(annotations_dir() / f"{key}.json")),
+                "path": dg.MetadataValue.path(str(annotation_file(key))),
             },
         )
     stale = _remove_stale(
@@ -206,13 +216,13 @@ def track_captions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     presets = load_presets()
     missing = []
     for key in context.partition_keys:
-        src = annotations_dir() / f"{key}.json"
+        src = annotation_file(key)
         if not src.is_file():
             missing.append(f"{key}: {src} does not exist (materialize track_annotations first)")
             continue
         record = caption_record(json.loads(src.read_text(encoding="utf-8")), presets)
         record["annotation_sha256"] = sha256_file(src)
-        write_json(captions_dir() / f"{key}.json", record)
+        write_json(caption_file(key), record)
         if record["error"]:
             context.log.warning(f"{key}: not in the training set: {record['error']}")
         meta = (
@@ -230,7 +240,7 @@ def track_captions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             }
         )
         context.add_asset_metadata(
-            partition_key=key, metadata={**meta, "path": dg.MetadataValue.path(str(captions_dir() / f"{key}.json"))}
+            partition_key=key, metadata={**meta, "path": dg.MetadataValue.path(str(caption_file(key)))}
         )
     if missing:
         raise dg.Failure(description="\n".join(missing))

@@ -113,3 +113,22 @@ def test_a_table_path_that_leaves_the_data_dir_is_refused_by_staging(tmp_path: P
     with pytest.raises(StagingError, match="outside"):
         stage(data, data / "hf_staging")
     assert not list((data / "hf_staging").rglob("*.parquet"))  # nothing staged
+
+
+def test_an_escaping_key_writes_no_annotation_or_caption_outside_the_data_dir(
+    deep_data_dir: Path, tmp_path: Path
+) -> None:
+    from music_assets.defs.training_sets import track_annotations, track_captions
+
+    planted = deep_data_dir / "sources" / "prepared" / f"{KEY}.flac"
+    _flac(Path(os.path.normpath(planted)), 32.0)
+    outside = {k: v for k, v in digest_tree(tmp_path).items() if not k.startswith("a/b/data/")}
+    for asset in (track_annotations, track_captions):
+        with dg.DagsterInstance.ephemeral() as instance:
+            instance.add_dynamic_partitions(prepared_source_partitions.name, [KEY])
+            result = dg.materialize([asset], instance=instance, partition_key=KEY, raise_on_error=False)
+        assert not result.success
+        text = failure_text(result)
+        assert "partition key" in text and "refused" in text, text
+    after = {k: v for k, v in digest_tree(tmp_path).items() if not k.startswith("a/b/data/")}
+    assert after == outside
