@@ -19,8 +19,16 @@ Rows
     (the file is there but cannot be read or decoded whole) or `skipped` (the
     walk does not analyse it: a folder or pipe with an audio name, a macOS
     `._` metadata companion, a link that loops, dangles or leads into an
-    excluded folder, a second name for a file already cataloged); `error` holds the reason for
-    every non-ok row.
+    excluded folder, a second name for a file already cataloged, a name that
+    is not valid UTF-8 or holds a control character such as a newline);
+    `error` holds the reason for every non-ok row.
+
+File names are data
+    A name that is not valid UTF-8 (a `\xff` byte from another system) or
+    holds control characters gets its row like any other file, `skipped` with
+    the reason, its `rel_path` escaped (`bad\xffname.wav`, `line\nbreak.wav`)
+    so that the table, the logs and the UI can hold it; it never fails the
+    catalog or the raw-audio sensor. Rename the file to catalog it.
 
 Identity
     `source_id` is the key a person recognises: the slug of the file's stem
@@ -151,6 +159,7 @@ class Entry:
     error: str | None = None
     sidecar: str | None = None  # the provenance sidecar JSON beside the file, if any
     sidecar_stamp: tuple[int, int] | None = None  # its (size, mtime_ns)
+    sidecar_error: str | None = None  # why the sidecar is not read (a link that leaves the roots)
 
 
 @dataclass
@@ -160,6 +169,7 @@ class WalkStats:
     unreadable_folders: list[str] = field(default_factory=list)
     links_not_followed: list[str] = field(default_factory=list)
     provenance_csv: dict[str, tuple[int, int]] = field(default_factory=dict)  # root -> (size, mtime_ns)
+    provenance_csv_errors: dict[str, str] = field(default_factory=dict)  # root -> why its CSV is not read
 
 
 def audio_format(name: str) -> str | None:
@@ -173,11 +183,35 @@ def _is_within(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
 
 
+def odd_name(name: str) -> str | None:
+    """Why a file name cannot be stored as it is (not valid UTF-8, control characters), or None."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the path is not valid UTF-8"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "the path contains a control character (newline, tab, ...)"
+    return None
+
+
+def escape_name(name: str) -> str:
+    """A printable, valid UTF-8 rendering of any file name: undecodable bytes as \\xNN, control
+    characters as \\n, \\t or \\xNN. Names that are fine are returned unchanged."""
+    if odd_name(name) is None:
+        return name
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    special = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return "".join(special.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c) for c in text)
+
+
 class _Walker:
     def __init__(self, roots: Sequence[str], excluded: Iterable[str | os.PathLike[str]]):
         self.roots = roots
         self.excluded = [os.path.realpath(p) for p in excluded]
         self.visited_dirs: set[str] = set()
+        # real folders reached through a folder link under a root (a linked library): their own
+        # sidecars are read like those under a root; a sidecar that links out of both is not
+        self.linked_dirs: list[str] = []
         self.seen_files: dict[str, str] = {}
         self.entries: list[Entry] = []
         self.links: list[tuple[str, str, str]] = []  # (root, rel_path, path)
@@ -200,8 +234,19 @@ class _Walker:
             )
             return
         self.seen_files[real] = os.path.join(root, rel)
-        sidecar, stamp = _find_sidecar(path, names)
-        self.entries.append(Entry(root, rel, path, st.st_size, st.st_mtime_ns, sidecar=sidecar, sidecar_stamp=stamp))
+        sidecar, stamp, problem = _find_sidecar(path, names, [*self.roots, *self.linked_dirs])
+        self.entries.append(
+            Entry(
+                root,
+                rel,
+                path,
+                st.st_size,
+                st.st_mtime_ns,
+                sidecar=sidecar,
+                sidecar_stamp=stamp,
+                sidecar_error=problem,
+            )
+        )
 
     def walk_dir(self, root: str, rel_dir: str, real_dir: str) -> None:
         stack = [(rel_dir, real_dir)]
@@ -215,7 +260,7 @@ class _Walker:
                 with os.scandir(real_dir) as it:
                     items = sorted(it, key=lambda e: e.name)
             except OSError as exc:
-                self.stats.unreadable_folders.append(f"{os.path.join(root, rel_dir)} ({exc.strerror})")
+                self.stats.unreadable_folders.append(f"{escape_name(os.path.join(root, rel_dir))} ({exc.strerror})")
                 continue
             subdirs = []
             names = {item.name: item for item in items}
@@ -239,7 +284,7 @@ class _Walker:
                             Entry(root, rel, item.path, status="skipped", error="is a directory, not an audio file")
                         )
                     if self._excluded_dir(item.name, item.path):
-                        self.stats.excluded.append(os.path.join(root, rel))
+                        self.stats.excluded.append(escape_name(os.path.join(root, rel)))
                     else:
                         subdirs.append((rel, item.path))
                 elif fmt:
@@ -299,6 +344,7 @@ class _Walker:
                     self.entries.append(
                         Entry(root, rel, path, status="skipped", error="is a directory, not an audio file")
                     )
+                self.linked_dirs.append(real)
                 self.walk_dir(root, rel, real)
             elif audio:
                 if stat.S_ISREG(st.st_mode):
@@ -312,16 +358,20 @@ class _Walker:
         if audio:
             self.entries.append(Entry(root, rel, path, status="skipped", error=reason))
         else:
-            self.stats.links_not_followed.append(f"{os.path.join(root, rel)} ({reason})")
+            self.stats.links_not_followed.append(f"{escape_name(os.path.join(root, rel))} ({reason})")
 
 
-def _find_sidecar(path: str, names: dict[str, Any] | None) -> tuple[str | None, tuple[int, int] | None]:
-    """The first sidecar candidate beside `path` that is a regular file, and its (size, mtime_ns).
+def _find_sidecar(
+    path: str, names: dict[str, Any] | None, roots: Sequence[str] = ()
+) -> tuple[str | None, tuple[int, int] | None, str | None]:
+    """The first sidecar candidate beside `path` that is a regular file, its (size, mtime_ns), and
+    why it must not be read (it resolves outside `roots`, through a link), or None.
 
     `names`: the folder's listing (os.DirEntry by name) when the walk has it, so
     only existing candidates cost a stat.
     """
     from music_assets.audio.provenance import sidecar_candidates  # noqa: PLC0415
+    from music_assets.integrity import PathEscapeError, confine  # noqa: PLC0415
 
     folder, name = os.path.split(path)
     for candidate in sidecar_candidates(name):
@@ -333,8 +383,14 @@ def _find_sidecar(path: str, names: dict[str, Any] | None) -> tuple[str | None, 
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode):
-            return full, (st.st_size, st.st_mtime_ns)
-    return None, None
+            problem = None
+            if roots:
+                try:
+                    confine(full, roots, what=f"sidecar {candidate}")
+                except PathEscapeError:
+                    problem = "is a link that resolves outside the catalog roots; not read"
+            return full, (st.st_size, st.st_mtime_ns), problem
+    return None, None, None
 
 
 def resolve_roots(roots: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -361,6 +417,7 @@ def scan(
         walker.walk_dir(root, "", root)
     walker.follow_links()
     from music_assets.audio.provenance import CSV_NAME  # noqa: PLC0415
+    from music_assets.integrity import PathEscapeError, confine  # noqa: PLC0415
 
     for root in real_roots:
         try:
@@ -369,20 +426,47 @@ def scan(
             continue
         if stat.S_ISREG(st.st_mode):
             walker.stats.provenance_csv[root] = (st.st_size, st.st_mtime_ns)
+            try:
+                confine(os.path.join(root, CSV_NAME), real_roots, what=CSV_NAME)
+            except PathEscapeError:
+                walker.stats.provenance_csv_errors[root] = (
+                    f"{CSV_NAME}: is a link that resolves outside the catalog roots; not read"
+                )
+    entries = [_odd_entry(e) for e in walker.entries]
     order = {r: i for i, r in enumerate(real_roots)}
-    walker.entries.sort(key=lambda e: (order[e.root], e.rel_path))
-    return walker.entries, walker.stats
+    entries.sort(key=lambda e: (order[e.root], e.rel_path))
+    return entries, walker.stats
+
+
+def _odd_entry(e: Entry) -> Entry:
+    """`e`, or for a path that cannot be stored as it is, a skipped entry with the name escaped."""
+    reason = odd_name(e.rel_path)
+    if reason is None:
+        return e
+    return Entry(
+        e.root,
+        escape_name(e.rel_path),
+        e.path,
+        e.size,
+        e.mtime_ns,
+        "skipped",
+        f"{reason} (shown escaped); rename the file to catalog it",
+    )
 
 
 def fingerprint(entries: Iterable[Entry], stats: WalkStats | None = None) -> str:
     """A hash of what the walk saw (paths, sizes, mtimes, walk verdicts, provenance sidecars and
     provenance.csv files): it changes when a file or its provenance does."""
     h = hashlib.sha256()
+
+    def put(text: str) -> None:  # a path with bytes that are not UTF-8 is hashed as its bytes, never an error
+        h.update(text.encode("utf-8", "surrogateescape"))
+
     for e in entries:
-        h.update(f"{e.root}\x1f{e.rel_path}\x1f{e.size}\x1f{e.mtime_ns}\x1f{e.status}".encode())
-        h.update(f"\x1f{e.sidecar}\x1f{e.sidecar_stamp}\x1e".encode())
+        put(f"{e.root}\x1f{e.rel_path}\x1f{e.size}\x1f{e.mtime_ns}\x1f{e.status}")
+        put(f"\x1f{e.sidecar}\x1f{e.sidecar_stamp}\x1e")
     for root, stamp in sorted((stats.provenance_csv if stats else {}).items()):
-        h.update(f"csv\x1f{root}\x1f{stamp}\x1e".encode())
+        put(f"csv\x1f{root}\x1f{stamp}\x1e")
     return h.hexdigest()
 
 
@@ -722,13 +806,20 @@ def add_provenance(rows: list[dict[str, Any]], entries: Sequence[Entry], stats: 
     """
     from music_assets.audio import provenance as pv  # noqa: PLC0415
 
-    sidecars = {(e.root, e.rel_path): e.sidecar for e in entries}
-    tables = {root: pv.read_csv(os.path.join(root, pv.CSV_NAME)) for root in stats.provenance_csv}
+    sidecars = {(e.root, e.rel_path): (e.sidecar, e.sidecar_error) for e in entries}
+    tables = {
+        root: pv.CsvTable({}, {}, stats.provenance_csv_errors[root])
+        if root in stats.provenance_csv_errors
+        else pv.read_csv(os.path.join(root, pv.CSV_NAME))
+        for root in stats.provenance_csv
+    }
     for row in rows:
         errors: list[str | None] = []
-        sidecar_path = sidecars.get((row["root"], row["rel_path"]))
+        sidecar_path, sidecar_error = sidecars.get((row["root"], row["rel_path"]), (None, None))
         sidecar = None
-        if sidecar_path:
+        if sidecar_path and sidecar_error:
+            errors.append(f"{escape_name(os.path.basename(sidecar_path))}: {sidecar_error}")
+        elif sidecar_path:
             try:
                 sidecar = pv.read_sidecar(sidecar_path)
             except pv.ProvenanceError as exc:

@@ -60,12 +60,36 @@ class SelectionRules:
     allowed_licenses: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
-        if self.min_duration_sec > self.max_duration_sec:
-            raise ValueError(f"min_duration_sec {self.min_duration_sec} > max_duration_sec {self.max_duration_sec}")
-        if self.max_clipped_ratio <= 0:
-            raise ValueError("max_clipped_ratio must be > 0")
-        if self.allowed_licenses is not None and isinstance(self.allowed_licenses, str):
-            raise ValueError("allowed_licenses must be a list of licenses, not one string")
+        problems = rule_problems(self)
+        if problems:
+            raise ValueError("invalid selection rules: " + "; ".join(problems))
+
+
+def rule_problems(r: SelectionRules) -> list[str]:
+    """Every way `r` is out of range or inconsistent (empty when the rules make sense)."""
+    import math  # noqa: PLC0415
+
+    problems = []
+    for name in ("min_duration_sec", "max_duration_sec", "preferred_boost", "max_clipped_ratio", "max_silence_ratio"):
+        if not math.isfinite(getattr(r, name)):
+            problems.append(f"{name} must be a finite number, got {getattr(r, name)}")
+    if problems:
+        return problems
+    if r.min_duration_sec < 0:
+        problems.append(f"min_duration_sec must be >= 0, got {r.min_duration_sec}")
+    if not r.min_duration_sec < r.max_duration_sec:
+        problems.append(f"min_duration_sec {r.min_duration_sec} must be < max_duration_sec {r.max_duration_sec}")
+    if not 0 < r.max_clipped_ratio <= 1:
+        problems.append(f"max_clipped_ratio must be in (0, 1], got {r.max_clipped_ratio}")
+    if not 0 <= r.max_silence_ratio <= 1:
+        problems.append(f"max_silence_ratio must be in [0, 1], got {r.max_silence_ratio}")
+    if r.preferred_channels is not None and r.preferred_channels < 1:
+        problems.append(f"preferred_channels must be >= 1, got {r.preferred_channels}")
+    if r.preferred_sample_rate is not None and r.preferred_sample_rate < 1:
+        problems.append(f"preferred_sample_rate must be >= 1, got {r.preferred_sample_rate}")
+    if r.allowed_licenses is not None and isinstance(r.allowed_licenses, str):
+        problems.append("allowed_licenses must be a list of licenses, not one string")
+    return problems
 
 
 def path_words(rel_path: str) -> list[str]:

@@ -24,8 +24,11 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from music_assets.defs.guards import clear_errors, writing
 from music_assets.paths import data_dir, hf_staging_dir
 from music_assets.publish import layout
+
+STAGING_ASSET = "hf_staging"
 
 RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -73,11 +76,12 @@ class HuggingFaceHub(dg.ConfigurableResource):
 class StagingConfig(dg.Config):
     file_budget: int = Field(
         default=50_000,
+        ge=0,
         description="up to this many media files (audio + MIDI) are also staged as browsable files beside the "
         "parquet shards (hard links); above it, only the parquet (the Hub refuses repositories of more than 100K "
         "files)",
     )
-    shard_size_mb: float = Field(default=500.0, description="upper bound of a parquet shard's size (MB)")
+    shard_size_mb: float = Field(default=500.0, gt=0, description="upper bound of a parquet shard's size (MB)")
     shard_storage: Literal["auto", "local", "deferred"] = Field(
         default="auto",
         description="where the sample shards (which embed the audio) live: `local` writes them into the staging "
@@ -94,6 +98,7 @@ class PublishConfig(dg.Config):
     commit_message: str = Field(default="Update the dataset from music_assets")
     deferred_batch_mb: float = Field(
         default=2000.0,
+        gt=0,
         description="deferred shards are built, uploaded (one commit) and deleted in groups of at most this many "
         "MB: the most they occupy on disk at once",
     )
@@ -125,27 +130,40 @@ def _bed_provenance() -> dict[str, dict]:
 def hf_staging(
     context: dg.AssetExecutionContext, config: StagingConfig, hf_hub: HuggingFaceHub
 ) -> dg.MaterializeResult:
+    from music_assets import integrity  # noqa: PLC0415
+    from music_assets.defs.rudiments import verified_labels  # noqa: PLC0415
     from music_assets.publish.card import CardSettings, write_card  # noqa: PLC0415
     from music_assets.publish.staging import StagingSettings, expected_files, stage, sweep  # noqa: PLC0415
 
     staging = hf_staging_dir()
-    staged = stage(
-        data_dir(),
-        staging,
-        StagingSettings(
-            file_budget=config.file_budget, shard_size_mb=config.shard_size_mb, shard_storage=config.shard_storage
-        ),
-    )
-    card = write_card(
-        staged,
-        CardSettings(
-            repo_id=hf_hub.repository(),
-            license=config.license,
-            pretty_name=config.pretty_name,
-            bed_sources=_bed_provenance(),
-        ),
-    )
-    removed = sweep(staging, expected_files(staged, card.files))
+    with writing(context):
+        labels = verified_labels("hf_staging")  # the tables, and every audio and MIDI file they name
+        integrity.invalidate_manifest(STAGING_ASSET)
+        staged = stage(
+            data_dir(),
+            staging,
+            StagingSettings(
+                file_budget=config.file_budget, shard_size_mb=config.shard_size_mb, shard_storage=config.shard_storage
+            ),
+        )
+        card = write_card(
+            staged,
+            CardSettings(
+                repo_id=hf_hub.repository(),
+                license=config.license,
+                pretty_name=config.pretty_name,
+                bed_sources=_bed_provenance(),
+            ),
+        )
+        removed = sweep(staging, expected_files(staged, card.files))
+        integrity.write_manifest(  # what hf_dataset uploads is verified against it
+            STAGING_ASSET,
+            None,
+            _every_file(staging),
+            fingerprint=integrity.fingerprint(config.model_dump()),
+            run_id=context.run_id,
+            inputs={labels.label: labels.digest},
+        )
     files = layout.list_files(staging)
     if card.undocumented:
         context.log.warning(f"columns without a description in the card: {', '.join(card.undocumented)}")
@@ -186,6 +204,16 @@ def hf_staging(
             "rudiment_plot": dg.MetadataValue.path(str(staging / layout.RUDIMENT_PLOT)),
         }
     )
+
+
+def _every_file(root) -> list:
+    """Every file under `root`, hidden ones (deferred shard plans) included, but not the record of
+    deferred builds (hf_dataset's own bookkeeping, which it rewrites)."""
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    paths = (Path(d) / n for d, _dirs, names in os.walk(root) for n in names)
+    return sorted(p for p in paths if p.relative_to(root).as_posix() != layout.BUILT_RECORD)
 
 
 def _check_result(outcome) -> dg.AssetCheckResult:
@@ -295,6 +323,10 @@ def hf_dataset(
                     "plan": dg.MetadataValue.md(plan.markdown()),
                 }
             )
+        from music_assets.integrity import verify_manifest  # noqa: PLC0415
+
+        with clear_errors():  # upload exactly what hf_staging wrote: every file's sha256 as recorded
+            verify_manifest(STAGING_ASSET)
         if not written_for((staging / layout.CARD).read_text(encoding="utf-8"), repo_id):
             raise dg.Failure(
                 description=f"{staging / layout.CARD} was written for another repository than "

@@ -35,7 +35,7 @@ from typing import Any
 
 import dagster as dg
 
-from music_assets import paths
+from music_assets import integrity, paths
 from music_assets.audio.catalog import LEGACY_KEY
 
 
@@ -182,7 +182,15 @@ def migrate_legacy_keys(instance: dg.DagsterInstance, mapping: Mapping[str, str]
     write_text(legacy_file(), json.dumps(dict(sorted(legacy.items())), indent=1) + "\n")
     for old, new in sorted(mapping.items()):
         for migration in registered():
+            name = migration.asset.key.to_user_string()
+            try:  # a partition's manifest moves with its files only if they are intact before the move
+                intact = integrity.verify_manifest(name, old) is not None
+            except integrity.IntegrityError:
+                intact = False
+                integrity.remove_manifest(name, old)  # refused under the new key until it is re-made
             migration.move_files(old, new)
+            if intact:
+                integrity.rekey_manifest(name, old, new)
         for migration in registered():
             _copy(instance, migration, old, new)
     return dict(mapping)

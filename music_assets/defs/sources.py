@@ -22,14 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from music_assets import paths
 from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC, PREPARATION_VERSION
 from music_assets.defs import source_keys
 from music_assets.defs.automation import per_source_condition, schedule_status, sensor_status
 from music_assets.defs.checks import partition_evaluation
+from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
+from music_assets.integrity import confine, confined_child
 from music_assets.progress import ProgressLog
 
 GROUP = "sources"
@@ -50,7 +52,11 @@ def prepared_dir() -> Path:
 
 
 def prepared_file(source_id: str) -> Path:
-    return prepared_dir() / f"{source_id}.flac"
+    """The prepared FLAC of a partition key, confined to the data dir (a key is data: it may try to escape)."""
+    return confined_child(prepared_dir(), source_id, what="prepared_sources partition key", suffix=".flac")
+
+
+PREPARED_ASSET = "prepared_sources"
 
 
 def default_roots() -> list[str]:
@@ -102,12 +108,15 @@ class CatalogConfig(dg.Config):
         description="Folders to catalog in this run only, walked recursively. Default: the audio_roots resource "
         "($MUSIC_ASSETS_AUDIO_ROOTS, else <data dir>/raw_audio), which automation always catalogs.",
     )
-    workers: int = Field(default=0, description="Analysis processes; 0 means one per core.")
+    workers: int = Field(default=0, ge=0, description="Analysis processes; 0 means one per core.")
     incremental: bool = Field(
         default=True, description="Reuse the previous row of every file whose size and mtime are unchanged."
     )
     max_error_ratio: float = Field(
-        default=0.1, description="The error_ratio check warns when more than this fraction of files are errors."
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="The error_ratio check warns when more than this fraction of files are errors (0-1).",
     )
 
 
@@ -176,18 +185,19 @@ def audio_catalog(
     roots = config.roots or audio_roots.paths()
     setting = "this run's config (ops.audio_catalog.config.roots)" if config.roots else audio_roots.setting()
     context.log.info(f"cataloging {', '.join(roots)} (from {setting})")
-    previous = catalog.load_previous(catalog_file()) if config.incremental else {}
-    try:
-        result = catalog.build_catalog(
-            roots,
-            previous=previous,
-            excluded=paths.generated_dirs(),
-            workers=config.workers,
-            progress=ProgressLog(context.log.info, "catalog", "files"),
-        )
-    except catalog.CatalogError as exc:
-        raise dg.Failure(description=str(exc)) from None
-    write_parquet(catalog_file(), result.table())
+    with writing(context):
+        previous = catalog.load_previous(catalog_file()) if config.incremental else {}
+        try:
+            result = catalog.build_catalog(
+                roots,
+                previous=previous,
+                excluded=paths.generated_dirs(),
+                workers=config.workers,
+                progress=ProgressLog(context.log.info, "catalog", "files"),
+            )
+        except catalog.CatalogError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        write_parquet(catalog_file(), result.table())
     s = catalog.summary(result.rows)
     for problem in result.stats.unreadable_folders:
         context.log.warning(f"folder not readable, not cataloged: {problem}")
@@ -252,6 +262,21 @@ class SelectionConfig(dg.Config):
         description="Licenses a source may have (case-insensitive, e.g. ['CC0-1.0', 'CC-BY-4.0']; add 'unknown' "
         "to keep sources without one). Default None: every license, recorded in the license column.",
     )
+    allow_empty: bool = Field(
+        default=False,
+        description="A selection that selects nothing fails instead of removing every prepared source "
+        "(its partitions and files); set true to remove them all on purpose.",
+    )
+
+    @model_validator(mode="after")
+    def _rules_make_sense(self) -> "SelectionConfig":
+        from music_assets.audio.selection import SelectionRules  # noqa: PLC0415
+
+        SelectionRules(**self.rules())  # raises ValueError naming every problem
+        return self
+
+    def rules(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if k != "allow_empty"}
 
 
 def source_provenance() -> dict[str, dict[str, Any]]:
@@ -400,35 +425,50 @@ def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig)
 
     from music_assets.audio.catalog import markdown_table  # noqa: PLC0415
     from music_assets.audio.selection import SelectionRules, select_sources  # noqa: PLC0415
+    from music_assets.integrity import remove_manifest  # noqa: PLC0415
     from music_assets.io import write_parquet  # noqa: PLC0415
 
-    rules = SelectionRules(**config.model_dump())
+    rules = SelectionRules(**config.rules())
     table, failures = select_sources(_read_parquet(catalog_file()), rules)
-    previous = _previous_selection()
     rows = table.to_pylist()
     chosen = [r for r in rows if r["selected"]]
     wanted = preparable_ids(rows)
     instance = context.instance
     name = prepared_source_partitions.name
     current = set(instance.get_dynamic_partitions(name))
-    added = sorted(set(wanted) - current)
-    if added:
-        instance.add_dynamic_partitions(name, added)
-    # The versions, then the migration's copies; the selection is written after both, so a run that
-    # dies before records them again (the previous selection is the baseline of what changed).
-    changed, gone = versions_to_record(instance, previous, rows)
-    record_source_versions(context, changed, gone)
-    migrated = source_keys.migrate_legacy_keys(instance, source_keys.legacy_key_map(previous, rows, current, wanted))
-    if migrated:
-        context.log.info(f"renamed {len(migrated)} sources to readable keys: {source_keys.describe(migrated)}")
-    write_parquet(selected_file(), table)
-    removed = sorted(current - set(wanted))
-    if removed:
-        delete_dynamic_partitions(instance, name, removed)
-    keep = set(wanted)
-    stale = [p for p in prepared_dir().glob("*.flac") if p.stem not in keep] if prepared_dir().is_dir() else []
-    for p in stale:
-        p.unlink()
+    existing = sorted(prepared_dir().glob("*.flac")) if prepared_dir().is_dir() else []
+    if not wanted and (current or existing) and not config.allow_empty:
+        top = sorted(failures.items(), key=lambda kv: -kv[1])[:3]
+        raise dg.Failure(
+            description=f"the selection rules select none of the {len(rows)} cataloged files "
+            f"(most rejected by: {', '.join(f'{k} ({n})' for k, n in top) or 'no rows'}); refusing to remove "
+            f"the {len(current)} prepared_sources partitions and {len(existing)} prepared files. Check the "
+            "rules, or set allow_empty: true to remove every prepared source on purpose. Nothing was changed.",
+            metadata={"cataloged": len(rows), "partitions_kept": len(current), "prepared_files_kept": len(existing)},
+        )
+    previous = _previous_selection()
+    with writing(context):
+        added = sorted(set(wanted) - current)
+        if added:
+            instance.add_dynamic_partitions(name, added)
+        # The versions, then the migration's copies; the selection is written after both, so a run that
+        # dies before records them again (the previous selection is the baseline of what changed).
+        changed, gone = versions_to_record(instance, previous, rows)
+        record_source_versions(context, changed, gone)
+        migrated = source_keys.migrate_legacy_keys(
+            instance, source_keys.legacy_key_map(previous, rows, current, wanted)
+        )
+        if migrated:
+            context.log.info(f"renamed {len(migrated)} sources to readable keys: {source_keys.describe(migrated)}")
+        write_parquet(selected_file(), table)
+        removed = sorted(current - set(wanted))
+        if removed:
+            delete_dynamic_partitions(instance, name, removed)
+        keep = set(wanted)
+        stale = [p for p in prepared_dir().glob("*.flac") if p.stem not in keep] if prepared_dir().is_dir() else []
+        for p in stale:
+            remove_manifest(PREPARED_ASSET, p.stem)
+            p.unlink()
     if removed or stale:
         context.log.info(f"removed {len(removed)} partitions and {len(stale)} prepared files no longer selected")
     context.log.info(f"{len(added)} sources new, {len(changed)} changed, {len(gone)} no longer selected")
@@ -494,6 +534,11 @@ def source_files(context) -> dg.DataVersionsByPartition:
     return dg.DataVersionsByPartition({r["source_id"]: r["source_version"] for r in rows if r["source_id"] in wanted})
 
 
+class PreparedSourcesConfig(dg.Config):
+    """No settings: the preparation is fixed (48 kHz stereo, 30-240 s, -1 dBFS). Declared so that
+    unknown keys in run config are refused instead of silently ignored."""
+
+
 PREPARED_CHECKS = [
     dg.AssetCheckSpec(
         name, asset="prepared_sources", blocking=True, description=desc, partitions_def=prepared_source_partitions
@@ -514,24 +559,39 @@ PREPARED_CHECKS = [
     # source_files, which records changes only (a new source is a new partition, never observed).
     automation_condition=per_source_condition(ignore_updates=["selected_sources"], optional=["source_files"]),
 )
-def prepared_sources(context: dg.AssetExecutionContext):
+def prepared_sources(context: dg.AssetExecutionContext, config: PreparedSourcesConfig):
     """Each selected source at 48 kHz stereo, 30-240 s, peak -1 dBFS, 24-bit FLAC, with a 0-100
-    quality score. The four blocking checks are measured per partition from the written file."""
+    quality score. The four blocking checks are measured per partition from the written file.
+    Each partition's manifest records the file's sha256 (texture_beds and rudiment_audio verify it)."""
     from music_assets.audio.preparation import PreparationError, check_prepared, prepare_source  # noqa: PLC0415
+    from music_assets.integrity import PathEscapeError, fingerprint, invalidate_manifest, write_manifest  # noqa: PLC0415
     from music_assets.io import remove_partials  # noqa: PLC0415
 
     by_id = {r["source_id"]: r for r in _read_parquet(selected_file()).to_pylist() if r["selected"]}
-    remove_partials(prepared_dir())
+    with clear_errors():
+        dests = {key: prepared_file(key) for key in context.partition_keys}  # every key confined before any write
     prepared, failures = [], []
-    for key in context.partition_keys:
-        row = by_id.get(key)
-        if row is None:
-            failures.append(f"{key}: not a selected source in {selected_file()} (re-materialize selected_sources)")
-            continue
-        try:
-            prepared.append((key, row, prepare_source(Path(row["root"]) / row["rel_path"], prepared_file(key))))
-        except (PreparationError, OSError) as exc:
-            failures.append(f"{key} ({row['rel_path']}): {exc}")
+    with writing(context):
+        remove_partials(prepared_dir())
+        for key, dest in dests.items():
+            row = by_id.get(key)
+            if row is None:
+                failures.append(f"{key}: not a selected source in {selected_file()} (re-materialize selected_sources)")
+                continue
+            try:
+                source = confine(Path(row["root"]) / row["rel_path"], [row["root"]], what=f"source of {key}")
+                invalidate_manifest(PREPARED_ASSET, key)
+                p = prepare_source(source, dest)
+                write_manifest(
+                    PREPARED_ASSET,
+                    key,
+                    [p.path],
+                    fingerprint=fingerprint({"source": row["rel_path"], "content_hash": row["content_hash"]}),
+                    run_id=context.run_id,
+                )
+                prepared.append((key, row, p))
+            except (PreparationError, PathEscapeError, OSError) as exc:
+                failures.append(f"{key} ({row['rel_path']}): {exc}")
     if failures:
         raise dg.Failure(
             description="could not prepare:\n" + "\n".join(failures),

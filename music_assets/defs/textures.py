@@ -15,21 +15,29 @@ import base64
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from music_assets import paths
 from music_assets.audio.textures import CHECK_DESCRIPTIONS, PROFILE_NAMES, TEXTURES_VERSION
 from music_assets.defs import source_keys
 from music_assets.defs.automation import per_source_condition
 from music_assets.defs.checks import materialize_with_checks
+from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
-from music_assets.defs.sources import GROUP, prepared_file, prepared_sources, selected_file
+from music_assets.defs.sources import GROUP, PREPARED_ASSET, prepared_file, prepared_sources, selected_file
+from music_assets.integrity import confined_child
 
 ASSET_KEY = dg.AssetKey("texture_beds")
+TEXTURES_ASSET = "texture_beds"
 
 
 def textures_dir() -> Path:
     return paths.sources_dir() / "textures"
+
+
+def texture_folder(source_id: str) -> Path:
+    """The folder of one partition's textures, confined to the data dir."""
+    return confined_child(textures_dir(), source_id, what="texture_beds partition key")
 
 
 class TextureConfig(dg.Config):
@@ -37,6 +45,13 @@ class TextureConfig(dg.Config):
         default="default", description=f"Texture profile: {', '.join(PROFILE_NAMES)} (README: Texture beds)."
     )
     seed: int = Field(default=0, description="Seed of every draw, with the source id, kind and index.")
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PROFILE_NAMES:
+            raise ValueError(f"unknown texture profile {value!r}; choose one of {', '.join(PROFILE_NAMES)}")
+        return value
 
 
 def _selected_columns(*names: str) -> dict[str, dict]:
@@ -56,9 +71,12 @@ def _remove_stale(current: set[str]) -> list[str]:
     """Delete the texture folders of sources that are no longer partitions (no longer selected)."""
     import shutil  # noqa: PLC0415
 
+    from music_assets.integrity import remove_manifest  # noqa: PLC0415
+
     root = textures_dir()
     stale = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in current) if root.is_dir() else []
     for name in stale:
+        remove_manifest(TEXTURES_ASSET, name)
         shutil.rmtree(root / name)
     return stale
 
@@ -88,32 +106,49 @@ def texture_beds(context: dg.AssetExecutionContext, config: TextureConfig):
     """Per prepared source: sustained pads, swells, granular clouds and hiss loops/flickers (48 kHz
     stereo 24-bit FLAC) with a textures.parquet index; six blocking checks per partition, measured
     from the written files."""
+    from music_assets import integrity  # noqa: PLC0415
     from music_assets.audio import textures  # noqa: PLC0415 - librosa stays out of code-location loading
 
     try:
         profile = textures.get_profile(config.profile)
     except textures.TextureError as exc:
         raise dg.Failure(description=str(exc)) from None
+    with clear_errors():  # every key confined before anything is read or written
+        places = {key: (prepared_file(key), texture_folder(key)) for key in context.partition_keys}
     selected = _selected_columns("license", "rel_path")
     seed_ids = source_keys.seed_ids()
-    made, failures = {}, []
-    for key in context.partition_keys:
-        source = prepared_file(key)
-        if not source.is_file():
-            failures.append(f"{key}: {source} does not exist (materialize prepared_sources for it first)")
-            continue
-        try:
-            made[key] = textures.make_textures(
-                source,
-                textures_dir() / key,
-                key,
-                profile,
-                config.seed,
-                selected.get(key, {}).get("license") or "unknown",
-                seed_id=seed_ids.get(key, key),
-            )
-        except (textures.TextureError, OSError) as exc:
-            failures.append(f"{key}: {exc}")
+    made, failures, previews = {}, [], {}
+    config_fp = integrity.fingerprint({"profile": profile.name, "seed": config.seed})
+    with writing(context):
+        for key, (source, folder) in places.items():
+            if not source.is_file():
+                failures.append(f"{key}: {source} does not exist (materialize prepared_sources for it first)")
+                continue
+            try:
+                prepared = integrity.verify_manifest(PREPARED_ASSET, key)  # the source as prepare wrote it
+                integrity.invalidate_manifest(TEXTURES_ASSET, key)
+                t = textures.make_textures(
+                    source,
+                    folder,
+                    key,
+                    profile,
+                    config.seed,
+                    selected.get(key, {}).get("license") or "unknown",
+                    seed_id=seed_ids.get(key, key),
+                )
+                previews[key] = textures.preview_png(t.folder, t.rows, t.folder / "preview.png")
+                files = [t.folder / r["file"] for r in t.rows] + [t.index_path, previews[key]]
+                integrity.write_manifest(
+                    TEXTURES_ASSET,
+                    key,
+                    files,
+                    fingerprint=config_fp,
+                    run_id=context.run_id,
+                    inputs={prepared.label: prepared.digest},
+                )
+                made[key] = t
+            except (textures.TextureError, integrity.IntegrityError, OSError) as exc:
+                failures.append(f"{key}: {exc}")
     if failures:
         raise dg.Failure(
             description="could not make textures:\n" + "\n".join(failures),
@@ -122,7 +157,7 @@ def texture_beds(context: dg.AssetExecutionContext, config: TextureConfig):
     results = {}
     for key, t in made.items():
         s = textures.summary(t.rows)
-        preview = textures.preview_png(t.folder, t.rows, t.folder / "preview.png")
+        preview = previews[key]
         context.add_asset_metadata(
             partition_key=key,
             metadata={

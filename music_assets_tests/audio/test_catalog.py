@@ -125,6 +125,23 @@ def test_symlinked_folders_are_followed_once_and_loops_refused(tmp_path: Path) -
     assert rows["album_alias/song.flac"]["source_id"].startswith("song-")
 
 
+def test_a_linked_library_keeps_its_sidecars_and_a_sidecar_linking_out_is_not_read(tmp_path: Path) -> None:
+    root = tmp_path / "raw_audio"
+    library = tmp_path / "elsewhere" / "My Library"
+    write(library / "song.flac", music_like(0.5, seed=1))
+    (library / "song.flac.json").write_text('{"license": "CC-BY-4.0", "author": "me"}')
+    write(library / "other.flac", music_like(0.5, seed=2))
+    (tmp_path / "secret.json").write_text('{"license": "STOLEN-1.0"}')
+    os.symlink(tmp_path / "secret.json", library / "other.flac.json")  # leaves the library and the roots
+    root.mkdir()
+    os.symlink(library, root / "library")
+    entries, _ = scan([root])
+    by_rel = {e.rel_path: e for e in entries}
+    assert by_rel["library/song.flac"].sidecar_error is None
+    assert by_rel["library/song.flac"].sidecar == str(library / "song.flac.json")
+    assert "resolves outside the catalog roots" in by_rel["library/other.flac"].sidecar_error
+
+
 def test_unchanged_files_are_reused_and_changed_ones_reanalysed(tmp_path: Path) -> None:
     root = tmp_path / "root"
     for i in range(4):

@@ -69,6 +69,7 @@ def inputs(data_dir: Path, labelled) -> Path:
 def staged(inputs: Path, first_run) -> Path:
     """The data dir with the staging folder an earlier run left for the same inputs."""
     link_tree(first_run[0] / "hf_staging", inputs / "hf_staging")
+    link_tree(first_run[0] / "manifests" / "hf_staging", inputs / "manifests" / "hf_staging")  # what it recorded
     return inputs
 
 

@@ -9,7 +9,12 @@ from music_assets.definitions import defs
 from music_assets.defs.automation import FOLLOW_INPUTS, nightly_rudiment_dataset
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
 
-LABEL_GATES = ("labels_referential_integrity", "labels_scores_in_range", "labels_stroke_counts_match_midi")
+LABEL_GATES = (
+    "labels_referential_integrity",
+    "labels_scores_in_range",
+    "labels_stroke_counts_match_midi",
+    "labels_values_in_range",
+)
 
 
 def test_nightly_schedule_regenerates_all_40_partitions_in_one_run(instance: dg.DagsterInstance) -> None:

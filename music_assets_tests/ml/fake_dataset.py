@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pretty_midi
 
+from music_assets.integrity import write_manifest
 from music_assets.io import atomic_path, write_parquet
 from music_assets.rudiments.constants import SKILL_TIERS, SPLITS
 from music_assets.seeding import stable_id, stable_rng
@@ -84,6 +85,9 @@ def write_fake_dataset(
     samples = pd.DataFrame(sample_rows)
     write_parquet(root / "rudiments/labels/samples.parquet", samples)
     write_parquet(root / "rudiments/labels/strokes.parquet", pd.DataFrame(stroke_rows))
+    # what rudiment_labels records with its tables: their sha256, which token_corpus verifies
+    labels = [root / "rudiments/labels/samples.parquet", root / "rudiments/labels/strokes.parquet"]
+    write_manifest("rudiment_labels", None, labels, fingerprint="fake dataset", root=root)
     return samples
 
 
