@@ -40,9 +40,10 @@ format: setup-test
 	@.venv/bin/ruff check --fix .
 	@.venv/bin/ruff format .
 
-## Open the Dagster UI on http://$(HOST):$(PORT).
+## Open the Dagster UI on http://$(HOST):$(PORT), after printing which sensors and schedules are on.
 dev: setup
 	@$(PY) -m music_assets.instance
+	@$(PY) -m music_assets.automations http://$(HOST):$(PORT)
 	env --default-signal=INT,TERM .venv/bin/dagster dev -m music_assets.definitions -h $(HOST) -p $(PORT)
 
 ## Run every benchmark in bench/ (each prints its figures and ratios).

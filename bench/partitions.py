@@ -7,6 +7,14 @@ dagster.yaml (SQLite, queued run coordinator), and times:
 
 - `audio_catalog` and `selected_sources` (dg.materialize): the selection adds
   one dynamic partition per selected source;
+- declarative automation as the `follow_inputs` sensor evaluates it (`dg.evaluate_automation_conditions`
+  over the code location's own definitions, on this instance): the tick after the selection (every new
+  source: prepared_sources and texture_beds requested), then, with every partition materialized (reported
+  as runless materializations, standing in for the backfill's runs), a catalog refresh with no file
+  changed, one with a file touched (new mtime, same bytes) and one with a file edited (new bytes): the
+  partitions each next tick requests (targets 0, 0, and 1 + its texture bed) and how long the tick takes,
+  against the baseline measured at the same ticks: the conditions before per-source data versions
+  (`eager()` on every input, the whole selection included), from the settled state;
 - the partition sync itself (`defs.sources.sync_prepared_partitions`): adding
   every key to an empty set, a no-op sync, removing 10 % and adding them back;
 - ticks of `raw_audio_sensor` (build_sensor_context): the first (no cursor,
@@ -97,12 +105,17 @@ def measure(
     out["tree_bytes"], out["make_tree"] = _timed(make_tree, raw, n_files, seconds)
     log(f"{n_files} files of {seconds:g} s written in {out['make_tree']:.1f} s ({out['tree_bytes'] / 1e6:.0f} MB)")
     name = prepared_source_partitions.name
+    resources = {"audio_roots": sources.AudioRoots()}
     with dg.DagsterInstance.get() as instance:
-        res, out["catalog"] = _timed(dg.materialize, [sources.audio_catalog], instance=instance)
+        res, out["catalog"] = _timed(dg.materialize, [sources.audio_catalog], instance=instance, resources=resources)
         assert res.success
+        ticks = AutomationTicks(instance)
+        baseline = AutomationTicks(instance, baseline_defs())
+        ticks()  # the automation sensor's first evaluation, before any source is known
+        baseline()
         res, out["selection"] = _timed(
             dg.materialize, [sources.audio_catalog, sources.selected_sources], instance=instance,
-            selection=[sources.selected_sources],
+            selection=[sources.selected_sources], resources=resources,
         )  # fmt: skip
         assert res.success
         keys = instance.get_dynamic_partitions(name)
@@ -113,6 +126,7 @@ def measure(
         )
         if len(keys) != n_files:
             raise RuntimeError(f"{len(keys)} partitions for {n_files} files: not every file was selected")
+        out.update(_automation(instance, ticks, baseline, raw, keys, resources, log))
 
         _, out["sync_noop"] = _timed(sources.sync_prepared_partitions, instance, keys)
         tenth = keys[:: max(1, 10)]
@@ -128,17 +142,16 @@ def measure(
             f"remove all {out['sync_remove_all']:.2f} s"
         )
 
-        first, out["tick_first"] = _timed(sources.raw_audio_sensor, dg.build_sensor_context(instance=instance))
+        def sensor_context(cursor=None):
+            return dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+
+        first, out["tick_first"] = _timed(sources.raw_audio_sensor, sensor_context())
         assert isinstance(first, dg.SensorResult) and first.run_requests, first
-        same, out["tick_unchanged"] = _timed(
-            sources.raw_audio_sensor, dg.build_sensor_context(instance=instance, cursor=first.cursor)
-        )
+        same, out["tick_unchanged"] = _timed(sources.raw_audio_sensor, sensor_context(first.cursor))
         assert isinstance(same, dg.SkipReason), same
         gone = raw / "album_000" / "take_00000.flac"
         moved = gone.rename(data / "moved.flac")
-        changed, out["tick_file_removed"] = _timed(
-            sources.raw_audio_sensor, dg.build_sensor_context(instance=instance, cursor=first.cursor)
-        )
+        changed, out["tick_file_removed"] = _timed(sources.raw_audio_sensor, sensor_context(first.cursor))
         moved.rename(gone)
         assert isinstance(changed, dg.SensorResult) and changed.run_requests, changed
         assert len(instance.get_dynamic_partitions(name)) == len(keys) - 1  # the tick removed its partition
@@ -147,9 +160,7 @@ def measure(
         away.mkdir()
         for child in list(raw.iterdir()):  # the root stays: without it the sensor skips
             child.rename(away / child.name)
-        emptied, out["tick_all_removed"] = _timed(
-            sources.raw_audio_sensor, dg.build_sensor_context(instance=instance, cursor=first.cursor)
-        )
+        emptied, out["tick_all_removed"] = _timed(sources.raw_audio_sensor, sensor_context(first.cursor))
         for child in list(away.iterdir()):
             child.rename(raw / child.name)
         assert instance.get_dynamic_partitions(name) == [], emptied
@@ -217,6 +228,151 @@ def measure(
             )
             if prepare and runs:
                 out.update(_run_backfill(instance, workspace, backfill_id, raw, keys, log))
+    return out
+
+
+class AutomationTicks:
+    """Successive evaluations of automation conditions (default: the sources group as the code location
+    defines it), as the sensor daemon runs them."""
+
+    def __init__(self, instance, defs=None):
+        self.instance, self.defs, self.cursor = instance, defs if defs is not None else current_defs(), None
+
+    def __call__(self) -> tuple[dict[str, int], float]:
+        import dagster as dg
+
+        t0 = time.perf_counter()
+        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
+        seconds = time.perf_counter() - t0
+        self.cursor = result.cursor
+        keys = {r.key for r in result.results if isinstance(r.key, dg.AssetKey)}
+        return {k.to_user_string(): result.get_num_requested(k) for k in keys if result.get_num_requested(k)}, seconds
+
+
+def current_defs():
+    """The sources group with the code location's own automation conditions. The groups downstream
+    (training sets) follow prepared_sources with the same condition; they are left out so the figures
+    compare like with like against the baseline."""
+    import dagster as dg
+
+    from music_assets.defs import sources
+    from music_assets.defs.textures import texture_beds
+
+    return dg.Definitions(
+        assets=[sources.audio_catalog, sources.selected_sources, sources.source_files,
+                sources.prepared_sources, texture_beds],
+        resources={"audio_roots": sources.AudioRoots()},
+    )  # fmt: skip
+
+
+def baseline_defs():
+    """The baseline, measured in the same run: the sources group with the automation it had before
+    per-source data versions, `eager()` on every input of prepared_sources and texture_beds, the
+    unpartitioned selection included (source_files, which did not exist, may be missing)."""
+    import dagster as dg
+
+    from music_assets.defs import sources
+    from music_assets.defs.textures import texture_beds
+
+    ac = dg.AutomationCondition
+    before = (
+        ac.eager().replace(
+            "any_deps_missing", ac.any_deps_missing().ignore(dg.AssetSelection.assets(sources.SOURCE_FILES))
+        )
+        & ac.all_deps_blocking_checks_passed()
+    )
+
+    def old(asset):
+        return asset.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=before))
+
+    return dg.Definitions(
+        assets=[sources.audio_catalog, sources.selected_sources, sources.source_files,
+                old(sources.prepared_sources), old(texture_beds)],
+        resources={"audio_roots": sources.AudioRoots()},
+    )  # fmt: skip
+
+
+def _report_materialized(instance, keys: list[str]) -> int:
+    """Runless materializations of every partition of prepared_sources and texture_beds not yet materialized:
+    the state the backfill's runs leave, without preparing 3,000 files here (`--prepare` does that)."""
+    import dagster as dg
+
+    n = 0
+    for asset in ("prepared_sources", "texture_beds"):
+        done = instance.get_materialized_partitions(dg.AssetKey(asset))
+        for key in keys:
+            if key not in done:
+                instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=key))
+                n += 1
+    return n
+
+
+def _automation(
+    instance, ticks: AutomationTicks, baseline: AutomationTicks, raw: Path, keys: list[str], resources, log
+) -> dict:
+    """What automation requests after a catalog refresh (the figures of the module docstring), and what the
+    baseline's conditions request at the same ticks."""
+    import dagster as dg
+    import numpy as np
+    import soundfile as sf
+
+    from music_assets.defs import sources
+    from music_assets_tests.audio.audio_trees import music_like, write
+
+    def refresh() -> float:
+        res, seconds = _timed(
+            dg.materialize, [sources.audio_catalog, sources.selected_sources], instance=instance, resources=resources
+        )
+        assert res.success
+        return seconds
+
+    settled: list = []
+
+    def both(name: str) -> None:
+        out[f"{name}_requested"], out[f"tick_{name}"] = ticks()
+        if settled:  # the baseline's requests never run here: each refresh is measured from the settled state
+            baseline.cursor = settled[0]
+        out[f"{name}_requested_baseline"], out[f"tick_{name}_baseline"] = baseline()
+
+    out: dict = {}
+    both("new")
+    assert out["new_requested"] == {"prepared_sources": len(keys), "texture_beds": len(keys)}, out["new_requested"]
+    reported, out["report_materialized"] = _timed(_report_materialized, instance, keys)
+    both("settle")
+    assert out["settle_requested"] == {} and out["settle_requested_baseline"] == {}, out
+    settled.append(baseline.cursor)
+    log(
+        f"automation: the tick after the selection requests {out['new_requested']} in {out['tick_new']:.2f} s; "
+        f"{reported} runless materializations stand in for the backfill ({out['report_materialized']:.1f} s)"
+    )
+    out["refresh_nochange"] = refresh()
+    both("nochange")
+    touched = sorted(raw.rglob("*.flac"))[len(keys) // 2]
+    os.utime(touched, ns=(time.time_ns(), time.time_ns()))
+    out["refresh_touched"] = refresh()
+    both("touched")
+    edited = sorted(raw.rglob("*.flac"))[len(keys) // 3]
+    info = sf.info(edited)
+    write(edited, np.flip(music_like(info.duration, info.samplerate, seed=424242)), info.samplerate)
+    out["refresh_edited"] = refresh()
+    both("edited")
+
+    def count(requested: dict) -> int:
+        return sum(requested.values())
+
+    for name, what in (("nochange", "no file changed"), ("touched", "1 file touched (same bytes)"),
+                       ("edited", "1 file edited")):  # fmt: skip
+        now, before = out[f"{name}_requested"], out[f"{name}_requested_baseline"]
+        log(
+            f"automation over {len(keys)} sources, catalog refresh with {what}: the next tick requests "
+            f"{count(now)} partition(s) {now or ''} in {out[f'tick_{name}']:.2f} s; the baseline (eager on the whole "
+            f"selection, from the settled state) {count(before)} in {out[f'tick_{name}_baseline']:.2f} s "
+            f"({count(now) / max(count(before), 1):.4f}x the partitions)"
+        )
+    log(
+        f"a catalog refresh (audio_catalog + selected_sources, {len(keys)} files reused) took "
+        f"{out['refresh_nochange']:.1f} s"
+    )
     return out
 
 

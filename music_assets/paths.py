@@ -52,6 +52,26 @@ def inside_data_dir(path: str | os.PathLike[str]) -> Path:
     return resolved
 
 
+def hf_model_staging_dir() -> Path:
+    """The model repository as it will be pushed to the Hub (`hf_model`)."""
+    return data_dir() / "hf_model_staging"
+
+
+def training_sets_dir() -> Path:
+    """<data dir>/training_sets/: annotations/, captions/, style_presets.parquet and one folder per set."""
+    return data_dir() / "training_sets"
+
+
+def manifests_dir() -> Path:
+    """Per-partition manifests (file hashes, config fingerprint): `music_assets.integrity`."""
+    return data_dir() / "manifests"
+
+
+def locks_dir() -> Path:
+    """Lock files of partitions being written: `music_assets.locks`."""
+    return data_dir() / ".locks"
+
+
 def dagster_home() -> Path:
     return Path(os.environ.get("DAGSTER_HOME") or data_dir() / "dagster_home").resolve()
 
@@ -59,4 +79,5 @@ def dagster_home() -> Path:
 def generated_dirs() -> list[Path]:
     """Folders under the data dir that hold outputs (never scanned as inputs)."""
     d = data_dir()
-    return [d / n for n in ("catalog", "sources", "rudiments", "hf_staging", "models", "dagster_home")]
+    names = ("catalog", "sources", "rudiments", "hf_staging", "hf_model_staging", "models", "training_sets")
+    return [d / n for n in (*names, "manifests", ".locks", "dagster_home")]

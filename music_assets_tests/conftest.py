@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Settings a developer may have exported: the tests (and the definitions they import) run without them.
+for _name in ("MUSIC_ASSETS_AUDIO_ROOTS", "MUSIC_ASSETS_HF_REPO", "MUSIC_ASSETS_AUTOMATIONS"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ def test_atomic_write_replaces_only_on_success(tmp_path: Path) -> None:
 
 def test_remove_partials(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / ".x.flac.123-ab.partial").write_bytes(b"half")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "a" / f".x.flac.{io.host_tag()}-{int(dead.stdout)}-0123abcd.partial").write_bytes(b"half")
     (tmp_path / "a" / "y.flac").write_bytes(b"whole")
     assert io.remove_partials(tmp_path) == 1
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["y.flac"]

@@ -202,12 +202,16 @@ PROVENANCE = {
     "acquired": "2026-11-23",
     "cost": 0,
 }
-# One file's sidecar: its values win over provenance.csv; unknown keys ("note") are ignored.
+# One file's sidecar: its values win over provenance.csv; unknown keys ("note") are ignored by the
+# catalog. `style` and `timesignature` are a person's word for track_annotations / track_captions
+# (the swung ride gives the meter estimate little to go on).
 SIDECARS = {
     "tracks/jazz_trio_take2.flac": {
         "license": "CC0-1.0",
         "author": "music_assets contributors",
         "note": "a sidecar example: its license wins over provenance.csv",
+        "style": "jazz-trio",
+        "timesignature": "4/4",
     },
 }
 

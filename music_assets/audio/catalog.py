@@ -6,27 +6,40 @@ The walk (`scan`)
     and the given excluded folders (the data dir's generated outputs) are not
     entered. Symlinks are set aside and resolved after every root's real tree
     has been walked, so a file reached both directly and through a link is
-    cataloged under its real path. A symlink is followed only when it resolves
-    inside a root (and outside the excluded folders); folders are tracked by
-    their resolved real path, so a link back to an ancestor (a loop) or to a
-    folder already walked is never entered twice. A root nested in another is
-    cataloged once, under the first.
+    cataloged under its real path. A symlink under a root is followed wherever
+    it resolves (linking a music library into a root catalogs it, under the
+    link's path), except into an excluded folder; folders are tracked by their
+    resolved real path, so each real folder and file is cataloged once: a link
+    back to an ancestor (a loop) or to a folder already walked is refused. A
+    root nested in another is cataloged once, under the first.
 
 Rows
     One row per name with an audio extension (`AUDIO_EXTENSIONS`). Besides the
     measurements of `music_assets.audio.analysis`, `status` is `ok`, `error`
     (the file is there but cannot be read or decoded whole) or `skipped` (the
     walk does not analyse it: a folder or pipe with an audio name, a macOS
-    `._` metadata companion, a link that leaves the roots, loops or dangles, a
-    second name for a file already cataloged); `error` holds the reason for
-    every non-ok row.
+    `._` metadata companion, a link that loops, dangles or leads into an
+    excluded folder, a second name for a file already cataloged, a name that
+    is not valid UTF-8 or holds a control character such as a newline);
+    `error` holds the reason for every non-ok row.
+
+File names are data
+    A name that is not valid UTF-8 (a `\xff` byte from another system) or
+    holds control characters gets its row like any other file, `skipped` with
+    the reason, its `rel_path` escaped (`bad\xffname.wav`, `line\nbreak.wav`)
+    so that the table, the logs and the UI can hold it; it never fails the
+    catalog or the raw-audio sensor. Rename the file to catalog it.
 
 Identity
-    `source_id` is a hash of the root-relative POSIX path and `content_hash`
-    (BLAKE2b of the whole file's bytes), so it is the same on every machine and
-    whatever the absolute root. When two roots hold the same relative path
-    with the same bytes, the later row is `skipped` as a duplicate and has no
-    id.
+    `source_id` is the key a person recognises: the slug of the file's stem
+    and 6 hex digits of a hash of its root-relative POSIX path
+    (`bounces/funk_groove_96bpm.mp3` -> `funk-groove-96bpm-8507e2`;
+    `source_key`). It depends on nothing machine-specific and not on the
+    bytes, so an edited file keeps its key (and its partitions) and the same
+    folder gives the same keys on every machine. When two roots hold the same
+    relative path with the same bytes, the later row is `skipped` as a
+    duplicate and has no id; with other bytes (or, rarely, when two paths'
+    keys collide) the later row's hash also covers its root's folder name.
 
 Incremental runs
     A row from the previous catalog is reused without reading the file when
@@ -51,10 +64,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import multiprocessing
 import os
+import re
 import stat
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +159,7 @@ class Entry:
     error: str | None = None
     sidecar: str | None = None  # the provenance sidecar JSON beside the file, if any
     sidecar_stamp: tuple[int, int] | None = None  # its (size, mtime_ns)
+    sidecar_error: str | None = None  # why the sidecar is not read (a link that leaves the roots)
 
 
 @dataclass
@@ -152,6 +169,7 @@ class WalkStats:
     unreadable_folders: list[str] = field(default_factory=list)
     links_not_followed: list[str] = field(default_factory=list)
     provenance_csv: dict[str, tuple[int, int]] = field(default_factory=dict)  # root -> (size, mtime_ns)
+    provenance_csv_errors: dict[str, str] = field(default_factory=dict)  # root -> why its CSV is not read
 
 
 def audio_format(name: str) -> str | None:
@@ -165,11 +183,35 @@ def _is_within(path: str, parent: str) -> bool:
     return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
 
 
+def odd_name(name: str) -> str | None:
+    """Why a file name cannot be stored as it is (not valid UTF-8, control characters), or None."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the path is not valid UTF-8"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "the path contains a control character (newline, tab, ...)"
+    return None
+
+
+def escape_name(name: str) -> str:
+    """A printable, valid UTF-8 rendering of any file name: undecodable bytes as \\xNN, control
+    characters as \\n, \\t or \\xNN. Names that are fine are returned unchanged."""
+    if odd_name(name) is None:
+        return name
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    special = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return "".join(special.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 32 or ord(c) == 127 else c) for c in text)
+
+
 class _Walker:
     def __init__(self, roots: Sequence[str], excluded: Iterable[str | os.PathLike[str]]):
         self.roots = roots
         self.excluded = [os.path.realpath(p) for p in excluded]
         self.visited_dirs: set[str] = set()
+        # real folders reached through a folder link under a root (a linked library): their own
+        # sidecars are read like those under a root; a sidecar that links out of both is not
+        self.linked_dirs: list[str] = []
         self.seen_files: dict[str, str] = {}
         self.entries: list[Entry] = []
         self.links: list[tuple[str, str, str]] = []  # (root, rel_path, path)
@@ -192,8 +234,19 @@ class _Walker:
             )
             return
         self.seen_files[real] = os.path.join(root, rel)
-        sidecar, stamp = _find_sidecar(path, names)
-        self.entries.append(Entry(root, rel, path, st.st_size, st.st_mtime_ns, sidecar=sidecar, sidecar_stamp=stamp))
+        sidecar, stamp, problem = _find_sidecar(path, names, [*self.roots, *self.linked_dirs])
+        self.entries.append(
+            Entry(
+                root,
+                rel,
+                path,
+                st.st_size,
+                st.st_mtime_ns,
+                sidecar=sidecar,
+                sidecar_stamp=stamp,
+                sidecar_error=problem,
+            )
+        )
 
     def walk_dir(self, root: str, rel_dir: str, real_dir: str) -> None:
         stack = [(rel_dir, real_dir)]
@@ -207,7 +260,7 @@ class _Walker:
                 with os.scandir(real_dir) as it:
                     items = sorted(it, key=lambda e: e.name)
             except OSError as exc:
-                self.stats.unreadable_folders.append(f"{os.path.join(root, rel_dir)} ({exc.strerror})")
+                self.stats.unreadable_folders.append(f"{escape_name(os.path.join(root, rel_dir))} ({exc.strerror})")
                 continue
             subdirs = []
             names = {item.name: item for item in items}
@@ -231,7 +284,7 @@ class _Walker:
                             Entry(root, rel, item.path, status="skipped", error="is a directory, not an audio file")
                         )
                     if self._excluded_dir(item.name, item.path):
-                        self.stats.excluded.append(os.path.join(root, rel))
+                        self.stats.excluded.append(escape_name(os.path.join(root, rel)))
                     else:
                         subdirs.append((rel, item.path))
                 elif fmt:
@@ -274,12 +327,13 @@ class _Walker:
                 reason = "symlink loop" if exc.errno == errno.ELOOP else "broken symlink: the target does not exist"
                 self._not_followed(root, rel, path, audio, reason)
                 continue
+            # Followed wherever it resolves (a library linked into a root); only the part of the
+            # target's path inside a root (or, outside the roots, its own name) is checked for
+            # excluded folder names, so a library under someone's "venv" folder is still read.
             target_root = next((r for r in self.roots if _is_within(real, r)), None)
-            if target_root is None:
-                self._not_followed(root, rel, path, audio, "symlink resolves outside the catalog roots")
-                continue
-            inside = Path(os.path.relpath(real, target_root)).parts
-            if any(_is_within(real, e) for e in self.excluded) or set(inside) & EXCLUDED_DIR_NAMES:
+            inside = Path(os.path.relpath(real, target_root)).parts if target_root else (os.path.basename(real),)
+            excluded = any(_is_within(real, e) for e in self.excluded) or set(inside) & EXCLUDED_DIR_NAMES
+            if excluded or (stat.S_ISDIR(st.st_mode) and os.path.exists(os.path.join(real, "pyvenv.cfg"))):
                 self._not_followed(root, rel, path, audio, "symlink resolves into an excluded folder")
                 continue
             if stat.S_ISDIR(st.st_mode):
@@ -290,6 +344,7 @@ class _Walker:
                     self.entries.append(
                         Entry(root, rel, path, status="skipped", error="is a directory, not an audio file")
                     )
+                self.linked_dirs.append(real)
                 self.walk_dir(root, rel, real)
             elif audio:
                 if stat.S_ISREG(st.st_mode):
@@ -303,16 +358,20 @@ class _Walker:
         if audio:
             self.entries.append(Entry(root, rel, path, status="skipped", error=reason))
         else:
-            self.stats.links_not_followed.append(f"{os.path.join(root, rel)} ({reason})")
+            self.stats.links_not_followed.append(f"{escape_name(os.path.join(root, rel))} ({reason})")
 
 
-def _find_sidecar(path: str, names: dict[str, Any] | None) -> tuple[str | None, tuple[int, int] | None]:
-    """The first sidecar candidate beside `path` that is a regular file, and its (size, mtime_ns).
+def _find_sidecar(
+    path: str, names: dict[str, Any] | None, roots: Sequence[str] = ()
+) -> tuple[str | None, tuple[int, int] | None, str | None]:
+    """The first sidecar candidate beside `path` that is a regular file, its (size, mtime_ns), and
+    why it must not be read (it resolves outside `roots`, through a link), or None.
 
     `names`: the folder's listing (os.DirEntry by name) when the walk has it, so
     only existing candidates cost a stat.
     """
     from music_assets.audio.provenance import sidecar_candidates  # noqa: PLC0415
+    from music_assets.integrity import PathEscapeError, confine  # noqa: PLC0415
 
     folder, name = os.path.split(path)
     for candidate in sidecar_candidates(name):
@@ -324,8 +383,14 @@ def _find_sidecar(path: str, names: dict[str, Any] | None) -> tuple[str | None, 
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode):
-            return full, (st.st_size, st.st_mtime_ns)
-    return None, None
+            problem = None
+            if roots:
+                try:
+                    confine(full, roots, what=f"sidecar {candidate}")
+                except PathEscapeError:
+                    problem = "is a link that resolves outside the catalog roots; not read"
+            return full, (st.st_size, st.st_mtime_ns), problem
+    return None, None, None
 
 
 def resolve_roots(roots: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -352,6 +417,7 @@ def scan(
         walker.walk_dir(root, "", root)
     walker.follow_links()
     from music_assets.audio.provenance import CSV_NAME  # noqa: PLC0415
+    from music_assets.integrity import PathEscapeError, confine  # noqa: PLC0415
 
     for root in real_roots:
         try:
@@ -360,20 +426,47 @@ def scan(
             continue
         if stat.S_ISREG(st.st_mode):
             walker.stats.provenance_csv[root] = (st.st_size, st.st_mtime_ns)
+            try:
+                confine(os.path.join(root, CSV_NAME), real_roots, what=CSV_NAME)
+            except PathEscapeError:
+                walker.stats.provenance_csv_errors[root] = (
+                    f"{CSV_NAME}: is a link that resolves outside the catalog roots; not read"
+                )
+    entries = [_odd_entry(e) for e in walker.entries]
     order = {r: i for i, r in enumerate(real_roots)}
-    walker.entries.sort(key=lambda e: (order[e.root], e.rel_path))
-    return walker.entries, walker.stats
+    entries.sort(key=lambda e: (order[e.root], e.rel_path))
+    return entries, walker.stats
+
+
+def _odd_entry(e: Entry) -> Entry:
+    """`e`, or for a path that cannot be stored as it is, a skipped entry with the name escaped."""
+    reason = odd_name(e.rel_path)
+    if reason is None:
+        return e
+    return Entry(
+        e.root,
+        escape_name(e.rel_path),
+        e.path,
+        e.size,
+        e.mtime_ns,
+        "skipped",
+        f"{reason} (shown escaped); rename the file to catalog it",
+    )
 
 
 def fingerprint(entries: Iterable[Entry], stats: WalkStats | None = None) -> str:
     """A hash of what the walk saw (paths, sizes, mtimes, walk verdicts, provenance sidecars and
     provenance.csv files): it changes when a file or its provenance does."""
     h = hashlib.sha256()
+
+    def put(text: str) -> None:  # a path with bytes that are not UTF-8 is hashed as its bytes, never an error
+        h.update(text.encode("utf-8", "surrogateescape"))
+
     for e in entries:
-        h.update(f"{e.root}\x1f{e.rel_path}\x1f{e.size}\x1f{e.mtime_ns}\x1f{e.status}".encode())
-        h.update(f"\x1f{e.sidecar}\x1f{e.sidecar_stamp}\x1e".encode())
+        put(f"{e.root}\x1f{e.rel_path}\x1f{e.size}\x1f{e.mtime_ns}\x1f{e.status}")
+        put(f"\x1f{e.sidecar}\x1f{e.sidecar_stamp}\x1e")
     for root, stamp in sorted((stats.provenance_csv if stats else {}).items()):
-        h.update(f"csv\x1f{root}\x1f{stamp}\x1e".encode())
+        put(f"csv\x1f{root}\x1f{stamp}\x1e")
     return h.hexdigest()
 
 
@@ -385,11 +478,26 @@ def content_hash(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def source_id(rel_path: str, digest: str | None) -> str:
-    """Stable id of a source: its root-relative path and its bytes, nothing machine-specific."""
+KEY_SLUG_CHARS = 48  # the slug part of a source key, at most
+KEY_HASH_CHARS = 6
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+LEGACY_KEY = re.compile(r"^[0-9a-f]{16}$")  # the ids before readable keys: hash of path and bytes
+
+
+def slug(text: str) -> str:
+    """Lower-case ASCII letters and digits joined by single dashes (accents dropped); "" if none."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _NOT_SLUG.sub("-", ascii_text.lower()).strip("-")[:KEY_SLUG_CHARS].strip("-")
+
+
+def source_key(rel_path: str, salt: str = "") -> str:
+    """A source's id and partition key: the slug of its file stem and a short hash of its
+    root-relative path (`salt`, when given, goes into the hash too); safe as a file name."""
     from music_assets.seeding import stable_id  # noqa: PLC0415
 
-    return stable_id("audio-source", rel_path, digest or "")
+    stem = slug(os.path.splitext(rel_path.rsplit("/", 1)[-1])[0]) or "track"
+    digest = stable_id("audio-source-path", rel_path, salt, length=KEY_HASH_CHARS)
+    return f"{stem}-{digest}"
 
 
 def analyze_path(path: str) -> dict[str, Any]:
@@ -569,8 +677,23 @@ class CatalogResult:
     seconds: float
 
     def table(self):
-        """The rows as a pyarrow Table with the catalog schema."""
-        return rows_to_table(self.rows)
+        """The rows as a pyarrow Table with the catalog schema; its metadata names the roots walked."""
+        table = rows_to_table(self.rows)
+        return table.replace_schema_metadata({**table.schema.metadata, ROOTS_METADATA: json.dumps(self.roots)})
+
+
+ROOTS_METADATA = b"music_assets.roots"
+
+
+def cataloged_roots(path: str | os.PathLike[str]) -> list[str] | None:
+    """The roots a written catalog was made from (real paths); None without a readable catalog."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return list(json.loads(meta[ROOTS_METADATA]))
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
 
 
 def catalog_schema():
@@ -683,13 +806,20 @@ def add_provenance(rows: list[dict[str, Any]], entries: Sequence[Entry], stats: 
     """
     from music_assets.audio import provenance as pv  # noqa: PLC0415
 
-    sidecars = {(e.root, e.rel_path): e.sidecar for e in entries}
-    tables = {root: pv.read_csv(os.path.join(root, pv.CSV_NAME)) for root in stats.provenance_csv}
+    sidecars = {(e.root, e.rel_path): (e.sidecar, e.sidecar_error) for e in entries}
+    tables = {
+        root: pv.CsvTable({}, {}, stats.provenance_csv_errors[root])
+        if root in stats.provenance_csv_errors
+        else pv.read_csv(os.path.join(root, pv.CSV_NAME))
+        for root in stats.provenance_csv
+    }
     for row in rows:
         errors: list[str | None] = []
-        sidecar_path = sidecars.get((row["root"], row["rel_path"]))
+        sidecar_path, sidecar_error = sidecars.get((row["root"], row["rel_path"]), (None, None))
         sidecar = None
-        if sidecar_path:
+        if sidecar_path and sidecar_error:
+            errors.append(f"{escape_name(os.path.basename(sidecar_path))}: {sidecar_error}")
+        elif sidecar_path:
             try:
                 sidecar = pv.read_sidecar(sidecar_path)
             except pv.ProvenanceError as exc:
@@ -706,16 +836,22 @@ def add_provenance(rows: list[dict[str, Any]], entries: Sequence[Entry], stats: 
 
 
 def _assign_source_ids(rows: list[dict[str, Any]]) -> None:
+    """Give every row its `source_key`, in row order; see Identity in the module docstring."""
     first: dict[str, dict[str, Any]] = {}
     for r in rows:
-        sid = source_id(r["rel_path"], r["content_hash"])
-        if sid in first:
-            other = first[sid]
+        sid = source_key(r["rel_path"])
+        other = first.get(sid)
+        if other is not None and other["rel_path"] == r["rel_path"] and other["content_hash"] == r["content_hash"]:
             r["source_id"] = None
             if r["status"] == "ok":
                 r["status"] = "skipped"
                 r["error"] = f"duplicate: same path and content as {os.path.join(other['root'], other['rel_path'])}"
             continue
+        n = 1
+        while sid in first:  # another file already has the key: hash in the root's name (and a count)
+            n += 1
+            salt = os.path.basename(r["root"]) + (f"#{n}" if n > 2 else "")
+            sid = source_key(r["rel_path"], salt)
         first[sid] = r
         r["source_id"] = sid
 

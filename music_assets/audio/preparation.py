@@ -47,6 +47,9 @@ MAX_CLIPPED_RATIO = 0.001
 MAX_SILENCE_RATIO = 0.5
 LEADING_SILENCE_DBFS = -60.0
 FADE_OUT_SEC = 0.05
+# The code version of prepared_sources: bump when prepare_source writes different audio or scores,
+# and automation re-prepares every source once.
+PREPARATION_VERSION = "1"
 QUALITY_WEIGHTS = {"clipping": 30, "silence": 25, "bandwidth": 15, "dynamics": 15, "length": 10, "stereo": 5}
 
 

@@ -284,6 +284,7 @@ def _to_pcm24(x: np.ndarray) -> np.ndarray:
 def render_job(job: RenderJob) -> dict[str, object]:
     """Render, measure, augment and write one sample; return its audio.parquet row."""
     from music_assets.audio.io import write_flac  # noqa: PLC0415
+    from music_assets.io import WriteError  # noqa: PLC0415
 
     try:
         dry, pitch = render_dry(job)
@@ -309,6 +310,8 @@ def render_job(job: RenderJob) -> dict[str, object]:
         write_flac(job.audio_path, pcm, SAMPLE_RATE, subtype=SUBTYPE, compression_level=FLAC_COMPRESSION, fsync=False)
     except RenderError:
         raise
+    except WriteError as exc:  # a full disk, a read-only folder: the message names the file being written
+        raise RenderError(f"sample {job.sample_id}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - name the sample in whatever went wrong
         raise RenderError(f"{job.midi_path} (sample {job.sample_id}): rendering failed: {exc!r}") from exc
     # stats from the exact integers in the file
@@ -658,8 +661,13 @@ def render_partitions(
     progress: Callable[..., None] | None = None,
     pool: RenderPool | None = None,
     prepare: Callable[[str], None] | None = None,
+    finished: Callable[[str, PartitionAudio], None] | None = None,
 ) -> RenderResult:
     """Render every performance of `slugs` on one pool and write each partition's audio.parquet.
+
+    `finished(slug, partition)`, when given, is called as soon as a partition is complete (its
+    files flushed, its audio.parquet written, files of samples no longer in it removed): the
+    caller records the partition's manifest there.
 
     The pool (`workers` processes unless one is given) starts before the
     partitions are planned, so its start-up overlaps the planning. Files of
@@ -691,6 +699,7 @@ def render_partitions(
                 progress=progress,
                 pool=own,
                 prepare=prepare,
+                finished=finished,
             )
     beds = effects.background_beds(data / "sources") if use_beds else []
     # Streams: each partition is planned only when the workers need its jobs, and its
@@ -737,6 +746,8 @@ def render_partitions(
                 stale.unlink()
         out[slug] = PartitionAudio(slug, path, len(part_rows))
         part_rows.clear()
+        if finished is not None:
+            finished(slug, out[slug])
 
     def sink(row: dict[str, object]) -> None:
         while current[0] is None or len(part_rows) >= counts[current[0]]:

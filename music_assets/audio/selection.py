@@ -11,7 +11,8 @@ A row is selected when every rule passes:
   `license` "unknown", which passes only if "unknown" is listed). The default,
   None, allows every license; `license` is carried into the selection either way.
 
-`rejection_reason` lists every failed rule, separated by "; ".
+`rejection_reason` lists every failed rule, separated by "; ". `source_version` is the
+source's data version (`source_version`): what the assets made from it depend on.
 
 Patterns match words of the root-relative path (never the root itself, whose
 name the user does not control): the lower-cased path is split on anything
@@ -59,12 +60,36 @@ class SelectionRules:
     allowed_licenses: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
-        if self.min_duration_sec > self.max_duration_sec:
-            raise ValueError(f"min_duration_sec {self.min_duration_sec} > max_duration_sec {self.max_duration_sec}")
-        if self.max_clipped_ratio <= 0:
-            raise ValueError("max_clipped_ratio must be > 0")
-        if self.allowed_licenses is not None and isinstance(self.allowed_licenses, str):
-            raise ValueError("allowed_licenses must be a list of licenses, not one string")
+        problems = rule_problems(self)
+        if problems:
+            raise ValueError("invalid selection rules: " + "; ".join(problems))
+
+
+def rule_problems(r: SelectionRules) -> list[str]:
+    """Every way `r` is out of range or inconsistent (empty when the rules make sense)."""
+    import math  # noqa: PLC0415
+
+    problems = []
+    for name in ("min_duration_sec", "max_duration_sec", "preferred_boost", "max_clipped_ratio", "max_silence_ratio"):
+        if not math.isfinite(getattr(r, name)):
+            problems.append(f"{name} must be a finite number, got {getattr(r, name)}")
+    if problems:
+        return problems
+    if r.min_duration_sec < 0:
+        problems.append(f"min_duration_sec must be >= 0, got {r.min_duration_sec}")
+    if not r.min_duration_sec < r.max_duration_sec:
+        problems.append(f"min_duration_sec {r.min_duration_sec} must be < max_duration_sec {r.max_duration_sec}")
+    if not 0 < r.max_clipped_ratio <= 1:
+        problems.append(f"max_clipped_ratio must be in (0, 1], got {r.max_clipped_ratio}")
+    if not 0 <= r.max_silence_ratio <= 1:
+        problems.append(f"max_silence_ratio must be in [0, 1], got {r.max_silence_ratio}")
+    if r.preferred_channels is not None and r.preferred_channels < 1:
+        problems.append(f"preferred_channels must be >= 1, got {r.preferred_channels}")
+    if r.preferred_sample_rate is not None and r.preferred_sample_rate < 1:
+        problems.append(f"preferred_sample_rate must be >= 1, got {r.preferred_sample_rate}")
+    if r.allowed_licenses is not None and isinstance(r.allowed_licenses, str):
+        problems.append("allowed_licenses must be a list of licenses, not one string")
+    return problems
 
 
 def path_words(rel_path: str) -> list[str]:
@@ -121,6 +146,7 @@ def selection_schema() -> pa.Schema:
         .append(pa.field("selection_score", pa.float64()))
         .append(pa.field("selected", pa.bool_()))
         .append(pa.field("rejection_reason", pa.string()))
+        .append(pa.field("source_version", pa.string()))
     )
 
 
@@ -129,19 +155,21 @@ def select_sources(catalog: pa.Table, rules: SelectionRules = SelectionRules()) 
 
     Also returns how many rows each rule rejected (a row may fail several).
     """
-    scores, selected, reasons = [], [], []
+    scores, selected, reasons, versions = [], [], [], []
     failures: Counter[str] = Counter()
     for row in catalog.to_pylist():
         score, failed = evaluate(row, rules)
         scores.append(score)
         selected.append(not failed)
         reasons.append("; ".join(m for _, m in failed) if failed else None)
+        versions.append(source_version(row))
         failures.update(rule for rule, _ in failed)
     schema = selection_schema()
     out = catalog.select(catalog_schema().names).cast(catalog_schema())
     out = out.append_column(schema.field("selection_score"), pa.array(scores, pa.float64()))
     out = out.append_column(schema.field("selected"), pa.array(selected, pa.bool_()))
     out = out.append_column(schema.field("rejection_reason"), pa.array(reasons, pa.string()))
+    out = out.append_column(schema.field("source_version"), pa.array(versions, pa.string()))
     out = out.sort_by(
         [
             ("selection_score", "descending", "at_end"),
@@ -153,6 +181,17 @@ def select_sources(catalog: pa.Table, rules: SelectionRules = SelectionRules()) 
 
 
 PROVENANCE_COLUMNS = ("license", "provider", "author", "url", "acquired", "cost", "provenance_source")
+# What the assets made from a source depend on: its bytes and the provenance they record.
+VERSION_COLUMNS = ("content_hash", "license", "provider", "author", "url")
+
+
+def source_version(row: dict[str, Any]) -> str:
+    """The data version of a selected source: a hash of its bytes' hash and the provenance the
+    prepared file and texture beds record. Not its root, so moving the music folder (same
+    relative paths) changes no version; an edited file, or a new license, does."""
+    from music_assets.seeding import stable_id  # noqa: PLC0415
+
+    return stable_id("source-version", *(row.get(c) for c in VERSION_COLUMNS))
 
 
 def provenance_by_source(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -70,6 +70,9 @@ N_FFT = 2048
 REGION_MAX_BELOW_MEDIAN_DB = 20.0
 NOISE_FLOOR_QUANTILE = 0.1
 INDEX_NAME = "textures.parquet"
+# The code version of texture_beds: bump when the same source, profile and seed give other files,
+# and automation re-makes every source's beds once.
+TEXTURES_VERSION = "1"
 
 Range = tuple[float, float]
 
@@ -580,8 +583,11 @@ def make_textures(
     profile: TextureProfile | str = "default",
     seed: int = 0,
     license: str = "unknown",  # noqa: A002 - the column's name
+    seed_id: str | None = None,
 ) -> TextureSet:
-    """Write every texture of `profile` from the prepared `source` under `folder`, and its index."""
+    """Write every texture of `profile` from the prepared `source` under `folder`, and its index.
+
+    Draws are seeded by `seed_id` (default: `source_id`), the kind, the index and `seed`."""
     from music_assets.io import remove_partials, write_parquet  # noqa: PLC0415
 
     prof = get_profile(profile) if isinstance(profile, str) else profile
@@ -595,7 +601,7 @@ def make_textures(
     remove_partials(folder)
     rows = []
     for f in planned:
-        rng = stable_rng(source_id, f.kind, f.index, seed)
+        rng = stable_rng(seed_id or source_id, f.kind, f.index, seed)
         p = _draw(rng, prof, f.kind)
         region: Region | None = regions[f.index % len(regions)] if f.kind != "hiss" else None
         floor_db = float("nan")

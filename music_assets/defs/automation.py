@@ -2,9 +2,24 @@
 
 Schedules and declarative automation conditions of the asset groups are
 declared here too, next to each other, so one file shows what runs unattended.
+
+What is on. Sensors and schedules are stopped by default (Dagster's own
+default): starting `dagster dev` on a fresh instance starts no run. Two are on
+unless `MUSIC_ASSETS_AUTOMATIONS=none`: `run_failure_alerts` and
+`reap_killed_runs`, which never start a run (they append failed runs to the
+alerts file and free the pool slots of killed runs, which would otherwise
+block the next pooled run). `MUSIC_ASSETS_AUTOMATIONS` (comma-separated names,
+or `all`) turns others on by default; a deployment that runs unattended names
+`PRODUCTION` (deploy/k8s/values.yaml). A default only applies while the
+instance has no state of its own for the automation: once started or stopped
+with `dagster sensor|schedule start|stop` or the UI toggle, that choice stays.
+`python -m music_assets.automations` prints what is on (`make dev` does).
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
@@ -12,6 +27,80 @@ from music_assets.alerts import append_alert
 from music_assets.defs.partitions import partition_chunks, rudiment_partitions
 from music_assets.instance import reap_dead_runs
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
+
+AUTOMATIONS_ENV = "MUSIC_ASSETS_AUTOMATIONS"
+# On unless MUSIC_ASSETS_AUTOMATIONS=none: bookkeeping that never starts a run.
+ON_BY_DEFAULT = ("run_failure_alerts", "reap_killed_runs")
+# Everything a deployment that runs unattended turns on.
+PRODUCTION = (
+    "raw_audio_sensor",
+    "daily_audio_catalog",
+    "follow_inputs",
+    "nightly_rudiment_dataset",
+    "weekly_model_retrain",
+    *ON_BY_DEFAULT,
+)
+
+
+def _requested() -> set[str]:
+    return {n.strip() for n in os.environ.get(AUTOMATIONS_ENV, "").split(",") if n.strip()}
+
+
+def is_on_by_default(name: str) -> bool:
+    """Whether the sensor or schedule `name` is on by default (see the module docstring)."""
+    requested = _requested()
+    if "none" in requested:
+        return False
+    return "all" in requested or name in requested or name in ON_BY_DEFAULT
+
+
+def sensor_status(name: str) -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if is_on_by_default(name) else dg.DefaultSensorStatus.STOPPED
+
+
+def schedule_status(name: str) -> dg.DefaultScheduleStatus:
+    return dg.DefaultScheduleStatus.RUNNING if is_on_by_default(name) else dg.DefaultScheduleStatus.STOPPED
+
+
+def check_automation_names(names: Iterable[str]) -> None:
+    """ValueError when MUSIC_ASSETS_AUTOMATIONS names a sensor or schedule that does not exist."""
+    known = set(names)
+    unknown = sorted(_requested() - known - {"all", "none"})
+    if unknown:
+        raise ValueError(
+            f"{AUTOMATIONS_ENV}: no sensor or schedule named {', '.join(unknown)}; "
+            f"the names are: {', '.join(sorted(known))} (or all, none)"
+        )
+
+
+def per_source_condition(ignore_updates: Sequence[str] = (), optional: Sequence[str] = ()) -> dg.AutomationCondition:
+    """The automation condition of the assets partitioned by source (prepared_sources, texture_beds, ...).
+
+    A partition runs when it is new (`newly_missing`), when a dependency's partition was updated
+    (`any_deps_updated`: a new materialization of an asset, or a new *data version* of the
+    observable source `source_files`, which `selected_sources` records only for sources whose
+    bytes or provenance changed), or when the asset's `code_version` changed (every partition) -
+    once, until it is requested or updated (`since_last_handled`), and never while a dependency is
+    missing or running, or a blocking check upstream failed. `ignore_updates`: dependencies whose
+    updates do not count (the unpartitioned selection, rewritten at every catalog refresh; its
+    per-source changes arrive through `source_files`). `optional`: dependencies that may be
+    missing (`source_files` has no observation for a source that never changed).
+    """
+    ac = dg.AutomationCondition
+    updated = ac.any_deps_updated()
+    if ignore_updates:
+        updated = updated.ignore(dg.AssetSelection.assets(*ignore_updates))
+    missing = ac.any_deps_missing()
+    if optional:
+        missing = missing.ignore(dg.AssetSelection.assets(*optional))
+    return (
+        (ac.newly_missing() | updated | ac.code_version_changed()).since_last_handled()
+        & ~missing
+        & ~ac.any_deps_in_progress()
+        & ~ac.in_progress()
+        & ac.all_deps_blocking_checks_passed()
+    ).with_label("per_source")
+
 
 # Assets that follow their inputs unattended. A blocking check that failed
 # upstream (duration, clipping, alignment, grammar score, parity...) keeps
@@ -38,7 +127,7 @@ def follow_inputs(spec: dg.AssetSpec) -> dg.AssetSpec:
 automation_sensor = dg.AutomationConditionSensorDefinition(
     "follow_inputs",
     target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=sensor_status("follow_inputs"),
     minimum_interval_seconds=30,
     description="Evaluates the assets' automation conditions: downstream assets follow new inputs "
     "once every blocking check upstream has passed.",
@@ -61,7 +150,7 @@ rudiment_dataset_job = dg.define_asset_job(
     name="nightly_rudiment_dataset",
     cron_schedule="0 2 * * *",
     job=rudiment_dataset_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=schedule_status("nightly_rudiment_dataset"),
     description="Every night at 02:00: regenerate all 40 rudiment partitions in one run; labels and "
     "Hub staging follow when the gates pass.",
 )
@@ -145,7 +234,7 @@ weekly_model_retrain = dg.ScheduleDefinition(
     name="weekly_model_retrain",
     cron_schedule="0 3 * * 0",
     job=retrain_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
+    default_status=schedule_status("weekly_model_retrain"),
     tags={"music_assets/trigger": "weekly_model_retrain"},
     description="Every Sunday at 03:00: retrain the base model on the current corpus as a candidate; the tier "
     "adapters, exports and their evaluation follow when the gates pass, and the new models replace the ones in "
@@ -156,7 +245,7 @@ weekly_model_retrain = dg.ScheduleDefinition(
 @dg.run_failure_sensor(
     name="run_failure_alerts",
     description="Appends a record (run id, assets, partition, error) to <data dir>/alerts.jsonl for every failed run.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=sensor_status("run_failure_alerts"),
     minimum_interval_seconds=30,
 )
 def run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
@@ -168,7 +257,7 @@ def run_failure_alerts(context: dg.RunFailureSensorContext) -> None:
 @dg.sensor(
     name="reap_killed_runs",
     description="Marks runs whose processes were killed as failed and frees their concurrency-pool slots.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
+    default_status=sensor_status("reap_killed_runs"),
     minimum_interval_seconds=60,
 )
 def reap_killed_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:

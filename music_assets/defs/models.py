@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field, model_validator
 
 from music_assets.defs.checks import materialize_with_checks
+from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import backfill_policy, tier_partitions
 from music_assets.paths import inside_data_dir, models_dir, rudiments_dir
 from music_assets.progress import ProgressLog
@@ -55,12 +57,12 @@ def _listening_md(items: list[dict[str, Any]]) -> dg.MetadataValue:
 
 # --- token_corpus --------------------------------------------------------------------------
 class TokenCorpusConfig(dg.Config):
-    velocity_bins: int = 32
-    tempo_step_bpm: int = 2
-    offset_step_ms: int = 2  # timing resolution of OFFSET tokens
-    max_offset_ms: int = 600
-    max_grid_steps: int = 48
-    max_seq_len: int = 1024
+    velocity_bins: int = Field(default=32, ge=1, le=127)
+    tempo_step_bpm: int = Field(default=2, ge=1)
+    offset_step_ms: int = Field(default=2, ge=1)  # timing resolution of OFFSET tokens
+    max_offset_ms: int = Field(default=600, ge=1)
+    max_grid_steps: int = Field(default=48, ge=1)
+    max_seq_len: int = Field(default=1024, ge=8)
 
 
 @dg.asset(group_name="models", deps=[dg.AssetKey("rudiment_labels")], kinds={"python", "numpy"})
@@ -69,12 +71,15 @@ def token_corpus(context: dg.AssetExecutionContext, config: TokenCorpusConfig) -
     and every rudiment's written score."""
     import pandas as pd  # noqa: PLC0415
 
+    from music_assets.defs.rudiments import verified_labels  # noqa: PLC0415
     from music_assets.ml.corpus import build_corpus, read_samples  # noqa: PLC0415
     from music_assets.ml.score import library_templates  # noqa: PLC0415
     from music_assets.ml.timing import subdivisions_from_strokes  # noqa: PLC0415
     from music_assets.ml.tokenizer import TokenizerConfig, Vocab  # noqa: PLC0415
 
     labels = rudiments_dir() / "labels"
+    with clear_errors():  # the tables as rudiment_labels wrote them, and every MIDI file they name
+        verified_labels("token_corpus", files_of=("rudiment_performances",))
     samples = read_samples(labels / "samples.parquet")
     strokes_path = labels / "strokes.parquet"
     if not strokes_path.is_file():
@@ -94,17 +99,18 @@ def token_corpus(context: dg.AssetExecutionContext, config: TokenCorpusConfig) -
         )
     )
     out = models_dir() / "corpus"
-    summary = build_corpus(
-        samples,
-        strokes_path,
-        out,
-        vocab,
-        templates,
-        config.max_seq_len,
-        timing_grid,
-        source=str(labels / "samples.parquet"),
-        progress=ProgressLog(context.log.info, "tokenizing", "performances"),
-    )
+    with writing(context):
+        summary = build_corpus(
+            samples,
+            strokes_path,
+            out,
+            vocab,
+            templates,
+            config.max_seq_len,
+            timing_grid,
+            source=str(labels / "samples.parquet"),
+            progress=ProgressLog(context.log.info, "tokenizing", "performances"),
+        )
     rows = [
         [
             split,
@@ -162,14 +168,14 @@ def token_corpus_covers_tiers() -> dg.AssetCheckResult:
 class GenerationConfig(dg.Config):
     """How evaluation and listening takes are generated (also the defaults written to model.json)."""
 
-    temperature: float = 1.0
-    top_k: int = 0
+    temperature: float = Field(default=1.0, gt=0)
+    top_k: int = Field(default=0, ge=0)
     # the full distribution: a player's timing spread *is* the model's spread of OFFSET tokens, and the
     # grammar mask already keeps every sampled token of the right kind. Nucleus sampling (top_p 0.95,
     # the default of the free-running models before) made every tier tighter than it plays.
-    top_p: float = 1.0
-    eval_samples: int = 64
-    listening_samples: int = 3
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    eval_samples: int = Field(default=64, ge=1)
+    listening_samples: int = Field(default=3, ge=0)
     soundfont: str = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 
 
@@ -193,6 +199,11 @@ class TrainingRunConfig(GenerationConfig):
     # models/candidate/base/checkpoints/step-00000750; see the checkpoint table)
     ckpt_path: str | None = None
 
+    @model_validator(mode="after")
+    def _valid_training(self) -> "TrainingRunConfig":
+        self.train_config()  # TrainConfig checks every range: a bad value fails here, before any file is touched
+        return self
+
     def train_config(self, **extra: Any):
         from music_assets.ml.training import TrainConfig  # noqa: PLC0415
 
@@ -212,11 +223,18 @@ class TrainingRunConfig(GenerationConfig):
 
 
 class BaseModelConfig(TrainingRunConfig):
-    d_model: int = 128
-    n_layers: int = 4
-    n_heads: int = 4
-    d_ff: int = 512
-    dropout: float = 0.1
+    d_model: int = Field(default=128, ge=1)
+    n_layers: int = Field(default=4, ge=1)
+    n_heads: int = Field(default=4, ge=1)
+    d_ff: int = Field(default=512, ge=1)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> "BaseModelConfig":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} must be a multiple of n_heads {self.n_heads}")
+        return self
+
     max_steps: int = 1000
     learning_rate: float = 3e-3
     warmup_steps: int = 40
@@ -307,16 +325,17 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
         "d_ff": config.d_ff,
         "dropout": config.dropout,
     }
-    result = wf.train_base(
-        corpus_dir,
-        out,
-        model_cfg,
-        train_cfg,
-        _sampling(config),
-        log=context.log.info,
-        progress=ProgressLog(context.log.info, "training", "steps"),
-        ckpt_path=ckpt,
-    )
+    with writing(context):  # one writer of models/candidate/base at a time, whatever the pool's limit
+        result = wf.train_base(
+            corpus_dir,
+            out,
+            model_cfg,
+            train_cfg,
+            _sampling(config),
+            log=context.log.info,
+            progress=ProgressLog(context.log.info, "training", "steps"),
+            ckpt_path=ckpt,
+        )
 
     model, vocab, meta = wf.load_base(out)  # evaluate what was written, not what is in memory
     corpus = Corpus(corpus_dir)
@@ -425,10 +444,19 @@ class LoraAdaptersConfig(TrainingRunConfig):
     checkpoint_every: int = 25
     rollback_lr_factor: float = 0.5
     max_rollbacks: int = 3
-    timing_quantile_low: float = 0.05
-    timing_quantile_high: float = 0.95
+    timing_quantile_low: float = Field(default=0.05, ge=0, le=1)
+    timing_quantile_high: float = Field(default=0.95, ge=0, le=1)
     listening_samples: int = 2
     # ckpt_path (from TrainingRunConfig) may hold `{tier}`: models/candidate/lora/{tier}/checkpoints/step-00000075
+
+    @model_validator(mode="after")
+    def _quantiles_ordered(self) -> "LoraAdaptersConfig":
+        if not self.timing_quantile_low < self.timing_quantile_high:
+            raise ValueError(
+                f"timing_quantile_low {self.timing_quantile_low} must be < timing_quantile_high "
+                f"{self.timing_quantile_high}"
+            )
+        return self
 
 
 _LORA_CHECKS = [  # reported per tier partition (`checks.materialize_with_checks`)
@@ -501,19 +529,20 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
     tier_meta: dict[str, tuple[dict[str, Any], Any, Path]] = {}
     for tier in context.partition_keys:
         out = promotion.candidate(models, "lora", tier)
-        result = wf.train_adapter(
-            base_dir,
-            corpus_dir,
-            out,
-            tier,
-            settings,
-            train_cfg,
-            _sampling(config),
-            log=lambda m, t=tier: context.log.info(f"[{t}] {m}"),
-            progress=ProgressLog(context.log.info, f"[{tier}] training", "steps"),
-            ckpt_path=ckpts.get(tier),
-        )
-        model, _ = wf.load_tier_model(base_dir, out / "adapter")
+        with writing(context, partitions=[tier]):
+            result = wf.train_adapter(
+                base_dir,
+                corpus_dir,
+                out,
+                tier,
+                settings,
+                train_cfg,
+                _sampling(config),
+                log=lambda m, t=tier: context.log.info(f"[{t}] {m}"),
+                progress=ProgressLog(context.log.info, f"[{tier}] training", "steps"),
+                ckpt_path=ckpts.get(tier),
+            )
+        model, _ = wf.load_tier_model(base_dir, out / "adapter")  # verifies the adapter's sha256
         ev = wf.evaluate(
             model, vocab, corpus, tier=tier, n_samples=config.eval_samples, sampling=_sampling(config), seed=config.seed
         )
@@ -628,6 +657,7 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
         metadata[f"{tier}/val_perplexity"] = ev["val_perplexity"]
         metadata[f"{tier}/grammar_score"] = ev["grammar_score"]
         metadata[f"{tier}/loss_curve"] = dg.MetadataValue.path(str(out / "loss_curve.png"))
+        metadata[f"{tier}/adapter_sha256"] = dg.MetadataValue.json(read_json(out / "training.json")["adapter_sha256"])
         metadata[f"{tier}/loss_curve_plot"] = _png_md(out / "loss_curve.png", f"{tier} adapter loss curve")
     yield from materialize_with_checks(context, metadata, results)
 

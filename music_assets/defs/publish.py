@@ -9,12 +9,14 @@
 - `hf_dataset` pushes that folder with `HfApi.upload_folder`, resuming from
   whatever the Hub already holds, then verifies the remote file list
   (`music_assets.publish.hub`); deferred shards are built a group at a time
-  just before their upload and deleted after it. Without a token, without a configured
-  `repo_id`, or with `dry_run: true`, it materializes the upload plan instead.
+  just before their upload and deleted after it. Without a token, without a
+  repository, or with `dry_run: true`, it materializes the upload plan instead.
 
-The token comes from the environment variable named by the `hf_hub` resource
-(`HF_TOKEN`), read through `dg.EnvVar` when the asset runs; it is never
-part of config, metadata, logs or error messages.
+The repository and the token come from the environment variables named by the
+`hf_hub` resource (`MUSIC_ASSETS_HF_REPO`, unless `repo_id` is configured, and
+`HF_TOKEN`), read through `dg.EnvVar` when the asset runs, so `hf_dataset`
+publishes to your repository with no run config; the token is never part of
+config, metadata, logs or error messages.
 """
 
 from typing import Literal
@@ -22,8 +24,11 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from music_assets.defs.guards import clear_errors, writing
 from music_assets.paths import data_dir, hf_staging_dir
 from music_assets.publish import layout
+
+STAGING_ASSET = "hf_staging"
 
 RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -33,7 +38,12 @@ class HuggingFaceHub(dg.ConfigurableResource):
 
     repo_id: str = Field(
         default="",
-        description="dataset repository, owner/name; empty: not configured, hf_dataset only plans the upload",
+        description="dataset repository, owner/name; empty: $MUSIC_ASSETS_HF_REPO (repo_env_var), and without "
+        "either hf_dataset only plans the upload",
+    )
+    repo_env_var: str = Field(
+        default="MUSIC_ASSETS_HF_REPO",
+        description="name of the environment variable holding the repository when repo_id is not configured",
     )
     private: bool = Field(default=True, description="create the repository as private")
     endpoint: str | None = Field(default=None, description="Hub endpoint (None: huggingface.co or $HF_ENDPOINT)")
@@ -41,6 +51,11 @@ class HuggingFaceHub(dg.ConfigurableResource):
         default="HF_TOKEN",
         description="name of the environment variable holding a write token; unset means dry run",
     )
+
+    def repository(self) -> str:
+        """The dataset repository: `repo_id` if configured, else $MUSIC_ASSETS_HF_REPO, else "" (not chosen)."""
+        # Read at run time like the token: an unset variable means "not configured", not a failed run.
+        return (self.repo_id or dg.EnvVar(self.repo_env_var).get_value() or "").strip()
 
     def token(self) -> str | None:
         # Read through dg.EnvVar at run time rather than declared as an EnvVar field: Dagster
@@ -55,17 +70,18 @@ class HuggingFaceHub(dg.ConfigurableResource):
     def client(self, token: str, log=lambda _msg: None):
         from music_assets.publish.hub import HubClient  # noqa: PLC0415
 
-        return HubClient(self.make_api(token), self.repo_id, token, private=self.private, log=log)
+        return HubClient(self.make_api(token), self.repository(), token, private=self.private, log=log)
 
 
 class StagingConfig(dg.Config):
     file_budget: int = Field(
         default=50_000,
+        ge=0,
         description="up to this many media files (audio + MIDI) are also staged as browsable files beside the "
         "parquet shards (hard links); above it, only the parquet (the Hub refuses repositories of more than 100K "
         "files)",
     )
-    shard_size_mb: float = Field(default=500.0, description="upper bound of a parquet shard's size (MB)")
+    shard_size_mb: float = Field(default=500.0, gt=0, description="upper bound of a parquet shard's size (MB)")
     shard_storage: Literal["auto", "local", "deferred"] = Field(
         default="auto",
         description="where the sample shards (which embed the audio) live: `local` writes them into the staging "
@@ -82,6 +98,7 @@ class PublishConfig(dg.Config):
     commit_message: str = Field(default="Update the dataset from music_assets")
     deferred_batch_mb: float = Field(
         default=2000.0,
+        gt=0,
         description="deferred shards are built, uploaded (one commit) and deleted in groups of at most this many "
         "MB: the most they occupy on disk at once",
     )
@@ -113,27 +130,40 @@ def _bed_provenance() -> dict[str, dict]:
 def hf_staging(
     context: dg.AssetExecutionContext, config: StagingConfig, hf_hub: HuggingFaceHub
 ) -> dg.MaterializeResult:
+    from music_assets import integrity  # noqa: PLC0415
+    from music_assets.defs.rudiments import verified_labels  # noqa: PLC0415
     from music_assets.publish.card import CardSettings, write_card  # noqa: PLC0415
     from music_assets.publish.staging import StagingSettings, expected_files, stage, sweep  # noqa: PLC0415
 
     staging = hf_staging_dir()
-    staged = stage(
-        data_dir(),
-        staging,
-        StagingSettings(
-            file_budget=config.file_budget, shard_size_mb=config.shard_size_mb, shard_storage=config.shard_storage
-        ),
-    )
-    card = write_card(
-        staged,
-        CardSettings(
-            repo_id=hf_hub.repo_id,
-            license=config.license,
-            pretty_name=config.pretty_name,
-            bed_sources=_bed_provenance(),
-        ),
-    )
-    removed = sweep(staging, expected_files(staged, card.files))
+    with writing(context):
+        labels = verified_labels("hf_staging")  # the tables, and every audio and MIDI file they name
+        integrity.invalidate_manifest(STAGING_ASSET)
+        staged = stage(
+            data_dir(),
+            staging,
+            StagingSettings(
+                file_budget=config.file_budget, shard_size_mb=config.shard_size_mb, shard_storage=config.shard_storage
+            ),
+        )
+        card = write_card(
+            staged,
+            CardSettings(
+                repo_id=hf_hub.repository(),
+                license=config.license,
+                pretty_name=config.pretty_name,
+                bed_sources=_bed_provenance(),
+            ),
+        )
+        removed = sweep(staging, expected_files(staged, card.files))
+        integrity.write_manifest(  # what hf_dataset uploads is verified against it
+            STAGING_ASSET,
+            None,
+            _every_file(staging),
+            fingerprint=integrity.fingerprint(config.model_dump()),
+            run_id=context.run_id,
+            inputs={labels.label: labels.digest},
+        )
     files = layout.list_files(staging)
     if card.undocumented:
         context.log.warning(f"columns without a description in the card: {', '.join(card.undocumented)}")
@@ -174,6 +204,16 @@ def hf_staging(
             "rudiment_plot": dg.MetadataValue.path(str(staging / layout.RUDIMENT_PLOT)),
         }
     )
+
+
+def _every_file(root) -> list:
+    """Every file under `root`, hidden ones (deferred shard plans) included, but not the record of
+    deferred builds (hf_dataset's own bookkeeping, which it rewrites)."""
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    paths = (Path(d) / n for d, _dirs, names in os.walk(root) for n in names)
+    return sorted(p for p in paths if p.relative_to(root).as_posix() != layout.BUILT_RECORD)
 
 
 def _check_result(outcome) -> dg.AssetCheckResult:
@@ -245,18 +285,19 @@ def hf_dataset(
             allow_retries=False,
         )
     token = hf_hub.token()
+    repo_id = hf_hub.repository()
     build_batch = int(config.deferred_batch_mb * 1e6)
     deferred = layout.deferred_shards(staging)
     base = {
-        "repo_id": hf_hub.repo_id or "(not configured)",
+        "repo_id": repo_id or "(not configured)",
         "private": hf_hub.private,
         "token_env_var": hf_hub.token_env_var,
         "deferred_shards": len(deferred),
     }
-    # A token alone does not publish: pushing also needs a repository chosen on purpose.
+    # A token alone does not publish: pushing also needs a repository chosen on purpose (config or variable).
     reason = (
-        "no repo_id configured (resources.hf_hub.config.repo_id)"
-        if not hf_hub.repo_id
+        f"no repository: set ${hf_hub.repo_env_var} (or resources.hf_hub.config.repo_id)"
+        if not repo_id
         else f"no token in ${hf_hub.token_env_var}"
         if token is None
         else "dry_run is set"
@@ -265,8 +306,8 @@ def hf_dataset(
     )
     try:
         if reason is not None:
-            if token is None or not hf_hub.repo_id:
-                plan = plan_upload(hf_hub.repo_id, staging, None, build_batch_bytes=build_batch)
+            if token is None or not repo_id:
+                plan = plan_upload(repo_id, staging, None, build_batch_bytes=build_batch)
                 remote = "unknown (no token or no repository): the plan assumes an empty repository"
             else:
                 plan = hf_hub.client(token, context.log.info).plan(staging, build_batch_bytes=build_batch)
@@ -282,10 +323,14 @@ def hf_dataset(
                     "plan": dg.MetadataValue.md(plan.markdown()),
                 }
             )
-        if not written_for((staging / layout.CARD).read_text(encoding="utf-8"), hf_hub.repo_id):
+        from music_assets.integrity import verify_manifest  # noqa: PLC0415
+
+        with clear_errors():  # upload exactly what hf_staging wrote: every file's sha256 as recorded
+            verify_manifest(STAGING_ASSET)
+        if not written_for((staging / layout.CARD).read_text(encoding="utf-8"), repo_id):
             raise dg.Failure(
                 description=f"{staging / layout.CARD} was written for another repository than "
-                f"{hf_hub.repo_id}; materialize hf_staging with the same hf_hub config first",
+                f"{repo_id}; materialize hf_staging with the same hf_hub config first",
                 allow_retries=False,
             )
         result = hf_hub.client(token, context.log.info).publish(
@@ -301,7 +346,7 @@ def hf_dataset(
         metadata={
             **base,
             "mode": "uploaded",
-            "url": dg.MetadataValue.url(f"{endpoint}/datasets/{hf_hub.repo_id}"),
+            "url": dg.MetadataValue.url(f"{endpoint}/datasets/{repo_id}"),
             **result.plan.summary(),
             "commits_made": len(result.commits),
             "plan": dg.MetadataValue.md(result.plan.markdown()),

@@ -11,6 +11,7 @@ evaluation per partition and check, so the UI shows every rudiment's result.
 """
 
 import time
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -18,7 +19,9 @@ from pydantic import Field
 from music_assets.audio.presets import PRESET_NAMES
 from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
 from music_assets.defs.checks import materialize_with_checks
+from music_assets.defs.guards import writing
 from music_assets.defs.partitions import backfill_policy, rudiment_partitions
+from music_assets.defs.rudiments import AUDIO_ASSET, verify_partition
 from music_assets.paths import data_dir
 from music_assets.progress import ProgressLog
 
@@ -50,7 +53,7 @@ class RudimentAudioConfig(dg.Config):
         description="1: mono files (default; a General MIDI snare is centred), 2: stereo, with a stereo room.",
     )
     workers: int = Field(
-        default=0, description="Rendering processes; 0 = one per core, 1 = render in the step process."
+        default=0, ge=0, description="Rendering processes; 0 = one per core, 1 = render in the step process."
     )
     background_beds: bool = Field(
         default=True,
@@ -102,23 +105,56 @@ def _summary_table(results: dict, gates: dict) -> str:
     "performances/<slug>/audio.parquet.",
 )
 def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfig):
+    from music_assets import integrity  # noqa: PLC0415
     from music_assets.audio import render  # noqa: PLC0415 - scipy/soundfile stay out of code-location loading
 
     slugs = list(context.partition_keys)
     data = data_dir()
 
     t0 = time.perf_counter()
-    rendered = render.render_partitions(
-        slugs,
-        data,
-        soundfonts=config.soundfonts,
-        presets=config.presets,
-        seed=config.seed,
-        workers=config.workers,
-        use_beds=config.background_beds,
-        channels=config.channels,
-        progress=ProgressLog(context.log.info, "rendering", "samples"),
-    )
+    with writing(context):
+        # what rendering reads, verified first: each partition's performances, and the beds
+        inputs = {slug: verify_partition(slug, audio=False)[0] for slug in slugs}
+        beds = _verified_beds(data) if config.background_beds else {}
+        config_fp = integrity.fingerprint(
+            {
+                "soundfonts": [_file_identity(p) for p in config.soundfonts],
+                "presets": config.presets,
+                "seed": config.seed,
+                "channels": config.channels,
+                "beds": beds,
+            }
+        )
+        for slug in slugs:  # readers refuse these partitions until each is whole again
+            integrity.invalidate_manifest(AUDIO_ASSET, slug)
+
+        def finished(slug: str, part) -> None:
+            rows = part.rows
+            files = [data / str(r["audio_path"]) for r in rows] + [part.table_path]
+            integrity.write_manifest(
+                AUDIO_ASSET,
+                slug,
+                files,
+                fingerprint=config_fp,
+                run_id=context.run_id,
+                inputs={inputs[slug].label: inputs[slug].digest},
+            )
+
+        try:
+            rendered = render.render_partitions(
+                slugs,
+                data,
+                soundfonts=config.soundfonts,
+                presets=config.presets,
+                seed=config.seed,
+                workers=config.workers,
+                use_beds=config.background_beds,
+                channels=config.channels,
+                progress=ProgressLog(context.log.info, "rendering", "samples"),
+                finished=finished,
+            )
+        except render.RenderError as exc:
+            raise dg.Failure(description=str(exc)) from exc
     wall = time.perf_counter() - t0
     results, run = rendered.partitions, rendered.run
     gates = {slug: render.check_partition(slug, data) for slug in slugs}
@@ -149,6 +185,32 @@ def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfi
         for slug in slugs
     }
     yield from materialize_with_checks(context, metadata, results_by_partition)
+
+
+def _file_identity(path: str) -> dict:
+    p = Path(path)
+    st = p.stat() if p.is_file() else None
+    return {"name": p.name, "size": st.st_size if st else None, "mtime_ns": st.st_mtime_ns if st else None}
+
+
+def _verified_beds(data: Path) -> dict[str, str]:
+    """The background beds rendering will draw from, each verified against the manifest of the
+    texture_beds (or prepared_sources) partition that wrote it: label -> manifest digest."""
+    from music_assets import integrity  # noqa: PLC0415
+    from music_assets.audio.effects import background_beds  # noqa: PLC0415
+
+    sources = data / "sources"
+    manifests: dict[str, integrity.Manifest] = {}
+    for bed in background_beds(sources):
+        rel = integrity.confine(bed.path).relative_to(data).as_posix()
+        parts = Path(bed.path).relative_to(sources).parts
+        asset, key = ("texture_beds", parts[1]) if parts[0] == "textures" else ("prepared_sources", Path(bed.path).stem)
+        label = integrity.manifest_label(asset, key)
+        if label not in manifests:
+            manifests[label] = integrity.verify_manifest(asset, key)
+        if rel not in manifests[label].files:
+            raise integrity.IntegrityError(f"{bed.path}: not listed in {manifests[label].path} (another generation)")
+    return {label: m.digest for label, m in sorted(manifests.items())}
 
 
 defs = dg.Definitions(assets=[rudiment_audio])

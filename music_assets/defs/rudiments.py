@@ -8,10 +8,12 @@ samples; see README). rudiment_performances runs many partitions in one run
 
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from music_assets.defs.guards import writing
 from music_assets.defs.partitions import backfill_policy, rudiment_partitions
 from music_assets.progress import ProgressLog
 from music_assets.rudiments import layout
@@ -24,6 +26,43 @@ GROUP = "rudiments"
 PERFORMANCES = dg.AssetKey("rudiment_performances")
 VALID_CHECK = "performances_valid"
 REALISM_CHECK = "performances_realism"
+# manifest names (music_assets.integrity): what each partition wrote, verified by its readers
+PERF_ASSET, AUDIO_ASSET, LABELS_ASSET = "rudiment_performances", "rudiment_audio", "rudiment_labels"
+
+
+def performance_files(slug: str) -> list:
+    """Every file of a written performances partition: its four tables and the MIDI files they list."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from music_assets.integrity import confine  # noqa: PLC0415
+    from music_assets.paths import data_dir  # noqa: PLC0415
+
+    folder = layout.performance_dir(slug)
+    tables = [folder / f"{name}.parquet" for name in layout.PARTITION_TABLES]
+    midi = pq.read_table(tables[0], columns=["midi_path"]).column("midi_path").to_pylist()
+    return tables + [confine(data_dir() / rel, what=f"midi_path of {tables[0]}") for rel in midi]
+
+
+def verify_partition(slug: str, audio: bool = True) -> list:
+    """The manifests of a rudiment partition (performances, and audio rendered from exactly those
+    performances), after checking every file's sha256; IntegrityError says what to re-materialize."""
+    from music_assets import integrity  # noqa: PLC0415
+
+    perf = integrity.verify_manifest(PERF_ASSET, slug)
+    if not audio:
+        return [perf]
+    rendered = integrity.verify_manifest(AUDIO_ASSET, slug)
+    if rendered.inputs.get(perf.label) != perf.digest:
+        raise integrity.IntegrityError(
+            f"{rendered.label} was rendered from another generation of {perf.label} (the performances were "
+            f"regenerated since); re-materialize rudiment_audio --partition {slug}"
+        )
+    return [perf, rendered]
+
+
+class PerformancesConfig(dg.Config):
+    """No settings here: the dataset's size and seed are the `rudiment_dataset` resource's. Declared so
+    that unknown keys in run config are refused instead of silently ignored."""
 
 
 class RudimentDataset(dg.ConfigurableResource):
@@ -184,6 +223,7 @@ def _partition_outcomes(slug: str, rudiment, profiles) -> tuple["CheckOutcome", 
         labels.check_stroke_counts(tables),
         labels.check_scores(tables),
         labels.check_tempos(tables, {slug: rudiment}, profiles),
+        labels.check_value_ranges(tables),
     ]
     meta: dict = {}
     for p in parts:
@@ -224,7 +264,7 @@ def _evaluations(slug: str, valid, realism) -> Iterator[dg.AssetCheckEvaluation]
             partitions_def=rudiment_partitions,
             description="Every stroke/measure/exercise row has its sample and every sample its MIDI file; "
             "stroke counts = MIDI note counts (snare 38, channel 10); scores in 0-100; tempos "
-            "inside the rudiment's and the player's range.",
+            "inside the rudiment's and the player's range; every label value finite and in range.",
         ),
         dg.AssetCheckSpec(
             REALISM_CHECK,
@@ -235,11 +275,18 @@ def _evaluations(slug: str, valid, realism) -> Iterator[dg.AssetCheckEvaluation]
         ),
     ],
 )
-def rudiment_performances(context: dg.AssetExecutionContext, rudiment_dataset: RudimentDataset) -> Iterator:
+def rudiment_performances(
+    context: dg.AssetExecutionContext, config: PerformancesConfig, rudiment_dataset: RudimentDataset
+) -> Iterator:
     """Per rudiment: every player x tempo x length performed (ideal grid + the player's deviations),
-    a General MIDI drum file each, and the strokes / measures / exercise-score tables."""
+    a General MIDI drum file each, and the strokes / measures / exercise-score tables. Each
+    partition's manifest records every file's sha256 (rudiment_audio and rudiment_labels verify it)."""
+    import dataclasses  # noqa: PLC0415
+
     import pandas as pd  # noqa: PLC0415
 
+    from music_assets import integrity  # noqa: PLC0415
+    from music_assets.io import sha256_file  # noqa: PLC0415
     from music_assets.rudiments.dataset import generate_partition  # noqa: PLC0415
     from music_assets.rudiments.library import load_library  # noqa: PLC0415
 
@@ -247,32 +294,40 @@ def rudiment_performances(context: dg.AssetExecutionContext, rudiment_dataset: R
     if not layout.profiles_path().is_file():
         raise dg.Failure(f"{layout.profiles_path()} is missing: materialize player_profiles first")
     profiles = pd.read_parquet(layout.profiles_path())
+    config_fp = integrity.fingerprint(
+        {"settings": dataclasses.asdict(settings), "profiles": sha256_file(layout.profiles_path())}
+    )
     library = load_library()
     keys = list(context.partition_keys)
     started = time.monotonic()
     rows, outcomes = [], {}
     progress = ProgressLog(context.log.info, "performing", "rudiments")
     progress(0, len(keys))
-    for slug in keys:
-        t0 = time.monotonic()
-        result = generate_partition(library[slug], profiles, settings)
-        outcomes[slug] = _partition_outcomes(slug, library[slug], profiles)
-        samples = result.samples
-        rows.append(
-            {
-                "rudiment": slug,
-                "samples": samples.num_rows,
-                "strokes": int(sum(samples.column("num_strokes").to_pylist())),
-                "audio seconds": round(sum(samples.column("duration_sec").to_pylist()), 1),
-                "skipped players": len(result.skipped_profiles),
-                "stale MIDI removed": result.removed_stale_midi,
-                "seconds": round(time.monotonic() - t0, 2),
-                "valid": outcomes[slug][0].passed,
-                "realistic": outcomes[slug][1].passed,
-            }
-        )
-        context.log.info(f"{slug}: {samples.num_rows} samples in {rows[-1]['seconds']} s")
-        progress(len(rows), len(keys))
+    with writing(context):
+        for slug in keys:
+            t0 = time.monotonic()
+            integrity.invalidate_manifest(PERF_ASSET, slug)  # readers refuse the partition until it is whole
+            result = generate_partition(library[slug], profiles, settings)
+            integrity.write_manifest(
+                PERF_ASSET, slug, performance_files(slug), fingerprint=config_fp, run_id=context.run_id
+            )
+            outcomes[slug] = _partition_outcomes(slug, library[slug], profiles)
+            samples = result.samples
+            rows.append(
+                {
+                    "rudiment": slug,
+                    "samples": samples.num_rows,
+                    "strokes": int(sum(samples.column("num_strokes").to_pylist())),
+                    "audio seconds": round(sum(samples.column("duration_sec").to_pylist()), 1),
+                    "skipped players": len(result.skipped_profiles),
+                    "stale MIDI removed": result.removed_stale_midi,
+                    "seconds": round(time.monotonic() - t0, 2),
+                    "valid": outcomes[slug][0].passed,
+                    "realistic": outcomes[slug][1].passed,
+                }
+            )
+            context.log.info(f"{slug}: {samples.num_rows} samples in {rows[-1]['seconds']} s")
+            progress(len(rows), len(keys))
     elapsed = time.monotonic() - started
     n = sum(r["samples"] for r in rows)
     if len(keys) > 1:
@@ -321,15 +376,41 @@ class LabelsConfig(dg.Config):
 
 
 def _label_tables():
+    """The merged tables, once their manifest verifies (IntegrityError otherwise)."""
+    from music_assets.integrity import verify_manifest  # noqa: PLC0415
     from music_assets.rudiments.labels import TableSet  # noqa: PLC0415
 
+    verify_manifest(LABELS_ASSET)
     return TableSet.in_folder(layout.labels_dir())
 
 
+def verified_labels(reader: str, files_of: tuple[str, ...] = (PERF_ASSET, AUDIO_ASSET)):
+    """For an asset that reads the merged labels: the labels manifest, after checking the four tables'
+    sha256 and that every partition they were merged from is still that generation, every file of
+    the partitions of `files_of` intact (the reader's inputs: token_corpus reads the MIDI, not the
+    audio). IntegrityError names the file and both hashes, or what to re-materialize."""
+    from music_assets import integrity  # noqa: PLC0415
+
+    samples = layout.labels_dir() / "samples.parquet"
+    if not samples.is_file():
+        raise integrity.IntegrityError(f"{samples}: not found (materialize rudiment_labels first)")
+    labels = integrity.verify_manifest(LABELS_ASSET)
+    integrity.check_inputs_current(labels, reader)
+    for label in sorted(labels.inputs):
+        asset, _, partition = label.partition("/")
+        if asset in files_of:
+            integrity.verify_manifest(asset, partition or None)
+    return labels
+
+
 @dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[PERFORMANCES, dg.AssetKey("rudiment_audio")])
-def rudiment_labels(config: LabelsConfig) -> dg.MaterializeResult:
+def rudiment_labels(context: dg.AssetExecutionContext, config: LabelsConfig) -> dg.MaterializeResult:
     """The dataset's label files `rudiments/labels/{samples,strokes,measures,exercises}.parquet`:
-    every partition's tables (samples joined with audio on sample_id), merged one partition at a time."""
+    every partition's tables (samples joined with audio on sample_id), merged one partition at a time.
+    Every partition's performances and audio are verified against their manifests first (a partition
+    whose run was interrupted, or whose files changed, is refused), and the labels' own manifest
+    records the tables' sha256 and the partitions they came from."""
+    from music_assets import integrity  # noqa: PLC0415
     from music_assets.rudiments.labels import merge_labels  # noqa: PLC0415
 
     unknown = sorted(set(config.rudiments) - set(RUDIMENT_SLUGS))
@@ -337,7 +418,23 @@ def rudiment_labels(config: LabelsConfig) -> dg.MaterializeResult:
         raise dg.Failure(f"unknown rudiments in config: {unknown}")
     slugs = [s for s in RUDIMENT_SLUGS if s in set(config.rudiments)]
     t0 = time.monotonic()
-    summary = merge_labels(slugs)
+    with writing(context):
+        read = {m.label: m.digest for slug in slugs for m in verify_partition(slug)}
+        integrity.invalidate_manifest(LABELS_ASSET)
+        summary = merge_labels(slugs)
+        for label, digest in read.items():  # a run that rewrote a partition meanwhile: not one generation
+            asset, _, partition = label.partition("/")
+            if integrity.read_manifest(asset, partition).digest != digest:
+                raise integrity.IntegrityError(f"{label} changed while the labels were merged; materialize again")
+        tables = [layout.labels_dir() / f"{name}.parquet" for name in layout.PARTITION_TABLES]
+        manifest = integrity.write_manifest(
+            LABELS_ASSET,
+            None,
+            tables,
+            fingerprint=integrity.fingerprint({"rudiments": slugs}),
+            run_id=context.run_id,
+            inputs=read,
+        )
     return dg.MaterializeResult(
         metadata={
             "partitions": len(slugs),
@@ -346,8 +443,20 @@ def rudiment_labels(config: LabelsConfig) -> dg.MaterializeResult:
             "seconds": round(time.monotonic() - t0, 2),
             "folder": dg.MetadataValue.path(str(layout.labels_dir())),
             "dagster/row_count": summary.rows["samples"],
+            "sha256": dg.MetadataValue.json({Path(k).name: v for k, v in manifest.files.items()}),
+            "manifest": dg.MetadataValue.path(str(manifest.path)),
         }
     )
+
+
+def _checked(run) -> dg.AssetCheckResult:
+    """A check's result; labels that do not verify against their manifest fail it, saying why."""
+    from music_assets.integrity import IntegrityError  # noqa: PLC0415
+
+    try:
+        return run()
+    except IntegrityError as exc:
+        return dg.AssetCheckResult(passed=False, description=str(exc), severity=dg.AssetCheckSeverity.ERROR)
 
 
 def _to_result(outcome, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
@@ -364,7 +473,7 @@ def labels_referential_integrity() -> dg.AssetCheckResult:
     """Every stroke, measure and exercise row has its sample; every sample has its MIDI and audio file."""
     from music_assets.rudiments.labels import check_integrity  # noqa: PLC0415
 
-    return _to_result(check_integrity(_label_tables(), require_audio=True))
+    return _checked(lambda: _to_result(check_integrity(_label_tables(), require_audio=True)))
 
 
 @dg.asset_check(asset=rudiment_labels, blocking=True)
@@ -372,7 +481,7 @@ def labels_scores_in_range() -> dg.AssetCheckResult:
     """Every exercise score is within 0-100 (or null where it does not apply)."""
     from music_assets.rudiments.labels import check_scores  # noqa: PLC0415
 
-    return _to_result(check_scores(_label_tables()))
+    return _checked(lambda: _to_result(check_scores(_label_tables())))
 
 
 @dg.asset_check(asset=rudiment_labels, blocking=True)
@@ -380,7 +489,7 @@ def labels_stroke_counts_match_midi() -> dg.AssetCheckResult:
     """Each sample's stroke rows = num_strokes = the note count of its MIDI file."""
     from music_assets.rudiments.labels import check_stroke_counts  # noqa: PLC0415
 
-    return _to_result(check_stroke_counts(_label_tables()))
+    return _checked(lambda: _to_result(check_stroke_counts(_label_tables())))
 
 
 @dg.asset_check(asset=rudiment_labels)
@@ -389,8 +498,17 @@ def labels_realism() -> dg.AssetCheckResult:
     timing_accuracy ordered by tier (warning)."""
     from music_assets.rudiments.labels import check_realism  # noqa: PLC0415
 
-    outcome, _ = check_realism(_label_tables())
-    return _to_result(outcome, dg.AssetCheckSeverity.WARN)
+    return _checked(lambda: _to_result(check_realism(_label_tables())[0], dg.AssetCheckSeverity.WARN))
+
+
+@dg.asset_check(asset=rudiment_labels, blocking=True)
+def labels_values_in_range() -> dg.AssetCheckResult:
+    """Every label value is finite and in range: onset times inside the take, |timing error| <= 1 s and
+    equal to actual - intended, velocities 1-127, flam spacing 0-1 s, durations, per-sample statistics
+    (damage that keeps a file readable, such as a flipped byte in a data page, stops here)."""
+    from music_assets.rudiments.labels import check_value_ranges  # noqa: PLC0415
+
+    return _checked(lambda: _to_result(check_value_ranges(_label_tables())))
 
 
 defs = dg.Definitions(
@@ -402,6 +520,7 @@ defs = dg.Definitions(
         labels_scores_in_range,
         labels_stroke_counts_match_midi,
         labels_realism,
+        labels_values_in_range,
     ],
     resources={"rudiment_dataset": RudimentDataset()},
 )

@@ -7,6 +7,13 @@ catalog schedule. Files (contract in CONTRACTS.md):
     <data dir>/catalog/audio_catalog.parquet
     <data dir>/catalog/selected_sources.parquet
     <data dir>/sources/prepared/<source_id>.flac
+
+Which folders: the `audio_roots` resource (`AudioRoots`: $MUSIC_ASSETS_AUDIO_ROOTS,
+default <data dir>/raw_audio), read by audio_catalog, raw_audio_sensor and every run
+daily_audio_catalog starts. Only what changed re-runs: `selected_sources` records a
+new data version of the observable source `source_files` for each source whose bytes
+or provenance changed, and the per-source assets follow those (and new partitions),
+not the whole selection (`automation.per_source_condition`).
 """
 
 # No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
@@ -15,14 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from music_assets import paths
-from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC
+from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC, PREPARATION_VERSION
+from music_assets.defs import source_keys
+from music_assets.defs.automation import per_source_condition, schedule_status, sensor_status
+from music_assets.defs.checks import partition_evaluation
+from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
+from music_assets.integrity import confine, confined_child
 from music_assets.progress import ProgressLog
 
 GROUP = "sources"
+ROOTS_ENV = "MUSIC_ASSETS_AUDIO_ROOTS"
+SOURCE_FILES = dg.AssetKey("source_files")
 
 
 def catalog_file() -> Path:
@@ -38,11 +52,42 @@ def prepared_dir() -> Path:
 
 
 def prepared_file(source_id: str) -> Path:
-    return prepared_dir() / f"{source_id}.flac"
+    """The prepared FLAC of a partition key, confined to the data dir (a key is data: it may try to escape)."""
+    return confined_child(prepared_dir(), source_id, what="prepared_sources partition key", suffix=".flac")
+
+
+PREPARED_ASSET = "prepared_sources"
 
 
 def default_roots() -> list[str]:
     return [str(paths.raw_audio_dir())]
+
+
+class AudioRoots(dg.ConfigurableResource):
+    """The music folders the sources group catalogs: one setting for `dagster asset materialize`
+    / `dg launch` of audio_catalog, runs from the UI, raw_audio_sensor and daily_audio_catalog.
+
+    `roots` when set (in code, or a run's `resources.audio_roots.config`), else the environment
+    variable named by `env_var` ($MUSIC_ASSETS_AUDIO_ROOTS: folders separated by os.pathsep, `:`
+    on Linux and macOS; `~` expands, relative paths are taken from the current directory), else
+    <data dir>/raw_audio. Read through dg.EnvVar when used, so the code server, the sensor and
+    the run all see the deployment's value. A run's `ops.audio_catalog.config.roots` overrides
+    it for that run only: the sensor and the schedule keep cataloging these folders.
+    """
+
+    roots: list[str] = Field(default=[], description="Folders to catalog; empty: from env_var, else the default.")
+    env_var: str = Field(default=ROOTS_ENV, description="Environment variable holding os.pathsep-separated folders.")
+
+    def setting(self) -> str:
+        """Where the folders come from, for logs and metadata."""
+        if self.roots:
+            return "audio_roots resource config"
+        return f"${self.env_var}" if (dg.EnvVar(self.env_var).get_value() or "").strip() else "default"
+
+    def paths(self) -> list[str]:
+        chosen = self.roots or (dg.EnvVar(self.env_var).get_value() or "").split(os.pathsep)
+        out = [os.path.abspath(os.path.expanduser(p.strip())) for p in chosen if p.strip()]
+        return out or default_roots()
 
 
 def _read_parquet(path: Path):
@@ -59,14 +104,19 @@ def _read_parquet(path: Path):
 
 class CatalogConfig(dg.Config):
     roots: list[str] | None = Field(
-        default=None, description="Folders to catalog, walked recursively. Default: <data dir>/raw_audio."
+        default=None,
+        description="Folders to catalog in this run only, walked recursively. Default: the audio_roots resource "
+        "($MUSIC_ASSETS_AUDIO_ROOTS, else <data dir>/raw_audio), which automation always catalogs.",
     )
-    workers: int = Field(default=0, description="Analysis processes; 0 means one per core.")
+    workers: int = Field(default=0, ge=0, description="Analysis processes; 0 means one per core.")
     incremental: bool = Field(
         default=True, description="Reuse the previous row of every file whose size and mtime are unchanged."
     )
     max_error_ratio: float = Field(
-        default=0.1, description="The error_ratio check warns when more than this fraction of files are errors."
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="The error_ratio check warns when more than this fraction of files are errors (0-1).",
     )
 
 
@@ -122,7 +172,9 @@ def check_error_ratio(path: Path, max_error_ratio: float) -> dg.AssetCheckResult
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, check_specs=CATALOG_CHECKS)
-def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> dg.MaterializeResult:
+def audio_catalog(
+    context: dg.AssetExecutionContext, config: CatalogConfig, audio_roots: AudioRoots
+) -> dg.MaterializeResult:
     """Every audio file under the roots: format, duration, sample rate, channels, size, mtime, peak,
     RMS, clipped and silence ratios, EBU R128 loudness, and `ok` or the reason it is unusable;
     its provenance (provider, license, author, url, acquired, cost) from a sidecar JSON, the root's
@@ -130,19 +182,22 @@ def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> d
     from music_assets.audio import catalog  # noqa: PLC0415
     from music_assets.io import write_parquet  # noqa: PLC0415
 
-    roots = config.roots or default_roots()
-    previous = catalog.load_previous(catalog_file()) if config.incremental else {}
-    try:
-        result = catalog.build_catalog(
-            roots,
-            previous=previous,
-            excluded=paths.generated_dirs(),
-            workers=config.workers,
-            progress=ProgressLog(context.log.info, "catalog", "files"),
-        )
-    except catalog.CatalogError as exc:
-        raise dg.Failure(description=str(exc)) from None
-    write_parquet(catalog_file(), result.table())
+    roots = config.roots or audio_roots.paths()
+    setting = "this run's config (ops.audio_catalog.config.roots)" if config.roots else audio_roots.setting()
+    context.log.info(f"cataloging {', '.join(roots)} (from {setting})")
+    with writing(context):
+        previous = catalog.load_previous(catalog_file()) if config.incremental else {}
+        try:
+            result = catalog.build_catalog(
+                roots,
+                previous=previous,
+                excluded=paths.generated_dirs(),
+                workers=config.workers,
+                progress=ProgressLog(context.log.info, "catalog", "files"),
+            )
+        except catalog.CatalogError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        write_parquet(catalog_file(), result.table())
     s = catalog.summary(result.rows)
     for problem in result.stats.unreadable_folders:
         context.log.warning(f"folder not readable, not cataloged: {problem}")
@@ -171,6 +226,7 @@ def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig) -> d
             "reused_rows": result.reused,
             "seconds": round(result.seconds, 3),
             "roots": dg.MetadataValue.md("\n".join(f"- `{r}`" for r in result.roots)),
+            "roots_from": setting,
             "folders_walked": result.stats.folders,
             "folders_not_walked": dg.MetadataValue.md(
                 "\n".join(
@@ -206,6 +262,21 @@ class SelectionConfig(dg.Config):
         description="Licenses a source may have (case-insensitive, e.g. ['CC0-1.0', 'CC-BY-4.0']; add 'unknown' "
         "to keep sources without one). Default None: every license, recorded in the license column.",
     )
+    allow_empty: bool = Field(
+        default=False,
+        description="A selection that selects nothing fails instead of removing every prepared source "
+        "(its partitions and files); set true to remove them all on purpose.",
+    )
+
+    @model_validator(mode="after")
+    def _rules_make_sense(self) -> "SelectionConfig":
+        from music_assets.audio.selection import SelectionRules  # noqa: PLC0415
+
+        SelectionRules(**self.rules())  # raises ValueError naming every problem
+        return self
+
+    def rules(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if k != "allow_empty"}
 
 
 def source_provenance() -> dict[str, dict[str, Any]]:
@@ -269,29 +340,138 @@ def delete_dynamic_partitions(instance: dg.DagsterInstance, name: str, keys: lis
             conn.execute(table.delete().where((table.c.partitions_def_name == name) & table.c.partition.in_(chunk)))
 
 
+GONE_VERSION = "absent"  # source_files' data version for a source no longer selected: its return is a change
+
+
+def _previous_selection() -> list[dict[str, Any]]:
+    """The rows of the selection on disk, before a run rewrites it; [] if there is none or it is unreadable."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    if not selected_file().is_file():
+        return []
+    try:
+        return pq.read_table(selected_file()).to_pylist()
+    except Exception:  # noqa: BLE001 - an unreadable selection only means every source is recorded again
+        return []
+
+
+def versions_to_record(
+    instance: dg.DagsterInstance, previous: list[dict[str, Any]], rows: list[dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """(the rows of the sources whose data version `source_files` must record, by key; the keys no
+    longer selected, recorded as `GONE_VERSION`).
+
+    A source is recorded when its version differs from the previous selection's, or when it
+    comes back to the selection after it was recorded gone (its files were deleted then). A
+    source new to the selection needs no record: its partitions are new, which is enough for
+    automation (`newly_missing`), and a first catalog of thousands of files stays one query.
+    """
+    wanted = set(preparable_ids(rows))
+    before = set(preparable_ids(previous))
+    recorded = {r["source_id"]: r.get("source_version") for r in previous if r.get("source_id") in before}
+    returning = set()
+    if wanted - before:
+        returning = set(
+            instance.get_latest_storage_id_by_partition(
+                SOURCE_FILES, dg.DagsterEventType.ASSET_OBSERVATION, partitions=wanted - before
+            )
+        )
+    changed = {
+        r["source_id"]: r
+        for r in rows
+        if r["source_id"] in wanted
+        and (
+            r["source_id"] in returning
+            or (r["source_id"] in before and recorded[r["source_id"]] != r["source_version"])
+        )
+    }
+    return changed, sorted(before - wanted)
+
+
+def record_source_versions(
+    context: dg.AssetExecutionContext, changed: dict[str, dict[str, Any]], gone: list[str]
+) -> None:
+    """One `source_files` observation per changed source, its data version the source's
+    (`selection.source_version`); `GONE_VERSION` for sources no longer selected."""
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG  # noqa: PLC0415 - no public constant
+
+    for key in sorted(changed):
+        row = changed[key]
+        context.log_event(
+            dg.AssetObservation(
+                SOURCE_FILES,
+                partition=key,
+                tags={DATA_VERSION_TAG: dg.DataVersion(row["source_version"]).value},
+                metadata={"rel_path": row["rel_path"], "root": row["root"], "content_hash": row["content_hash"]},
+            )
+        )
+    for key in gone:
+        context.log_event(
+            dg.AssetObservation(
+                SOURCE_FILES,
+                partition=key,
+                tags={DATA_VERSION_TAG: GONE_VERSION},
+                metadata={"status": "no longer selected"},
+            )
+        )
+
+
 @dg.asset(group_name=GROUP, deps=[audio_catalog], kinds={"parquet"})
 def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig) -> dg.MaterializeResult:
     """Catalog rows scored by the selection rules, with the reason for every rejection; keeps the
-    prepared_sources partitions (and prepared files) in step with the selection."""
+    prepared_sources partitions (and prepared files) in step with the selection, and records a new
+    data version of `source_files` for each source whose bytes or provenance changed."""
     from collections import Counter  # noqa: PLC0415
 
     from music_assets.audio.catalog import markdown_table  # noqa: PLC0415
     from music_assets.audio.selection import SelectionRules, select_sources  # noqa: PLC0415
+    from music_assets.integrity import remove_manifest  # noqa: PLC0415
     from music_assets.io import write_parquet  # noqa: PLC0415
 
-    rules = SelectionRules(**config.model_dump())
+    rules = SelectionRules(**config.rules())
     table, failures = select_sources(_read_parquet(catalog_file()), rules)
-    write_parquet(selected_file(), table)
     rows = table.to_pylist()
     chosen = [r for r in rows if r["selected"]]
     wanted = preparable_ids(rows)
-    added, removed = sync_prepared_partitions(context.instance, wanted)
-    keep = set(wanted)
-    stale = [p for p in prepared_dir().glob("*.flac") if p.stem not in keep] if prepared_dir().is_dir() else []
-    for p in stale:
-        p.unlink()
+    instance = context.instance
+    name = prepared_source_partitions.name
+    current = set(instance.get_dynamic_partitions(name))
+    existing = sorted(prepared_dir().glob("*.flac")) if prepared_dir().is_dir() else []
+    if not wanted and (current or existing) and not config.allow_empty:
+        top = sorted(failures.items(), key=lambda kv: -kv[1])[:3]
+        raise dg.Failure(
+            description=f"the selection rules select none of the {len(rows)} cataloged files "
+            f"(most rejected by: {', '.join(f'{k} ({n})' for k, n in top) or 'no rows'}); refusing to remove "
+            f"the {len(current)} prepared_sources partitions and {len(existing)} prepared files. Check the "
+            "rules, or set allow_empty: true to remove every prepared source on purpose. Nothing was changed.",
+            metadata={"cataloged": len(rows), "partitions_kept": len(current), "prepared_files_kept": len(existing)},
+        )
+    previous = _previous_selection()
+    with writing(context):
+        added = sorted(set(wanted) - current)
+        if added:
+            instance.add_dynamic_partitions(name, added)
+        # The versions, then the migration's copies; the selection is written after both, so a run that
+        # dies before records them again (the previous selection is the baseline of what changed).
+        changed, gone = versions_to_record(instance, previous, rows)
+        record_source_versions(context, changed, gone)
+        migrated = source_keys.migrate_legacy_keys(
+            instance, source_keys.legacy_key_map(previous, rows, current, wanted)
+        )
+        if migrated:
+            context.log.info(f"renamed {len(migrated)} sources to readable keys: {source_keys.describe(migrated)}")
+        write_parquet(selected_file(), table)
+        removed = sorted(current - set(wanted))
+        if removed:
+            delete_dynamic_partitions(instance, name, removed)
+        keep = set(wanted)
+        stale = [p for p in prepared_dir().glob("*.flac") if p.stem not in keep] if prepared_dir().is_dir() else []
+        for p in stale:
+            remove_manifest(PREPARED_ASSET, p.stem)
+            p.unlink()
     if removed or stale:
         context.log.info(f"removed {len(removed)} partitions and {len(stale)} prepared files no longer selected")
+    context.log.info(f"{len(added)} sources new, {len(changed)} changed, {len(gone)} no longer selected")
     return dg.MaterializeResult(
         metadata={
             "selected": len(chosen),
@@ -308,6 +488,8 @@ def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig)
             "partitions": len(wanted),
             "partitions_added": len(added),
             "partitions_removed": len(removed),
+            "sources_changed": len(changed),
+            "keys_migrated": len(migrated),
             "rejections_by_rule": dg.MetadataValue.md(
                 markdown_table(("rule", "rows"), sorted(failures.items())) if failures else "none"
             ),
@@ -336,6 +518,27 @@ def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig)
 # prepared_sources
 
 
+@dg.observable_source_asset(
+    key=SOURCE_FILES,
+    group_name=GROUP,
+    partitions_def=prepared_source_partitions,
+    description="Each selected source's file, as Dagster sees it: its data version is a hash of the file's bytes "
+    "and the provenance the prepared file records (`source_version` in selected_sources.parquet), recorded by "
+    "selected_sources when a source changes, leaves the selection (`absent`) or comes back; prepared_sources "
+    "re-runs a partition when it changes. A source never changed has no observation yet; observing this asset "
+    "by hand records every source's current version.",
+)
+def source_files(context) -> dg.DataVersionsByPartition:
+    rows = _read_parquet(selected_file()).to_pylist()
+    wanted = set(preparable_ids(rows))
+    return dg.DataVersionsByPartition({r["source_id"]: r["source_version"] for r in rows if r["source_id"] in wanted})
+
+
+class PreparedSourcesConfig(dg.Config):
+    """No settings: the preparation is fixed (48 kHz stereo, 30-240 s, -1 dBFS). Declared so that
+    unknown keys in run config are refused instead of silently ignored."""
+
+
 PREPARED_CHECKS = [
     dg.AssetCheckSpec(
         name, asset="prepared_sources", blocking=True, description=desc, partitions_def=prepared_source_partitions
@@ -346,31 +549,49 @@ PREPARED_CHECKS = [
 
 @dg.asset(
     group_name=GROUP,
-    deps=[selected_sources],
+    deps=[selected_sources, source_files],
     partitions_def=prepared_source_partitions,
     backfill_policy=backfill_policy(default_per_run=SOURCE_PARTITIONS_PER_RUN),
     check_specs=PREPARED_CHECKS,
     kinds={"flac"},
-    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+    code_version=PREPARATION_VERSION,
+    # A catalog refresh rewrites selected_sources every time: what changed per source arrives through
+    # source_files, which records changes only (a new source is a new partition, never observed).
+    automation_condition=per_source_condition(ignore_updates=["selected_sources"], optional=["source_files"]),
 )
-def prepared_sources(context: dg.AssetExecutionContext):
+def prepared_sources(context: dg.AssetExecutionContext, config: PreparedSourcesConfig):
     """Each selected source at 48 kHz stereo, 30-240 s, peak -1 dBFS, 24-bit FLAC, with a 0-100
-    quality score. The four blocking checks are measured per partition from the written file."""
+    quality score. The four blocking checks are measured per partition from the written file.
+    Each partition's manifest records the file's sha256 (texture_beds and rudiment_audio verify it)."""
     from music_assets.audio.preparation import PreparationError, check_prepared, prepare_source  # noqa: PLC0415
+    from music_assets.integrity import PathEscapeError, fingerprint, invalidate_manifest, write_manifest  # noqa: PLC0415
     from music_assets.io import remove_partials  # noqa: PLC0415
 
     by_id = {r["source_id"]: r for r in _read_parquet(selected_file()).to_pylist() if r["selected"]}
-    remove_partials(prepared_dir())
+    with clear_errors():
+        dests = {key: prepared_file(key) for key in context.partition_keys}  # every key confined before any write
     prepared, failures = [], []
-    for key in context.partition_keys:
-        row = by_id.get(key)
-        if row is None:
-            failures.append(f"{key}: not a selected source in {selected_file()} (re-materialize selected_sources)")
-            continue
-        try:
-            prepared.append((key, row, prepare_source(Path(row["root"]) / row["rel_path"], prepared_file(key))))
-        except (PreparationError, OSError) as exc:
-            failures.append(f"{key} ({row['rel_path']}): {exc}")
+    with writing(context):
+        remove_partials(prepared_dir())
+        for key, dest in dests.items():
+            row = by_id.get(key)
+            if row is None:
+                failures.append(f"{key}: not a selected source in {selected_file()} (re-materialize selected_sources)")
+                continue
+            try:
+                source = confine(Path(row["root"]) / row["rel_path"], [row["root"]], what=f"source of {key}")
+                invalidate_manifest(PREPARED_ASSET, key)
+                p = prepare_source(source, dest)
+                write_manifest(
+                    PREPARED_ASSET,
+                    key,
+                    [p.path],
+                    fingerprint=fingerprint({"source": row["rel_path"], "content_hash": row["content_hash"]}),
+                    run_id=context.run_id,
+                )
+                prepared.append((key, row, p))
+            except (PreparationError, PathEscapeError, OSError) as exc:
+                failures.append(f"{key} ({row['rel_path']}): {exc}")
     if failures:
         raise dg.Failure(
             description="could not prepare:\n" + "\n".join(failures),
@@ -380,6 +601,7 @@ def prepared_sources(context: dg.AssetExecutionContext):
         context.add_asset_metadata(
             partition_key=key,
             metadata={
+                "rel_path": row["rel_path"],
                 "source": f"{row['root']}/{row['rel_path']}",
                 "license": row["license"],
                 "provider": row["provider"] or "",
@@ -401,14 +623,17 @@ def prepared_sources(context: dg.AssetExecutionContext):
     for key, _row, p in prepared:
         for outcome in check_prepared(p.path):
             if outcome.name in selected_checks:
-                yield dg.AssetCheckEvaluation(
-                    asset_key=context.asset_key,
-                    check_name=outcome.name,
-                    passed=outcome.passed,
-                    blocking=True,
-                    partition=key,
-                    description=outcome.description,
-                    metadata=outcome.metadata,
+                # pointing at the partition's new materialization: automation counts a check as passed
+                # (texture_beds waits on these gates) only when it evaluated the latest materialization
+                yield partition_evaluation(
+                    context,
+                    dg.AssetCheckResult(
+                        check_name=outcome.name,
+                        passed=outcome.passed,
+                        description=outcome.description,
+                        metadata=outcome.metadata,
+                    ),
+                    key,
                 )
     # One output per check lets downstream steps wait on the gates; the results are the evaluations above.
     for check_key in context.selected_asset_check_keys:
@@ -421,24 +646,50 @@ def prepared_sources(context: dg.AssetExecutionContext):
 refresh_selection = dg.AssetSelection.assets(audio_catalog, selected_sources)
 
 
+def _sensor_cursor(cursor: str | None) -> dict[str, Any]:
+    """raw_audio_sensor's cursor: {"tree": fingerprint of the walk, "catalog": the catalog file's stamp
+    when the sensor last asked for a catalog}; an older cursor was the fingerprint alone."""
+    import json  # noqa: PLC0415
+
+    if not cursor:
+        return {}
+    try:
+        value = json.loads(cursor)
+    except ValueError:
+        return {"tree": cursor}
+    return value if isinstance(value, dict) else {"tree": cursor}
+
+
+def _stamp(path: Path) -> str | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 @dg.sensor(
     name="raw_audio_sensor",
     target=refresh_selection,
     minimum_interval_seconds=60,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Watches <data dir>/raw_audio: requests a catalog + selection run when a file is added, "
-    "changed or removed, and keeps the prepared_sources partitions to the selected files that exist.",
+    default_status=sensor_status("raw_audio_sensor"),
+    description="Watches the audio_roots folders ($MUSIC_ASSETS_AUDIO_ROOTS, default <data dir>/raw_audio): "
+    "requests a catalog + selection run when a file is added, changed or removed, or when the current catalog "
+    "was made from other folders (a one-run override), and keeps the prepared_sources partitions to the "
+    "selected files that exist.",
 )
-def raw_audio_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    from music_assets.audio.catalog import CatalogError, fingerprint, resolve_roots, scan  # noqa: PLC0415
+def raw_audio_sensor(context: dg.SensorEvaluationContext, audio_roots: AudioRoots) -> dg.SensorResult | dg.SkipReason:
+    import json  # noqa: PLC0415
 
-    roots = default_roots()
+    from music_assets.audio.catalog import CatalogError, cataloged_roots, fingerprint, resolve_roots, scan  # noqa: PLC0415
+
+    roots = audio_roots.paths()
     try:
         entries, stats = scan(roots, paths.generated_dirs())
     except CatalogError as exc:
         return dg.SkipReason(str(exc))
     tree = fingerprint(entries, stats)
-    watched = set(resolve_roots(roots))
+    watched = resolve_roots(roots)
     present = {(e.root, e.rel_path) for e in entries}
 
     def exists(row: dict[str, Any]) -> bool:  # sources cataloged from other roots are checked one by one
@@ -460,30 +711,36 @@ def raw_audio_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | d
             # one transaction at a time (3,000 keys took 14-22 s on SQLite)
             delete_dynamic_partitions(context.instance, prepared_source_partitions.name, gone)
             context.log.info(f"removed {len(gone)} prepared_sources partition(s) whose source is gone")
-    run_requests = []
-    if tree != context.cursor:
-        run_requests.append(
-            dg.RunRequest(
-                run_config={"ops": {"audio_catalog": {"config": {"roots": roots}}}},
-                tags={"music_assets/trigger": "raw_audio_changed"},
-            )
-        )
+    # A catalog made from other folders (a run with ops.audio_catalog.config.roots) is replaced by one of the
+    # configured folders, once per such catalog: the setting, not the last run, says what is cataloged.
+    last = _sensor_cursor(context.cursor)
+    stamp = _stamp(catalog_file())
+    trigger = None
+    if tree != last.get("tree"):
+        trigger = "raw_audio_changed"
+    elif cataloged_roots(catalog_file()) != watched and stamp != last.get("catalog"):
+        trigger = "catalog_from_other_roots"
+    run_requests = [dg.RunRequest(tags={"music_assets/trigger": trigger})] if trigger else []
     if not run_requests and not partition_requests:
         removed = f"; removed {len(gone)} partition(s) whose source is gone" if gone else ""
         return dg.SkipReason(f"no change under {', '.join(roots)} ({len(entries)} audio files){removed}")
-    return dg.SensorResult(run_requests=run_requests, cursor=tree, dynamic_partitions_requests=partition_requests)
+    cursor = json.dumps({"tree": tree, "catalog": stamp}) if trigger else context.cursor
+    return dg.SensorResult(run_requests=run_requests, cursor=cursor, dynamic_partitions_requests=partition_requests)
 
 
 daily_audio_catalog = dg.ScheduleDefinition(
     name="daily_audio_catalog",
     cron_schedule="0 4 * * *",
     target=refresh_selection,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Refreshes the audio catalog and the selection every day at 04:00.",
+    default_status=schedule_status("daily_audio_catalog"),
+    description="Refreshes the audio catalog of the audio_roots folders and the selection every day at 04:00.",
 )
 
+source_keys.register(prepared_sources, source_keys.move_file(lambda key: prepared_file(key)))
+
 defs = dg.Definitions(
-    assets=[audio_catalog, selected_sources, prepared_sources],
+    assets=[audio_catalog, selected_sources, source_files, prepared_sources],
     sensors=[raw_audio_sensor],
     schedules=[daily_audio_catalog],
+    resources={"audio_roots": AudioRoots()},
 )

@@ -10,6 +10,12 @@ so a folder without a manifest is an interrupted write. A checkpoint is *valid*
 when its manifest parses, names the expected fingerprint (the run it belongs to)
 and every file it lists exists with the recorded sha256; anything else (a
 killed writer, a flipped byte on disk) is skipped with the reason.
+
+Checkpoints of another configuration are never deleted by a run that starts
+fresh: `set_aside` moves them to `<root>/superseded/<fingerprint>/`,
+`restore_superseded` brings them back when that configuration runs again, and
+`prune_superseded` keeps the last two sets once the current configuration has
+a checkpoint of its own.
 """
 
 from __future__ import annotations
@@ -149,6 +155,59 @@ def prune_checkpoints(root: str | Path, keep_steps: set[int]) -> list[int]:
             shutil.rmtree(d, ignore_errors=True)
             deleted.append(step)
     return deleted
+
+
+SUPERSEDED = "superseded"
+KEEP_SUPERSEDED = 2  # checkpoint sets of earlier configurations kept once the current one has its own
+
+
+def _fingerprint_of(d: Path) -> str:
+    try:
+        fp = read_json(d / MANIFEST).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        fp = None
+    return str(fp)[:16] if fp else "unreadable"
+
+
+def set_aside(root: str | Path) -> Path:
+    """Move every checkpoint folder under `root` to `root/superseded/<fingerprint>/` (nothing deleted).
+
+    Called when a run of another configuration starts fresh: its checkpoints would otherwise be
+    overwritten step by step, and a run that then fails would have destroyed them for nothing.
+    """
+    root = Path(root)
+    target = root / SUPERSEDED
+    for _step, d in list_checkpoint_dirs(root):
+        dest = target / _fingerprint_of(d) / d.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():  # an older copy of the same step of the same configuration
+            shutil.rmtree(dest)
+        d.replace(dest)
+    return target
+
+
+def restore_superseded(root: str | Path, fingerprint: str) -> bool:
+    """Move the set-aside checkpoints of `fingerprint` back under `root` (setting aside what is there)."""
+    root = Path(root)
+    src = root / SUPERSEDED / fingerprint[:16]
+    if not src.is_dir() or not any(valid_checkpoints(src, fingerprint)):
+        return False
+    set_aside(root)
+    for _step, d in list_checkpoint_dirs(src):
+        d.replace(root / d.name)
+    shutil.rmtree(src, ignore_errors=True)
+    return True
+
+
+def prune_superseded(root: str | Path, keep: int = KEEP_SUPERSEDED) -> list[str]:
+    """Delete all but the `keep` most recently set-aside checkpoint sets; return the deleted ones."""
+    base = Path(root) / SUPERSEDED
+    if not base.is_dir():
+        return []
+    sets = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for p in sets[keep:]:
+        shutil.rmtree(p, ignore_errors=True)
+    return [p.name for p in sets[keep:]]
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:

@@ -74,6 +74,48 @@ class TrainConfig:
     save_step_zero: bool = False  # LoRA: the base itself is the first good checkpoint
     num_threads: int = 0  # 0 = every core, up to MAX_AUTO_THREADS
 
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError("invalid training config: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every field out of range (checked before any checkpoint is looked at, let alone touched)."""
+        ints = {
+            "max_steps": 1,
+            "batch_size": 1,
+            "warmup_steps": 0,
+            "checkpoint_every": 1,
+            "keep_last": 1,
+            "eval_batch_size": 1,
+            "watch_samples": 1,
+            "watch_max_new_tokens": 1,
+            "max_rollbacks": 0,
+            "num_threads": 0,
+        }
+        out = [
+            f"{name} must be an integer >= {low}, got {getattr(self, name)!r}"
+            for name, low in ints.items()
+            if isinstance(getattr(self, name), bool)
+            or not isinstance(getattr(self, name), int)
+            or getattr(self, name) < low
+        ]
+        floats = {  # name: (low, high, low inclusive)
+            "learning_rate": (0.0, math.inf, False),
+            "weight_decay": (0.0, math.inf, True),
+            "min_lr_ratio": (0.0, 1.0, True),
+            "grad_clip": (0.0, math.inf, False),
+            "watch_threshold": (0.0, 1.0, True),
+            "rollback_lr_factor": (0.0, 1.0, False),
+        }
+        for name, (low, high, inclusive) in floats.items():
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and math.isfinite(v) and (v >= low if inclusive else v > low) and v <= high
+            if not ok:
+                bound = f"{'[' if inclusive else '('}{low:g}, {high:g}]"
+                out.append(f"{name} must be a number in {bound}, got {v!r}")
+        return out
+
     def fingerprint_fields(self) -> dict[str, Any]:
         """The fields that change the trajectory (a resume must match them)."""
         d = asdict(self)
@@ -290,6 +332,7 @@ class Trainer:
         if best:
             keep.add(best.step)
         ck.prune_checkpoints(self.root, keep)
+        ck.prune_superseded(self.root)  # this configuration has a checkpoint now
 
     @staticmethod
     def _best(ckpts: list[ck.Checkpoint]) -> ck.Checkpoint | None:
@@ -363,6 +406,10 @@ class Trainer:
         t0 = time.monotonic()
         remove_partials(self.root)  # temp files of a killed writer (this loop is the only writer)
         skipped: list[str] = []
+        if ck.latest_valid_checkpoint(self.root, self.fp) is None and ck.restore_superseded(self.root, self.fp):
+            self.log(
+                f"this configuration's checkpoints were set aside by another one; moved them back under {self.root}"
+            )
         resume = ck.latest_valid_checkpoint(self.root, self.fp, log=skipped.append)
         for s in skipped:
             self.log(s)
@@ -374,8 +421,14 @@ class Trainer:
         else:
             stale = [d for _, d in ck.list_checkpoint_dirs(self.root)]
             if stale:
-                self.log(f"no usable checkpoint among {len(stale)} under {self.root}; starting fresh")
-                ck.prune_checkpoints(self.root, set())
+                # kept, not deleted: a run that then fails loses nothing, and going back to that
+                # configuration resumes from them; superseded sets are pruned only once this
+                # configuration has a checkpoint of its own (`_prune`)
+                where = ck.set_aside(self.root)
+                self.log(
+                    f"no usable checkpoint among {len(stale)} under {self.root} (another configuration or "
+                    f"corrupt); moved them to {where} and starting fresh"
+                )
             if cfg.save_step_zero:
                 self._checkpoint_step()
         running = True

@@ -6,7 +6,8 @@ Folder layout (all under `<data dir>/models/`):
   (model config, training summary, sha256 of the weights, the corpus it was
   trained on), `vocab.json`, `checkpoints/`, `loss_curve.png`,
   `evaluation.json`, `listening/`;
-- `lora/<tier>/`: `adapter/` (peft `save_pretrained`), `checkpoints/`,
+- `lora/<tier>/`: `adapter/` (peft `save_pretrained` + `manifest.json` with the sha256 of each
+  file, verified whenever the adapter is loaded), `checkpoints/`,
   `training.json` (with the sha256 of the base weights it was trained on),
   `loss_curve.png`, `evaluation.json`, `listening/`.
 
@@ -38,7 +39,7 @@ from music_assets.ml.evaluation import GRAMMAR_EVENTS
 from music_assets.ml.generation import SamplingConfig, TorchStepper
 from music_assets.ml.grammar import grammar_report
 from music_assets.ml.listening import plot_loss_curve, write_performance
-from music_assets.ml.lora import apply_lora, load_adapter
+from music_assets.ml.lora import apply_lora, load_adapter, save_adapter
 from music_assets.ml.model import DrumTransformer, ModelConfig
 from music_assets.ml.tokenizer import Vocab, score_of
 from music_assets.ml.training import TrainConfig, Trainer, TrainResult, evaluate_loss
@@ -249,7 +250,7 @@ def train_adapter(
     adapter = out_dir / "adapter"
     staging = out_dir / ".adapter.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(str(staging))
+    adapter_files = save_adapter(model, staging)  # with its manifest: load_adapter verifies every file
     # swap the finished folder in; a kill in between leaves the previous adapter or none, never a mix
     shutil.rmtree(adapter, ignore_errors=True)
     staging.replace(adapter)
@@ -260,6 +261,7 @@ def train_adapter(
             "lora": settings,
             "train_config": asdict(train_cfg),
             "base_weights_sha256": meta["weights_sha256"],
+            "adapter_sha256": adapter_files,
             "summary": _summary(result),
         },
     )

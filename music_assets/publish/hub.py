@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import glob
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,9 +209,9 @@ class LocalHashes:
         return True
 
 
-def batch_name(rel: str) -> str:
+def batch_name(rel: str, order: Sequence[str] = BATCH_ORDER) -> str:
     top = rel.split("/", 1)[0]
-    return top if "/" in rel and top in BATCH_ORDER else "card"
+    return top if "/" in rel and top in order else "card"
 
 
 def _parent(rel: str) -> str:
@@ -271,8 +271,12 @@ def plan_upload(
     remote: dict[str, RemoteFile] | None,
     hashes: LocalHashes | None = None,
     build_batch_bytes: int = BUILD_BATCH_BYTES,
+    batch_order: Sequence[str] = BATCH_ORDER,
 ) -> UploadPlan:
-    """What an upload of `staging` has to do, given the remote files (None: unknown, assumed empty)."""
+    """What an upload of `staging` has to do, given the remote files (None: unknown, assumed empty).
+
+    Files go up one top-level folder of `batch_order` at a time, in that order; files at the root
+    and in other folders form the last batch, "card"."""
     hashes = hashes or LocalHashes(staging)
     local = hashes.files()
     known = remote is not None
@@ -284,9 +288,9 @@ def plan_upload(
     delete = sorted(p for p in remote if p not in local and p not in layout.HUB_MANAGED)
     groups: dict[str, list[str]] = {}
     for rel in upload:
-        groups.setdefault(batch_name(rel), []).append(rel)
+        groups.setdefault(batch_name(rel, batch_order), []).append(rel)
     batches = []
-    for name in BATCH_ORDER:
+    for name in (*[b for b in batch_order if b != "card"], "card"):
         files = sorted(groups.get(name, []))
         if files:
             built = deferred_groups(files, hashes, build_batch_bytes)
@@ -310,7 +314,8 @@ def verify(staging: Path, remote: dict[str, RemoteFile], hashes: LocalHashes | N
 
 
 class HubClient:
-    """One dataset repository on the Hub, through an `HfApi`-like object already holding the token."""
+    """One repository on the Hub (a dataset unless `repo_type` says otherwise), through an `HfApi`-like
+    object already holding the token; `batch_order` names the top-level folders uploaded first, in order."""
 
     def __init__(
         self,
@@ -319,12 +324,16 @@ class HubClient:
         token: str | None,
         private: bool = True,
         log: Callable[[str], None] = lambda _msg: None,
+        repo_type: str = REPO_TYPE,
+        batch_order: Sequence[str] = BATCH_ORDER,
     ):
         self.api = api
         self.repo_id = repo_id
         self._token = token
         self.private = private
         self.log = log
+        self.repo_type = repo_type
+        self.batch_order = tuple(batch_order)
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one Hub call; any failure becomes a HubError with the token removed and no chained cause."""
@@ -344,7 +353,7 @@ class HubClient:
             f"uploading {what}",
             self.api.upload_folder,
             repo_id=self.repo_id,
-            repo_type=REPO_TYPE,
+            repo_type=self.repo_type,
             folder_path=str(staging),
             allow_patterns=allow_patterns,
             ignore_patterns=list(IGNORE_PATTERNS),
@@ -400,7 +409,7 @@ class HubClient:
 
         def listing() -> dict[str, RemoteFile]:
             try:
-                entries = list(self.api.list_repo_tree(self.repo_id, repo_type=REPO_TYPE, recursive=True))
+                entries = list(self.api.list_repo_tree(self.repo_id, repo_type=self.repo_type, recursive=True))
             except RepositoryNotFoundError:
                 if missing_ok:
                     return {}
@@ -418,7 +427,9 @@ class HubClient:
     def plan(
         self, staging: Path, hashes: LocalHashes | None = None, build_batch_bytes: int = BUILD_BATCH_BYTES
     ) -> UploadPlan:
-        return plan_upload(self.repo_id, staging, self.remote_files(missing_ok=True), hashes, build_batch_bytes)
+        return plan_upload(
+            self.repo_id, staging, self.remote_files(missing_ok=True), hashes, build_batch_bytes, self.batch_order
+        )
 
     def publish(self, staging: Path, commit_message: str, build_batch_bytes: int = BUILD_BATCH_BYTES) -> PublishResult:
         """Create the repo if needed, upload what differs (building deferred shards a group of at most
@@ -427,7 +438,7 @@ class HubClient:
             "creating the repository",
             self.api.create_repo,
             self.repo_id,
-            repo_type=REPO_TYPE,
+            repo_type=self.repo_type,
             private=self.private,
             exist_ok=True,
         )
@@ -454,7 +465,7 @@ class HubClient:
                 "deleting stale files",
                 self.api.delete_files,
                 repo_id=self.repo_id,
-                repo_type=REPO_TYPE,
+                repo_type=self.repo_type,
                 delete_patterns=[glob.escape(p) for p in plan.delete],
                 commit_message=f"{commit_message} (remove stale files)",
             )

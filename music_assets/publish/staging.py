@@ -47,7 +47,6 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,7 +57,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from music_assets.io import PARTIAL_SUFFIX, write_bytes, write_parquet
+from music_assets.integrity import PathEscapeError, confine
+from music_assets.io import tmp_path, write_bytes, write_parquet
 from music_assets.publish import layout
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SPLITS
 from music_assets.rudiments.library import load_library
@@ -228,7 +228,7 @@ def sample_table(samples: pa.Table, exercises: pa.Table, labels_dir: Path) -> pa
 
 
 def _tmp_beside(dest: Path) -> Path:
-    return dest.with_name(f".{dest.name}.{os.getpid()}-{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+    return tmp_path(dest)
 
 
 def sync_file(src: Path, dest: Path) -> str:
@@ -273,7 +273,10 @@ def _media_plan(table: pa.Table, data_root: Path, samples_path: Path) -> dict[st
             if not rel:
                 missing.append(f"{sid}: empty {src_col}")
                 continue
-            src = data_root / rel
+            try:  # a path from a table is data: it must stay inside the data dir
+                src = confine(data_root / rel, [data_root], what=f"{src_col} of {sid} in {samples_path}")
+            except PathEscapeError as exc:
+                raise StagingError(str(exc)) from None
             if not src.is_file():
                 missing.append(str(src))
             rows.append((src, f"{MEDIA_DIRS[col]}/{slug}/{sid}{Path(rel).suffix}"))

@@ -297,6 +297,96 @@ def check_scores(tables: TableSet) -> CheckOutcome:
     return CheckOutcome(True, f"all 14 scores of {n} samples are within 0-100", meta)
 
 
+# Value ranges of the label columns: what any performance can produce (measured over 6 rudiments x
+# 250 players x 2 tempos x 2 lengths: timing errors within +-475 ms, every onset inside the take).
+# A value outside them is damage that kept the file readable (a flipped byte in a data page), or a
+# generator bug: either way the labels must not ship.
+MAX_ABS_TIMING_ERROR_MS = 1000.0
+MAX_DURATION_SEC = 3600.0
+MIDI_VELOCITY = (1, 127)
+MAX_FLAM_SPACING_MS = 1000.0
+TIME_TOLERANCE_MS = 1e-6
+
+
+def check_value_ranges(tables: TableSet) -> CheckOutcome:
+    """Every label value is finite and in range: performed onsets inside the take (0 <= t <= duration),
+    intended ones within 1 s of it,
+    |timing_error_ms| <= 1 s and equal to actual - intended, velocities 1-127, flam spacing 0-1 s,
+    durations in (0, 3600] s, per-sample timing SD and velocity CV finite and >= 0, measure statistics
+    finite. Reads the files in batches."""
+    samples = _sample_frame(tables.samples, ["sample_id", "duration_sec", "timing_error_sd_ms", "velocity_cv"])
+    bad: dict[str, list[str]] = {}
+
+    def flag(what: str, ids: Iterable[Any]) -> None:
+        ids = list(ids)
+        if ids:
+            bad.setdefault(what, []).extend(str(i) for i in ids)
+
+    dur = samples["duration_sec"].astype(float)
+    flag(
+        f"samples with duration_sec outside (0, {MAX_DURATION_SEC:g}]",
+        samples.loc[~((dur > 0) & (dur <= MAX_DURATION_SEC)), "sample_id"],
+    )
+    for col in ("timing_error_sd_ms", "velocity_cv"):
+        v = samples[col].astype(float)
+        flag(f"samples with {col} not finite or < 0", samples.loc[~(np.isfinite(v) & (v >= 0)), "sample_id"])
+    duration_ms = dict(zip(samples["sample_id"], dur * 1000.0, strict=True))
+    cols = [
+        "sample_id",
+        "intended_time_ms",
+        "actual_time_ms",
+        "timing_error_ms",
+        "intended_velocity",
+        "actual_velocity",
+        "flam_spacing_ms",
+    ]
+    n = 0
+    for batch in _batches(tables.strokes, cols):
+        n += batch.num_rows
+        sid = batch.column("sample_id").to_numpy(zero_copy_only=False)
+        limit = np.array([duration_ms.get(x, np.nan) for x in sid], dtype=float)
+        intended = batch.column("intended_time_ms").to_numpy(zero_copy_only=False).astype(float)
+        actual = batch.column("actual_time_ms").to_numpy(zero_copy_only=False).astype(float)
+        error = batch.column("timing_error_ms").to_numpy(zero_copy_only=False).astype(float)
+        ok = np.isfinite(actual) & (actual >= 0) & (actual <= limit + TIME_TOLERANCE_MS)
+        flag("strokes with actual_time_ms not inside the take (0..duration)", sid[~ok])
+        # the grid point a stroke aimed at: within a timing error of the take (a rushed last note ends it early)
+        ok = (
+            np.isfinite(intended)
+            & (intended >= -MAX_ABS_TIMING_ERROR_MS)
+            & (intended <= limit + MAX_ABS_TIMING_ERROR_MS)
+        )
+        flag(f"strokes with intended_time_ms more than {MAX_ABS_TIMING_ERROR_MS:g} ms outside the take", sid[~ok])
+        ok = np.isfinite(error) & (np.abs(error) <= MAX_ABS_TIMING_ERROR_MS)
+        flag(f"strokes with |timing_error_ms| > {MAX_ABS_TIMING_ERROR_MS:g} or not finite", sid[~ok])
+        mismatch = np.abs(error - (actual - intended)) > 1e-6 * np.maximum(1.0, np.abs(actual))
+        flag("strokes whose timing_error_ms is not actual - intended", sid[ok & mismatch])
+        lo, hi = MIDI_VELOCITY
+        for name in ("intended_velocity", "actual_velocity"):
+            col = batch.column(name)
+            v = col.to_numpy(zero_copy_only=False).astype(float)
+            flag(f"strokes with {name} outside {lo}-{hi}", sid[~((v >= lo) & (v <= hi))])
+        spacing = batch.column("flam_spacing_ms")
+        valid = ~np.asarray(spacing.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        sp = spacing.fill_null(0.0).to_numpy(zero_copy_only=False).astype(float)
+        ok = ~valid | (np.isfinite(sp) & (sp >= 0) & (sp <= MAX_FLAM_SPACING_MS))
+        flag(f"strokes with flam_spacing_ms outside 0-{MAX_FLAM_SPACING_MS:g}", sid[~ok])
+    measure_cols = [c for c in pq.read_schema(tables.measures).names if c not in ("sample_id", "measure_index")]
+    for batch in _batches(tables.measures, ["sample_id", *measure_cols]):
+        sid = batch.column("sample_id").to_numpy(zero_copy_only=False)
+        for name in measure_cols:
+            col = batch.column(name)
+            v = col.fill_null(0).to_numpy(zero_copy_only=False).astype(float)
+            flag(f"measures with {name} not finite", sid[~np.isfinite(v)])
+    meta: dict[str, Any] = {"samples": len(samples), "strokes": n, **{k: len(v) for k, v in bad.items()}}
+    if bad:
+        meta["examples"] = markdown_table(
+            [{"problem": k, "rows": len(v), "samples": ", ".join(sorted(set(v))[:EXAMPLES])} for k, v in bad.items()]
+        )
+        return CheckOutcome(False, "; ".join(f"{len(v)} {k}" for k, v in bad.items()), meta)
+    return CheckOutcome(True, f"every value of {len(samples)} samples and {n} strokes is finite and in range", meta)
+
+
 def check_stroke_counts(tables: TableSet, root: Path | None = None) -> CheckOutcome:
     """Stroke rows per sample = num_strokes = note count of its MIDI file (all snare, channel 10)."""
     root = Path(root) if root is not None else data_dir()

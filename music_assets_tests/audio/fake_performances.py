@@ -16,6 +16,7 @@ import pretty_midi
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from music_assets.integrity import write_manifest
 from music_assets.seeding import stable_id, stable_rng
 
 
@@ -118,7 +119,16 @@ def write_performances(
     df = pd.DataFrame(samples)
     _write(perf / "samples.parquet", df)
     _write(perf / "strokes.parquet", pd.DataFrame(strokes))
+    record(data, slug)
     return df
+
+
+def record(data: Path, slug: str) -> None:
+    """The manifest rudiment_performances writes last (the files' sha256), which rudiment_audio verifies."""
+    perf = data / "rudiments" / "performances" / slug
+    midi = pq.read_table(perf / "samples.parquet", columns=["midi_path"]).column("midi_path").to_pylist()
+    files = [perf / "samples.parquet", perf / "strokes.parquet", *(data / rel for rel in midi)]
+    write_manifest("rudiment_performances", slug, files, fingerprint="fake performances", root=data)
 
 
 def shift_labels(data: Path, slug: str, shift_ms: float) -> None:
@@ -127,3 +137,4 @@ def shift_labels(data: Path, slug: str, shift_ms: float) -> None:
     df = pq.read_table(path).to_pandas()
     df["actual_time_ms"] = df["actual_time_ms"] + shift_ms
     _write(path, df)
+    record(data, slug)  # a generation whose labels are off, as a buggy generator would write it

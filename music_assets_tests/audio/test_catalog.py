@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -36,7 +37,9 @@ def test_every_bad_file_is_a_row_with_a_reason(tmp_path: Path) -> None:
     for rel, (status, reason) in BAD_CASES.items():
         assert rows[rel]["status"] == status and reason in rows[rel]["error"], (rel, rows[rel])
     assert rows["bad/real.wav"]["status"] == "ok"
-    assert set(rows) == set(BAD_CASES) | {"bad/real.wav"}  # nothing from .git, venvs, the loop or outside
+    assert rows["bad/outside.wav"]["status"] == "ok"  # a link out of the root is followed
+    # nothing from .git, venvs or the loop
+    assert set(rows) == set(BAD_CASES) | {"bad/real.wav", "bad/outside.wav"}
     os.chmod(root / "bad" / "locked.wav", 0o644)
 
 
@@ -64,20 +67,79 @@ def test_a_root_nested_in_another_is_cataloged_once_and_a_missing_root_is_an_err
         scan([tmp_path / "nope"])
 
 
-def test_source_ids_depend_on_relative_path_and_content_only(tmp_path: Path) -> None:
+def test_source_keys_are_readable_and_depend_on_the_relative_path_only(tmp_path: Path) -> None:
     one = tmp_path / "machine_one" / "music"
-    write(one / "x.wav", music_like(0.5, seed=1))
+    write(one / "bounces" / "Funk Groove (96 BPM).wav", music_like(0.5, seed=1))
     write(one / "y.wav", music_like(0.5, seed=1))
     write(one / "z.wav", music_like(0.5, seed=2))
+    write(one / "Café ünïcode.flac", music_like(0.5, seed=3))
+    write(one / "日本.wav", music_like(0.5, seed=4))
     two = tmp_path / "elsewhere" / "copy"
     shutil.copytree(one, two)
     a, b = _rows(build_catalog([one], workers=1)), _rows(build_catalog([two], workers=1))
-    assert {k: r["source_id"] for k, r in a.items()} == {k: r["source_id"] for k, r in b.items()}
-    assert len({r["source_id"] for r in a.values()}) == 3  # same bytes under another name: another id
+    keys = {k: r["source_id"] for k, r in a.items()}
+    assert keys == {k: r["source_id"] for k, r in b.items()}  # the same on another machine, under another root
+    assert keys["bounces/Funk Groove (96 BPM).wav"] == catalog.source_key("bounces/Funk Groove (96 BPM).wav")
+    assert keys["bounces/Funk Groove (96 BPM).wav"].startswith("funk-groove-96-bpm-")
+    assert keys["Café ünïcode.flac"].startswith("cafe-unicode-") and keys["日本.wav"].startswith("track-")
+    assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*-[0-9a-f]{6}", k) for k in keys.values()), keys
+    assert len(set(keys.values())) == 5  # same bytes under another name: another key
+    # The key does not depend on the bytes: an edited file keeps it (and its partitions).
+    write(one / "y.wav", music_like(0.5, seed=9))
+    assert _rows(build_catalog([one], workers=1))["y.wav"]["source_id"] == keys["y.wav"]
     # The same relative path and bytes under two roots is one source: the second is a skipped duplicate.
+    shutil.copy(one / "y.wav", two / "y.wav")
     both = build_catalog([one, two], workers=1).rows
-    dup = [r for r in both if r["root"] == str(two.resolve())]
+    dup = [r for r in both if r["root"] == str(two.resolve()) and r["rel_path"] != "y.wav"]
     assert all(r["status"] == "skipped" and r["source_id"] is None and "duplicate" in r["error"] for r in dup)
+    # The same relative path with other bytes in another root: its own key, the root's name in the hash.
+    write(two / "z.wav", music_like(0.5, seed=7))
+    rows = [r for r in build_catalog([one, two], workers=1).rows if r["rel_path"] == "z.wav"]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["source_id"] == keys["z.wav"] and rows[1]["source_id"] == catalog.source_key("z.wav", "copy")
+    assert rows[1]["source_id"].startswith("z-") and rows[1]["source_id"] != rows[0]["source_id"]
+
+
+def test_symlinked_folders_are_followed_once_and_loops_refused(tmp_path: Path) -> None:
+    root = tmp_path / "raw_audio"
+    library = tmp_path / "elsewhere" / "My Library"
+    write(root / "own.wav", tone(0.2))
+    write(library / "album" / "song.flac", music_like(0.5, seed=1))
+    write(library / "single.wav", music_like(0.5, seed=2))
+    os.symlink(library, root / "library")  # a library linked in: cataloged under the link
+    os.symlink(library, root / "library_again")  # a second link to it: refused, not cataloged twice
+    # links are followed in name order: this one reaches album/ first, so library/album is refused
+    os.symlink(library / "album", root / "album_alias")
+    os.symlink("..", library / "album" / "up")  # a loop inside the linked folder
+    os.symlink(root, library / "to_root")  # another loop: back to the root that links the library in
+    entries, stats = scan([root])
+    by_rel = {e.rel_path: e for e in entries}
+    assert set(by_rel) == {"own.wav", "album_alias/song.flac", "library/single.wav"}, sorted(by_rel)
+    assert all(e.status is None for e in entries)
+    assert by_rel["library/single.wav"].path == str(library / "single.wav")  # read at its real path
+    refused = {p.split(" (")[0][len(str(root)) + 1 :]: p for p in stats.links_not_followed}
+    assert set(refused) == {"library_again", "album_alias/up", "library/to_root"}, refused
+    assert all("already cataloged (alias or loop)" in p for p in refused.values())
+    rows = _rows(build_catalog([root], workers=1))
+    assert rows["album_alias/song.flac"]["status"] == "ok"
+    assert rows["album_alias/song.flac"]["source_id"].startswith("song-")
+
+
+def test_a_linked_library_keeps_its_sidecars_and_a_sidecar_linking_out_is_not_read(tmp_path: Path) -> None:
+    root = tmp_path / "raw_audio"
+    library = tmp_path / "elsewhere" / "My Library"
+    write(library / "song.flac", music_like(0.5, seed=1))
+    (library / "song.flac.json").write_text('{"license": "CC-BY-4.0", "author": "me"}')
+    write(library / "other.flac", music_like(0.5, seed=2))
+    (tmp_path / "secret.json").write_text('{"license": "STOLEN-1.0"}')
+    os.symlink(tmp_path / "secret.json", library / "other.flac.json")  # leaves the library and the roots
+    root.mkdir()
+    os.symlink(library, root / "library")
+    entries, _ = scan([root])
+    by_rel = {e.rel_path: e for e in entries}
+    assert by_rel["library/song.flac"].sidecar_error is None
+    assert by_rel["library/song.flac"].sidecar == str(library / "song.flac.json")
+    assert "resolves outside the catalog roots" in by_rel["library/other.flac"].sidecar_error
 
 
 def test_unchanged_files_are_reused_and_changed_ones_reanalysed(tmp_path: Path) -> None:
@@ -99,7 +161,8 @@ def test_unchanged_files_are_reused_and_changed_ones_reanalysed(tmp_path: Path) 
     assert (second.reused, second.analyzed) == (3, 2)
     rows, before = _rows(second), _rows(first)
     assert rows["locked.wav"]["status"] == "ok"
-    assert rows["f0.flac"]["source_id"] != before["f0.flac"]["source_id"]
+    assert rows["f0.flac"]["content_hash"] != before["f0.flac"]["content_hash"]
+    assert rows["f0.flac"]["source_id"] == before["f0.flac"]["source_id"]  # the key is the path's
     for name in ("f1.flac", "f2.flac", "f3.flac"):
         assert rows[name] == before[name]
     assert second.table().equals(build_catalog([root], workers=1).table())

@@ -69,6 +69,7 @@ def inputs(data_dir: Path, labelled) -> Path:
 def staged(inputs: Path, first_run) -> Path:
     """The data dir with the staging folder an earlier run left for the same inputs."""
     link_tree(first_run[0] / "hf_staging", inputs / "hf_staging")
+    link_tree(first_run[0] / "manifests" / "hf_staging", inputs / "manifests" / "hf_staging")  # what it recorded
     return inputs
 
 
@@ -202,8 +203,21 @@ def test_a_token_without_a_configured_repository_only_plans(staged: Path, instan
     api = _DOUBLE["api"] = RecordingHfApi()
     result = dg.materialize([hf_dataset], instance=instance, resources={"hf_hub": DoubleHub()})
     meta = _metadata(result, "hf_dataset")
-    assert meta["mode"] == "dry run" and meta["reason"].startswith("no repo_id configured")
+    assert meta["mode"] == "dry run" and meta["reason"].startswith("no repository: set $MUSIC_ASSETS_HF_REPO")
     assert api.calls == []
+
+
+def test_the_repository_comes_from_the_environment_with_no_run_config(staged: Path, instance, monkeypatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("MUSIC_ASSETS_HF_REPO", REPO)
+    api = _DOUBLE["api"] = RecordingHfApi()
+    assert publish.defs.resources["hf_hub"].repo_id == ""  # the code location configures no repository
+    result = dg.materialize([hf_dataset], instance=instance, resources={"hf_hub": DoubleHub()})
+    meta = _metadata(result, "hf_dataset")
+    assert meta["mode"] == "uploaded" and meta["repo_id"] == REPO, meta
+    assert set(api.repos) == {REPO} and api.calls_named("upload_folder")
+    assert instance.get_run_by_id(result.run_id).run_config == {}
+    assert TOKEN not in _everything_recorded(instance, result)
 
 
 def test_a_card_written_for_another_repository_is_not_pushed(staged: Path, instance, monkeypatch) -> None:

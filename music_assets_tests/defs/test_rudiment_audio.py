@@ -80,7 +80,9 @@ def test_missing_performances_fail_with_the_file_and_the_fix(data_dir: Path, ins
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
     text = failure.cause.message if failure.cause else failure.message
-    assert "performances/drag/samples.parquet: missing" in text and "rudiment_performances" in text
+    # no complete performances partition (its manifest is what a finished write leaves last): the fix is named
+    assert "rudiment_performances/drag is incomplete" in text and "manifests/rudiment_performances/drag.json" in text
+    assert "--select rudiment_performances --partition drag" in text
 
 
 def test_unknown_preset_is_rejected(data_dir: Path, instance) -> None:

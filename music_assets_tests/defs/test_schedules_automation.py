@@ -9,7 +9,12 @@ from music_assets.definitions import defs
 from music_assets.defs.automation import FOLLOW_INPUTS, nightly_rudiment_dataset
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
 
-LABEL_GATES = ("labels_referential_integrity", "labels_scores_in_range", "labels_stroke_counts_match_midi")
+LABEL_GATES = (
+    "labels_referential_integrity",
+    "labels_scores_in_range",
+    "labels_stroke_counts_match_midi",
+    "labels_values_in_range",
+)
 
 
 def test_nightly_schedule_regenerates_all_40_partitions_in_one_run(instance: dg.DagsterInstance) -> None:
@@ -78,3 +83,50 @@ def test_weekly_schedule_retrains_corpus_and_base_model(instance: dg.DagsterInst
     assert request.tags["music_assets/trigger"] == "weekly_model_retrain"
     job = defs.resolve_job_def("retrain_models")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"token_corpus", "base_model"}
+
+
+def test_only_the_bookkeeping_sensors_are_on_by_default() -> None:
+    from music_assets.defs.automation import ON_BY_DEFAULT, PRODUCTION
+
+    statuses = {s.name: s.default_status.value for s in [*defs.sensors, *defs.schedules]}
+    assert {name for name, status in statuses.items() if status == "RUNNING"} == set(ON_BY_DEFAULT)
+    assert set(PRODUCTION) <= set(statuses)
+
+
+def test_the_environment_names_what_is_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from music_assets.defs import automation
+
+    monkeypatch.setenv(automation.AUTOMATIONS_ENV, " raw_audio_sensor, daily_audio_catalog ")
+    assert automation.is_on_by_default("raw_audio_sensor") and automation.is_on_by_default("daily_audio_catalog")
+    assert automation.is_on_by_default("reap_killed_runs") and not automation.is_on_by_default("follow_inputs")
+    monkeypatch.setenv(automation.AUTOMATIONS_ENV, "all")
+    assert automation.is_on_by_default("follow_inputs")
+    monkeypatch.setenv(automation.AUTOMATIONS_ENV, "none")
+    assert not automation.is_on_by_default("reap_killed_runs")
+    monkeypatch.setenv(automation.AUTOMATIONS_ENV, "raw_audio_sensr")
+    with pytest.raises(ValueError, match="no sensor or schedule named raw_audio_sensr"):
+        automation.check_automation_names([s.name for s in defs.sensors])
+    # the code location read with the variable set: the named ones start by default, the others do not
+    monkeypatch.setenv(automation.AUTOMATIONS_ENV, "raw_audio_sensor,weekly_model_retrain")
+    out = subprocess.run(
+        [sys.executable, "-c", "from music_assets.definitions import defs\n"
+         "for s in [*defs.sensors, *defs.schedules]: print(s.name, s.default_status.value)"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    running = {line.split()[0] for line in out.splitlines() if line.endswith(" RUNNING")}
+    assert running == {"raw_audio_sensor", "weekly_model_retrain", "run_failure_alerts", "reap_killed_runs"}, out
+
+
+def test_the_cluster_turns_the_production_set_on() -> None:
+    import yaml
+
+    from music_assets.defs.automation import AUTOMATIONS_ENV, PRODUCTION
+    from music_assets.paths import REPO_ROOT
+
+    values = yaml.safe_load((REPO_ROOT / "deploy/k8s/values.yaml").read_text())
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    env = {e["name"]: e["value"] for e in deployment["env"]}
+    assert set(env[AUTOMATIONS_ENV].split(",")) == set(PRODUCTION)

@@ -50,11 +50,25 @@ def raw_root(tree: Path, data_dir: Path) -> Path:
     return dest
 
 
+RESOURCES = {"audio_roots": sources.AudioRoots()}
+
+
 def _catalog_and_select(instance, roots: list[str] | None = None, selection: dict | None = None, **kw):
     config = {"ops": {"audio_catalog": {"config": {"roots": roots}}}} if roots else {"ops": {}}
     if selection:
         config["ops"]["selected_sources"] = {"config": selection}
-    return dg.materialize([sources.audio_catalog, sources.selected_sources], instance=instance, run_config=config, **kw)
+    return dg.materialize(
+        [sources.audio_catalog, sources.selected_sources],
+        instance=instance,
+        run_config=config,
+        resources=RESOURCES,
+        **kw,
+    )
+
+
+def _tick(instance, cursor: str | None = None):
+    """One raw_audio_sensor evaluation, with the resource the code location gives it."""
+    return sources.raw_audio_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=RESOURCES))
 
 
 def _prepare_all(instance, extra_assets=(), **kw):
@@ -204,17 +218,20 @@ def test_catalog_checks_fail_on_bad_tables(data_dir: Path) -> None:
 
 
 def test_the_sensor_requests_a_catalog_run_only_when_the_tree_changes(raw_root: Path, instance) -> None:
-    first = sources.raw_audio_sensor(dg.build_sensor_context(instance=instance))
+    first = _tick(instance)
     assert len(first.run_requests) == 1
-    assert first.run_requests[0].run_config["ops"]["audio_catalog"]["config"]["roots"] == [str(raw_root)]
-    quiet = sources.raw_audio_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
-    assert isinstance(quiet, dg.SkipReason)
+    # the run catalogs the audio_roots resource's folders, as every run does: no roots of its own
+    assert first.run_requests[0].run_config == {} and first.run_requests[0].tags["music_assets/trigger"] == (
+        "raw_audio_changed"
+    )
+    quiet = _tick(instance, first.cursor)
+    assert isinstance(quiet, dg.SkipReason) and str(raw_root) in quiet.skip_message
 
     write(raw_root / "tracks" / "new_take.wav", music_like(1.0, SR, seed=99))
-    changed = sources.raw_audio_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    changed = _tick(instance, first.cursor)
     assert len(changed.run_requests) == 1 and changed.cursor != first.cursor
     (raw_root / "tracks" / "new_take.wav").unlink()
-    removed = sources.raw_audio_sensor(dg.build_sensor_context(instance=instance, cursor=changed.cursor))
+    removed = _tick(instance, changed.cursor)
     assert len(removed.run_requests) == 1 and removed.cursor == first.cursor
 
 
@@ -225,7 +242,7 @@ def test_the_sensor_keeps_partitions_to_selected_files_that_exist(raw_root: Path
     assert set(instance.get_dynamic_partitions("prepared_sources")) == {kept, gone}
     instance.delete_dynamic_partition("prepared_sources", kept)  # lost: the sensor adds it back
     (raw_root / GOOD[1]).unlink()  # its source disappeared: the sensor removes it at once
-    result = sources.raw_audio_sensor(dg.build_sensor_context(instance=instance))
+    result = _tick(instance)
     requests = {type(r).__name__: set(r.partition_keys) for r in result.dynamic_partitions_requests}
     assert requests == {"AddDynamicPartitionsRequest": {kept}}
     # removed by the tick itself, in one transaction, rather than requested (the daemon deletes per key)
@@ -234,7 +251,7 @@ def test_the_sensor_keeps_partitions_to_selected_files_that_exist(raw_root: Path
 
 
 def test_the_sensor_skips_without_a_raw_audio_folder(data_dir: Path, instance) -> None:
-    result = sources.raw_audio_sensor(dg.build_sensor_context(instance=instance))
+    result = _tick(instance)
     assert isinstance(result, dg.SkipReason) and "raw_audio" in result.skip_message
 
 
@@ -252,7 +269,7 @@ def test_the_daily_schedule_refreshes_catalog_and_selection(instance) -> None:
 def test_the_catalog_run_log_reports_files_done_of_total(raw_root: Path, instance) -> None:
     from music_assets.progress import parse
 
-    result = dg.materialize([sources.audio_catalog], instance=instance)
+    result = dg.materialize([sources.audio_catalog], instance=instance, resources=RESOURCES)
     assert result.success
     lines = [p for e in instance.all_logs(result.run_id) if (p := parse(e.user_message or ""))]
     analysed = result.asset_materializations_for_node("audio_catalog")[0].metadata["analyzed_files"].value

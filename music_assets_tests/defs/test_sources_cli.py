@@ -45,3 +45,21 @@ def test_catalog_any_folder_from_the_cli(tmp_path: Path, data_dir: Path, dagster
     assert {r["root"] for r in rows.values()} == {str(music.resolve())}
     assert "RUN_SUCCESS" in output and "catalog: 3/3 files (100 %)" in output
     assert list((dagster_home / "storage").iterdir())  # the run's compute logs went to this instance
+
+
+def test_the_cli_catalogs_the_folders_of_the_setting(
+    tmp_path: Path, data_dir: Path, dagster_home: Path, monkeypatch
+) -> None:
+    music = tmp_path / "My Music"
+    write(music / "a.flac", music_like(1.0, seed=1))
+    write(data_dir / "raw_audio" / "demo.flac", music_like(1.0, seed=2))  # the default: not cataloged
+    monkeypatch.setenv("MUSIC_ASSETS_AUDIO_ROOTS", str(music))
+    dagster = Path(sys.executable).with_name("dagster")
+    cmd = [str(dagster), "asset", "materialize", "-m", "music_assets.definitions", "--select", "audio_catalog"]
+    log = tmp_path / "stage.log"
+    rc = run_stage(cmd, log, StageProgress(tty=False, out=io.StringIO()))
+    output = log.read_text()
+    assert rc == 0, output[-3000:]
+    rows = pq.read_table(data_dir / "catalog" / "audio_catalog.parquet").to_pylist()
+    assert [(r["root"], r["rel_path"]) for r in rows] == [(str(music.resolve()), "a.flac")]
+    assert f"cataloging {music} (from $MUSIC_ASSETS_AUDIO_ROOTS)" in output

@@ -28,7 +28,12 @@ def _checks(result) -> dict[tuple[str, str | None], dg.AssetCheckEvaluation]:
 
 def test_texture_beds_for_every_demo_source(data_dir: Path, instance) -> None:
     config = {"ops": {"audio_catalog": {"config": {"roots": [str(DEMO_ROOT)]}}}}
-    assert dg.materialize([sources.audio_catalog, sources.selected_sources], instance=instance, run_config=config)
+    assert dg.materialize(
+        [sources.audio_catalog, sources.selected_sources],
+        instance=instance,
+        run_config=config,
+        resources={"audio_roots": sources.AudioRoots()},
+    )
     keys = prepared_source_partitions.get_partition_keys(dynamic_partitions_store=instance)
     assert len(keys) == 3  # the demo's three usable sources
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from music_assets.integrity import write_manifest
 from music_assets.io import write_parquet
 from music_assets.rudiments.dataset import DatasetSettings, generate_partition
 from music_assets.rudiments.library import get_rudiment
@@ -48,4 +49,7 @@ def write_fake_dataset(
     table = pa.concat_tables(samples)
     write_parquet(root / "rudiments/labels/samples.parquet", table)
     write_parquet(root / "rudiments/labels/strokes.parquet", pd.concat(strokes, ignore_index=True))
+    # what rudiment_labels records with its tables: their sha256, which token_corpus verifies
+    labels = [root / "rudiments/labels/samples.parquet", root / "rudiments/labels/strokes.parquet"]
+    write_manifest("rudiment_labels", None, labels, fingerprint="fake dataset", root=root)
     return table.to_pandas()

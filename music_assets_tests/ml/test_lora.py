@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from music_assets.ml.corpus import Corpus
-from music_assets.ml.lora import LoraSettingsError, apply_lora, load_lora_settings
+from music_assets.ml.lora import LoraSettingsError, apply_lora, load_lora_settings, save_adapter
 from music_assets.ml.training import lm_loss, make_batch
 from music_assets.ml.workflows import load_base, load_tier_model
 
@@ -60,7 +60,7 @@ def test_adapter_reloads_onto_a_fresh_base_with_identical_outputs(
     model = apply_lora(base, load_lora_settings("default"))
     _train_steps(model, tiny_corpus, 3)
     model.eval()
-    model.save_pretrained(str(tmp_path / "adapter"))
+    save_adapter(model, tmp_path / "adapter")
     assert {p.name for p in (tmp_path / "adapter").iterdir()} >= {"adapter_config.json", "adapter_model.safetensors"}
     ids = torch.tensor(Corpus(tiny_corpus).split("validation").sequences()[0][:40].astype("int64"))[None]
     with torch.no_grad():

@@ -63,13 +63,13 @@ def _build_corpus(root: Path) -> Path:
 
 
 def _train_adapter(models: Path, tier: str, steps: int = 8) -> None:
-    """A `default` LoRA adapter, a few Adam steps on the tier's train sequences, saved with `save_pretrained`
+    """A `default` LoRA adapter, a few Adam steps on the tier's train sequences, saved with `save_adapter`
     (the Trainer's checkpoints and watch are not needed here, and cost seconds)."""
     import torch
 
     from music_assets.io import write_json
     from music_assets.ml.corpus import Corpus
-    from music_assets.ml.lora import apply_lora, load_lora_settings
+    from music_assets.ml.lora import apply_lora, load_lora_settings, save_adapter
     from music_assets.ml.training import lm_loss, make_batch
     from music_assets.ml.workflows import load_base
     from music_assets.seeding import stable_seed
@@ -86,7 +86,7 @@ def _train_adapter(models: Path, tier: str, steps: int = 8) -> None:
             opt.zero_grad()
             lm_loss(model, inputs, targets).backward()
             opt.step()
-    model.save_pretrained(str(models / "lora" / tier / "adapter"))
+    save_adapter(model, models / "lora" / tier / "adapter")
     write_json(models / "lora" / tier / "training.json", {"tier": tier, "base_weights_sha256": meta["weights_sha256"]})
 
 

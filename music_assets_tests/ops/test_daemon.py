@@ -1,4 +1,5 @@
-"""The real dagster-daemon: a sensor tick on the raw-audio folder launches a catalog run."""
+"""The real dagster-daemon: a sensor tick on the raw-audio folder launches a catalog run, once the
+sensor is on (off by default; MUSIC_ASSETS_AUTOMATIONS turns it on, as the cluster values do)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def test_daemon_sensor_tick_launches_a_run(tmp_path: Path, data_dir: Path, dagst
     log = tmp_path / "daemon.log"
     with dg.DagsterInstance.get() as instance:  # create the SQLite schema before the daemon races for it
         assert instance.get_runs() == []
-    with background([str(BIN / "dagster-daemon"), "run", "-m", "music_assets.definitions"], log, env=os.environ.copy()):
+    env = {**os.environ, "MUSIC_ASSETS_AUTOMATIONS": "raw_audio_sensor"}
+    with background([str(BIN / "dagster-daemon"), "run", "-m", "music_assets.definitions"], log, env=env):
         deadline = time.monotonic() + 240
         run = None
         while time.monotonic() < deadline:

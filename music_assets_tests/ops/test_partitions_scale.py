@@ -1,7 +1,8 @@
 """prepared_sources' dynamic partitions with a few hundred sources: Dagster's overhead stays small.
 
 Runs `bench/partitions.py`'s measurement (the bench prints the same figures for 3,000 files):
-a real tree, the catalog and selection assets, the partition sync, raw_audio_sensor ticks, and
+a real tree, the catalog and selection assets, what automation requests after a catalog refresh
+with no file changed, one touched and one edited, the partition sync, raw_audio_sensor ticks, and
 the backfill of every partition launched through GraphQL and turned into runs by one backfill
 daemon iteration, on an on-disk instance made from the project's dagster.yaml.
 """
@@ -50,6 +51,14 @@ def test_partition_sync_backfill_launch_and_sensor_tick_stay_fast(
         assert out[step] < REMOVE_LIMIT_S, f"{step} took {out[step]:.2f} s\n{report}"
     # a tick that finds every source gone deletes every partition itself, in one transaction
     for tick in ("tick_first", "tick_unchanged", "tick_file_removed", "tick_all_removed"):
+        assert out[tick] < LIMIT_S, f"{tick} took {out[tick]:.2f} s\n{report}"
+    # automation after a catalog refresh: nothing for no change or a touch, one source and its beds for an edit
+    assert out["new_requested"] == {"prepared_sources": FILES, "texture_beds": FILES}, report
+    assert out["nochange_requested"] == {} and out["touched_requested"] == {}, report
+    assert out["edited_requested"] == {"prepared_sources": 1, "texture_beds": 1}, report
+    # the baseline, the conditions before per-source versions, re-ran every partition at every refresh
+    assert out["nochange_requested_baseline"] == {"prepared_sources": FILES, "texture_beds": FILES}, report
+    for tick in ("tick_new", "tick_nochange", "tick_touched", "tick_edited"):
         assert out[tick] < LIMIT_S, f"{tick} took {out[tick]:.2f} s\n{report}"
     assert out["backfill_launch"] < LIMIT_S, report
     assert out["backfill_submit"] < SUBMIT_LIMIT_S, report

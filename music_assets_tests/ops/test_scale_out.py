@@ -91,7 +91,12 @@ def _backfill_policies(per_run: str | None) -> dict[str, str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-BY_SOURCE = {"prepared_sources", "texture_beds"}  # a music folder's worth of partitions: chunked by default
+BY_SOURCE = {  # a music folder's worth of partitions: chunked by default
+    "prepared_sources",
+    "texture_beds",
+    "track_annotations",
+    "track_captions",
+}
 HEAVY_PARTITIONED = {
     *BY_SOURCE,
     "rudiment_performances",

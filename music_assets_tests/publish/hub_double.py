@@ -1,4 +1,4 @@
-"""A recording double for `huggingface_hub.HfApi`: an in-memory dataset repository.
+"""A recording double for `huggingface_hub.HfApi`: in-memory repositories (datasets or models).
 
 It implements the four methods the publisher uses with the library's own
 types and selection rules: `list_repo_tree` yields real `RepoFile` /
@@ -23,7 +23,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.hf_api import RepoFile, RepoFolder
 from huggingface_hub.utils import filter_repo_objects
 
-LFS_SUFFIXES = (".parquet", ".flac", ".mid", ".png")
+LFS_SUFFIXES = (".parquet", ".flac", ".mid", ".png", ".onnx", ".safetensors")
 GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
 
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from music_assets.audio.io import write_flac
 from music_assets.audio.synthesis import get_renderer
+from music_assets.integrity import write_manifest
 from music_assets.io import write_parquet
 from music_assets.rudiments.constants import SKILL_TIERS
 from music_assets.seeding import stable_id, stable_rng
@@ -157,4 +158,7 @@ def build(root: Path, rudiments: tuple[str, ...] = RUDIMENTS, profiles=PROFILES)
     labels = root / "rudiments" / "labels"
     for name, rows in (("samples", samples), ("strokes", strokes), ("measures", measures), ("exercises", exercises)):
         write_parquet(labels / f"{name}.parquet", pa.Table.from_pylist(rows))
+    # what rudiment_labels records with its tables: their sha256, which hf_staging verifies
+    tables = [labels / f"{name}.parquet" for name in ("samples", "strokes", "measures", "exercises")]
+    write_manifest("rudiment_labels", None, tables, fingerprint="labelled fixture", root=root)
     return LabelledDataset(root, [s["sample_id"] for s in samples], {p[0]: p[2] for p in profiles})
