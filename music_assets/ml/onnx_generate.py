@@ -37,12 +37,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--temperature", type=float, default=None, help="default: model.json sampling")
     ap.add_argument("--top-k", type=int, default=None, help="0 = off; default: model.json sampling")
     ap.add_argument("--top-p", type=float, default=None, help="1.0 = off; default: model.json sampling")
+    # the free-running models' length cap; a take's length is --bars now (accepted so old scripts keep running)
+    ap.add_argument("--max-tokens", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.max_tokens is not None:
+        print("note: --max-tokens is ignored; a take is as long as --bars (default 2)", file=sys.stderr)
     try:
         model = OnnxDrumModel(args.model, threads=args.threads)
         sampling = Sampling.from_meta(model.meta, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
