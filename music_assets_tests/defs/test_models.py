@@ -154,13 +154,32 @@ def test_failing_grammar_gate_blocks_the_adapters(data_dir: Path, instance: dg.D
     assert not (data_dir / "models" / "candidate" / "lora").exists()
 
 
-def test_adapter_worse_than_base_fails_its_gate(data_dir: Path, instance: dg.DagsterInstance, tiny_base: Path) -> None:
+def test_adapter_worse_than_base_fails_its_gate(
+    data_dir: Path, instance: dg.DagsterInstance, tiny_base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from music_assets.ml import workflows
+
     # the corpus and base model of the ml tests, as their assets would have written them
     shutil.copytree(tiny_base.parent / "corpus", data_dir / "models" / "corpus")
     shutil.copytree(tiny_base, data_dir / "models" / "base", ignore=shutil.ignore_patterns("checkpoints"))
-    # far too high a learning rate and no collapse watch: the adapter ends worse than the base
-    wild = {**TINY_LORA, "learning_rate": 1.0, "watch_threshold": 0.0, "compare_checkpoints": 0}
-    r = _run([models.lora_adapters], instance, {"ops": {"lora_adapters": {"config": wild}}}, partition_key="beginner")
+    load = workflows.load_tier_model
+
+    def damaged(base_dir, adapter_dir, **kw):
+        """The adapter as loaded, its LoRA B weights drowned in seeded noise: surely worse than the base.
+        (A wild learning rate was not enough: on a barely trained tiny base it sometimes helped.)"""
+        model, meta = load(base_dir, adapter_dir, **kw)
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.add_(torch.randn(p.shape, generator=gen) * 2.0)
+        return model, meta
+
+    monkeypatch.setattr(workflows, "load_tier_model", damaged)
+    config = {"ops": {"lora_adapters": {"config": {**TINY_LORA, "compare_checkpoints": 0}}}}
+    r = _run([models.lora_adapters], instance, config, partition_key="beginner")
     ev = read_json(data_dir / "models" / "candidate" / "lora" / "beginner" / "evaluation.json")
     assert ev["val_loss"] > ev["base_val_loss"]
     assert not _checks(r)["val_loss_not_worse_than_base"].passed
