@@ -24,7 +24,7 @@ setup-test:
 
 ## Materialize the whole default asset graph at demo scale on the embedded SQLite instance.
 run: setup
-	@$(PY) -m music_assets.demo
+	@$(PY) -m music_assets.ops.demo
 
 ## Lint, then run the test suite.
 test: setup-test lint
@@ -42,8 +42,8 @@ format: setup-test
 
 ## Open the Dagster UI on http://$(HOST):$(PORT), after printing which sensors and schedules are on.
 dev: setup
-	@$(PY) -m music_assets.instance
-	@$(PY) -m music_assets.automations http://$(HOST):$(PORT)
+	@$(PY) -m music_assets.ops.instance
+	@$(PY) -m music_assets.ops.automations http://$(HOST):$(PORT)
 	env --default-signal=INT,TERM .venv/bin/dagster dev -m music_assets.definitions -h $(HOST) -p $(PORT)
 
 ## Run every benchmark in bench/ (each prints its figures and ratios).

@@ -95,9 +95,9 @@ def measure(
     from dagster._daemon.backfill import execute_backfill_iteration
     from dagster_graphql.test.utils import execute_dagster_graphql
 
-    from music_assets.defs import sources
     from music_assets.defs.partitions import prepared_source_partitions
-    from music_assets.instance import ensure_dagster_home
+    from music_assets.defs.sources import assets as sources
+    from music_assets.ops.instance import ensure_dagster_home
 
     ensure_dagster_home()
     raw = data / "raw_audio"
@@ -255,8 +255,8 @@ def current_defs():
     compare like with like against the baseline."""
     import dagster as dg
 
-    from music_assets.defs import sources
-    from music_assets.defs.textures import texture_beds
+    from music_assets.defs.sources import assets as sources
+    from music_assets.defs.sources.textures import texture_beds
 
     return dg.Definitions(
         assets=[sources.audio_catalog, sources.selected_sources, sources.source_files,
@@ -271,8 +271,8 @@ def baseline_defs():
     unpartitioned selection included (source_files, which did not exist, may be missing)."""
     import dagster as dg
 
-    from music_assets.defs import sources
-    from music_assets.defs.textures import texture_beds
+    from music_assets.defs.sources import assets as sources
+    from music_assets.defs.sources.textures import texture_beds
 
     ac = dg.AutomationCondition
     before = (
@@ -316,7 +316,7 @@ def _automation(
     import numpy as np
     import soundfile as sf
 
-    from music_assets.defs import sources
+    from music_assets.defs.sources import assets as sources
     from music_assets_tests.audio.audio_trees import music_like, write
 
     def refresh() -> float:

@@ -28,7 +28,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from music_assets.defs.rudiments import _partition_outcomes  # noqa: E402
+from music_assets.defs.rudiments.assets import _partition_outcomes  # noqa: E402
 from music_assets.rudiments import layout  # noqa: E402
 from music_assets.rudiments.dataset import DatasetSettings, generate_partition, plan_partition, play  # noqa: E402
 from music_assets.rudiments.labels import TableSet, check_realism  # noqa: E402

@@ -371,7 +371,7 @@ def corpus_set(data: Path) -> dict:
     import dagster as dg
     import yaml
 
-    from music_assets.defs.models import token_corpus
+    from music_assets.defs.models.training import token_corpus
 
     run_config = yaml.safe_load((RUN_CONFIGS / "token_corpus_large.yaml").read_text())
     rss0 = _rss_mib()
@@ -398,7 +398,7 @@ def train_large(data: Path, steps: int, val_sequences: int, threads: int) -> dic
     """base_model's training (workflows.train_base's steps) with the large run config, `steps` steps."""
     import dataclasses
 
-    from music_assets.defs.models import BaseModelConfig
+    from music_assets.defs.models.training import BaseModelConfig
     from music_assets.ml import training
     from music_assets.ml import workflows as wf
     from music_assets.ml.corpus import Corpus

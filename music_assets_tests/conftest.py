@@ -35,6 +35,6 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A real on-disk DAGSTER_HOME (SQLite) for CLI tests."""
     home = tmp_path / "dagster_home"
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    from music_assets.instance import ensure_dagster_home
+    from music_assets.ops.instance import ensure_dagster_home
 
     return ensure_dagster_home()

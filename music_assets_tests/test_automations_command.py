@@ -17,9 +17,13 @@ def test_make_dev_says_what_is_on_and_how_to_start_the_rest(dagster_home: Path) 
     from music_assets_tests.ops.test_ui_browser import make_dev_command
 
     dry = subprocess.run(["make", "-s", "-n", "dev"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert "-m music_assets.automations" in dry.stdout and make_dev_command()  # printed before the UI starts
+    assert "-m music_assets.ops.automations" in dry.stdout and make_dev_command()  # printed before the UI starts
     printed = subprocess.run(
-        [sys.executable, "-m", "music_assets.automations"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "music_assets.ops.automations"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rows = {line.split()[2]: line.split()[0] for line in printed.splitlines() if line.startswith("  o")}
     assert rows["reap_killed_runs"] == rows["run_failure_alerts"] == "on"
@@ -32,7 +36,11 @@ def test_make_dev_says_what_is_on_and_how_to_start_the_rest(dagster_home: Path) 
     )
     assert started.returncode == 0, started.stdout + started.stderr
     again = subprocess.run(
-        [sys.executable, "-m", "music_assets.automations"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "music_assets.ops.automations"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     (line,) = [ln for ln in again.splitlines() if " raw_audio_sensor " in ln]
     assert line.startswith("  on ") and "started or stopped on this instance" in line, again

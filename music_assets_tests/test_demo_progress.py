@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from music_assets.demo import StageProgress
+from music_assets.ops.demo import StageProgress
 
 RUN = "2bfc70e0-182a-4a67-8472-fbf893ef7a7e"
 

@@ -6,7 +6,7 @@
 # Needs, like the runs: MUSIC_ASSETS_CELERY_BROKER, MUSIC_ASSETS_DATA_DIR (the
 # shared data dir), DAGSTER_HOME pointing at the cluster's instance
 # (MUSIC_ASSETS_INSTANCE=postgres + MUSIC_ASSETS_POSTGRES_URL, set up with
-# `python -m music_assets.instance`), and the same
+# `python -m music_assets.ops.instance`), and the same
 # MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN as the code server. The checkout's
 # root must be importable (PYTHONPATH), whatever the worker's working dir.
 set -euo pipefail

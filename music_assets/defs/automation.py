@@ -13,7 +13,7 @@ or `all`) turns others on by default; a deployment that runs unattended names
 `PRODUCTION` (deploy/k8s/values.yaml). A default only applies while the
 instance has no state of its own for the automation: once started or stopped
 with `dagster sensor|schedule start|stop` or the UI toggle, that choice stays.
-`python -m music_assets.automations` prints what is on (`make dev` does).
+`python -m music_assets.ops.automations` prints what is on (`make dev` does).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
-from music_assets.alerts import append_alert
 from music_assets.defs.partitions import partition_chunks, rudiment_partitions
-from music_assets.instance import reap_dead_runs
+from music_assets.ops.alerts import append_alert
+from music_assets.ops.instance import reap_dead_runs
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
 
 AUTOMATIONS_ENV = "MUSIC_ASSETS_AUTOMATIONS"

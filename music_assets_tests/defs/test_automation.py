@@ -9,8 +9,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from music_assets.alerts import read_alerts
 from music_assets.defs.automation import reap_killed_runs, run_failure_alerts
+from music_assets.ops.alerts import read_alerts
 
 parts = dg.StaticPartitionsDefinition(["flam", "drag"])
 

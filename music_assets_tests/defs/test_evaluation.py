@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from music_assets.defs.evaluation import GATES, model_evaluation, rudiment_classifier
+from music_assets.defs.models.evaluation import GATES, model_evaluation, rudiment_classifier
 from music_assets.defs.partitions import EVAL_PRECISIONS, evaluation_partitions
 from music_assets.io import read_json, write_json
 from music_assets.ml import promotion as pr

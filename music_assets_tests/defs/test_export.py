@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from music_assets.defs.export import onnx_models, quantized_models
+from music_assets.defs.models.export import onnx_models, quantized_models
 from music_assets.defs.partitions import quantized_partitions, tier_partitions
 from music_assets.io import read_json, sha256_file
 from music_assets_tests.ml.tiny_models import BAD_SAMPLING, GOOD_SAMPLING, TIERS, copy_models, tiny_models_root

@@ -12,8 +12,8 @@ import dagster as dg
 import pretty_midi
 import pytest
 
-from music_assets.defs.hf_model import MODEL_REPO_ENV, hf_model, hf_model_checks
-from music_assets.defs.publish import HuggingFaceHub
+from music_assets.defs.models.hf_model import MODEL_REPO_ENV, hf_model, hf_model_checks
+from music_assets.defs.publish.assets import HuggingFaceHub
 from music_assets.io import sha256_file
 from music_assets.ml.onnx_generate import main as onnx_generate
 from music_assets.paths import REPO_ROOT
@@ -79,7 +79,7 @@ def _failure(result) -> str:
 
 def test_wiring() -> None:
     from music_assets.definitions import defs
-    from music_assets.demo import plan_stages
+    from music_assets.ops.demo import plan_stages
 
     graph = defs.resolve_asset_graph()
     node = graph.get(hf_model.key)

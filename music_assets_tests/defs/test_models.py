@@ -9,7 +9,8 @@ import dagster as dg
 import pytest
 import soundfile as sf
 
-from music_assets.defs import evaluation, models
+from music_assets.defs.models import evaluation as evaluation
+from music_assets.defs.models import training as models
 from music_assets.io import read_json
 from music_assets_tests.ml.fake_dataset import write_fake_dataset
 
@@ -202,7 +203,7 @@ def test_packaged_large_run_configs_are_valid() -> None:
     job = dg.Definitions(
         assets=[models.token_corpus, models.base_model, models.lora_adapters]
     ).resolve_implicit_global_asset_job_def()
-    folder = Path(models.__file__).resolve().parent.parent / "ml" / "run_configs"
+    folder = Path(models.__file__).resolve().parents[2] / "ml" / "run_configs"
     for name in ("token_corpus", "base_model", "lora_adapters"):
         run_config = yaml.safe_load((folder / f"{name}_large.yaml").read_text())
         dg.validate_run_config(job, run_config)

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from music_assets.defs import publish
-from music_assets.defs.publish import HuggingFaceHub, hf_dataset, hf_staging, staging_checks
+from music_assets.defs.publish import assets as publish
+from music_assets.defs.publish.assets import HuggingFaceHub, hf_dataset, hf_staging, staging_checks
 from music_assets.publish import layout
 from music_assets_tests.publish.conftest import link_tree
 from music_assets_tests.publish.hub_double import Failure, RecordingHfApi

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from music_assets.defs.partitions import rudiment_partitions
-from music_assets.defs.rudiment_audio import GATES, RudimentAudioConfig, rudiment_audio
+from music_assets.defs.rudiments.audio import GATES, RudimentAudioConfig, rudiment_audio
 from music_assets_tests.audio.fake_performances import shift_labels, write_performances
 
 RUN_CONFIG = {"ops": {"rudiment_audio": {"config": {"workers": 1}}}}

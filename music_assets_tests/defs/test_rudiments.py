@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from music_assets.defs import rudiments as R
 from music_assets.defs.partitions import rudiment_partitions
+from music_assets.defs.rudiments import assets as R
 from music_assets.io import read_json, write_json
 from music_assets.rudiments import layout
 from music_assets.rudiments.constants import RUDIMENT_SLUGS

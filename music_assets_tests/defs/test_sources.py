@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from music_assets.defs import sources
 from music_assets.defs.partitions import prepared_source_partitions
+from music_assets.defs.sources import assets as sources
 from music_assets_tests.audio.audio_trees import BAD_CASES, file_permissions_enforced, make_bad_files, music_like, write
 
 SR = 8000

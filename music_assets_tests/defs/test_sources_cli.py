@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from music_assets.demo import StageProgress, run_stage
+from music_assets.ops.demo import StageProgress, run_stage
 from music_assets_tests.audio.audio_trees import music_like, write
 
 

@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from music_assets.definitions import defs
-from music_assets.defs import sources
-from music_assets.defs.textures import texture_beds
+from music_assets.defs.sources import assets as sources
+from music_assets.defs.sources.textures import texture_beds
 from music_assets_tests.audio.audio_trees import music_like, write
 
 SR = 8000
@@ -158,8 +158,8 @@ def test_legacy_keys_are_renamed_once_and_nothing_is_made_again(
     music: Path, data_dir: Path, instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from music_assets.audio import catalog
-    from music_assets.defs import source_keys
     from music_assets.defs.partitions import prepared_source_partitions
+    from music_assets.defs.sources import keys as source_keys
 
     @dg.asset(
         deps=[sources.prepared_sources],

@@ -15,7 +15,7 @@ import pytest
 
 from music_assets.audio.catalog import cataloged_roots
 from music_assets.definitions import defs
-from music_assets.defs import sources
+from music_assets.defs.sources import assets as sources
 from music_assets_tests.audio.audio_trees import music_like, write
 
 SR = 8000

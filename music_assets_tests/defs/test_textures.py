@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from music_assets.audio import textures
-from music_assets.defs import sources
 from music_assets.defs.partitions import prepared_source_partitions
-from music_assets.defs.textures import texture_beds
+from music_assets.defs.sources import assets as sources
+from music_assets.defs.sources.textures import texture_beds
 from music_assets.paths import REPO_ROOT
 
 DEMO_ROOT = REPO_ROOT / "data" / "raw_audio"

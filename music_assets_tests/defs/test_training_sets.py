@@ -11,9 +11,9 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from music_assets.defs import sources
-from music_assets.defs import training_sets as ts
 from music_assets.defs.partitions import prepared_source_partitions
+from music_assets.defs.sources import assets as sources
+from music_assets.defs.training_sets import assets as ts
 from music_assets.paths import REPO_ROOT
 from music_assets_tests.publish.hub_double import RecordingHfApi
 

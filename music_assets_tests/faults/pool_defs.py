@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from music_assets.executors import selected_executor
+from music_assets.ops.executors import selected_executor
 
 
 @dg.asset(pool="fluidsynth")

@@ -81,7 +81,7 @@ RACE = """
 import os, sys, time
 from pathlib import Path
 import dagster as dg
-from music_assets.instance import ensure_dagster_home
+from music_assets.ops.instance import ensure_dagster_home
 base, n, rounds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 for r in range(rounds):  # a fresh instance each round, opened by every process at once
     barrier = base / f"barrier-{r}"
@@ -105,7 +105,9 @@ def test_processes_opening_a_fresh_instance_at_once_all_succeed(tmp_path: Path) 
     from music_assets.paths import REPO_ROOT
 
     n, rounds = 4, 3
-    for r in range(1, rounds):  # what `python -m music_assets.instance` used to leave: the config linked, no storage
+    for r in range(
+        1, rounds
+    ):  # what `python -m music_assets.ops.instance` used to leave: the config linked, no storage
         (tmp_path / f"home-{r}").mkdir()
         (tmp_path / f"home-{r}" / "dagster.yaml").symlink_to(REPO_ROOT / "dagster.yaml")
     cmd = [sys.executable, "-c", RACE, str(tmp_path), str(n), str(rounds)]

@@ -14,8 +14,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from music_assets.defs import sources
 from music_assets.defs.partitions import prepared_source_partitions
+from music_assets.defs.sources import assets as sources
 from music_assets.paths import REPO_ROOT
 from music_assets_tests.faults.conftest import data_dir_env, digest_tree, failure_text, materialize
 
@@ -90,7 +90,7 @@ def test_out_of_range_settings_fail_before_the_asset_writes(
 
 @pytest.mark.parametrize("asset", ["prepared_sources", "rudiment_performances"])
 def test_unknown_keys_are_refused(asset: str, instance) -> None:
-    from music_assets.defs import rudiments
+    from music_assets.defs.rudiments import assets as rudiments
 
     assets_def = sources.prepared_sources if asset == "prepared_sources" else rudiments.rudiment_performances
     defs = dg.Definitions(assets=[assets_def], resources={"rudiment_dataset": rudiments.RudimentDataset()})

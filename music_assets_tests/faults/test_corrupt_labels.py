@@ -47,7 +47,7 @@ def test_a_flipped_byte_in_the_merged_strokes_stops_every_reader(rudiments: Path
 
 def _record_as_written(data: Path) -> None:
     """Re-record the flam partition's manifests, as a writer that itself produced the bad values would."""
-    from music_assets.defs.rudiments import performance_files
+    from music_assets.defs.rudiments.assets import performance_files
     from music_assets.integrity import read_manifest, write_manifest
 
     write_manifest("rudiment_performances", "flam", performance_files("flam"), fingerprint="buggy generator")

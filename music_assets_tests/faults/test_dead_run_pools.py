@@ -2,7 +2,7 @@
 
 Before: a run killed with SIGKILL kept its concurrency-pool slot, and every later CLI run of a pooled
 step (rendering, training, export) waited on "Step blocked by limit for pool ..." (said only at
-DEBUG) until someone ran `python -m music_assets.instance --reap`. Now the project's executor frees
+DEBUG) until someone ran `python -m music_assets.ops.instance --reap`. Now the project's executor frees
 the slots of runs whose processes are gone when a run starts and while one of its steps waits, and a
 step waiting on a live run says at WARNING which run holds the slot and how to clear the wait.
 """

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
 
-from music_assets.defs import sources
+from music_assets.defs.sources import assets as sources
 
 ODD = {
     b"bad\xffname.wav": "bad\\xffname.wav",

@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from music_assets.defs import sources
 from music_assets.defs.partitions import prepared_source_partitions
-from music_assets.defs.textures import texture_beds
+from music_assets.defs.sources import assets as sources
+from music_assets.defs.sources.textures import texture_beds
 from music_assets_tests.faults.conftest import digest_tree, failure_text
 
 KEY = "../../../../outside/evil"
@@ -120,7 +120,7 @@ def test_a_table_path_that_leaves_the_data_dir_is_refused_by_staging(tmp_path: P
 def test_an_escaping_key_writes_no_annotation_or_caption_outside_the_data_dir(
     deep_data_dir: Path, tmp_path: Path
 ) -> None:
-    from music_assets.defs.training_sets import track_annotations, track_captions
+    from music_assets.defs.training_sets.assets import track_annotations, track_captions
 
     planted = deep_data_dir / "sources" / "prepared" / f"{KEY}.flac"
     _flac(Path(os.path.normpath(planted)), 32.0)

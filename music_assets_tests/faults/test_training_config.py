@@ -61,7 +61,7 @@ def test_a_bad_training_config_fails_first_and_keeps_every_checkpoint(
 def test_the_assets_refuse_a_bad_training_config_before_touching_checkpoints(
     asset: str, bad: dict, trained: Path, tiny_corpus: Path, tiny_base: Path, data_dir: Path, instance
 ) -> None:
-    from music_assets.defs import models
+    from music_assets.defs.models import training as models
 
     shutil.copytree(tiny_corpus, data_dir / "models" / "corpus")
     if asset == "lora_adapters":  # everything an adapter run needs, so only the config can stop it

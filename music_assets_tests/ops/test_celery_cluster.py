@@ -27,9 +27,9 @@ import pytest
 import yaml
 from dagster._core.events import DagsterEventType
 
-from music_assets.defs.rudiments import RudimentDataset, player_profiles, rudiment_library
-from music_assets.instance import ensure_dagster_home, reap_dead_runs
+from music_assets.defs.rudiments.assets import RudimentDataset, player_profiles, rudiment_library
 from music_assets.io import PARTIAL_SUFFIX
+from music_assets.ops.instance import ensure_dagster_home, reap_dead_runs
 from music_assets.paths import REPO_ROOT
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
 from music_assets_tests.ops.postgres_server import postgres_server
@@ -125,7 +125,7 @@ def test_two_celery_workers_regenerate_rudiments_like_one_machine(
     shutil.copytree(ref_data / "rudiments", cluster_data / "rudiments")
     ref_log = tmp_path / "reference.log"
     reference = [
-        [str(BIN / "python"), "-m", "music_assets.instance"],
+        [str(BIN / "python"), "-m", "music_assets.ops.instance"],
         [*MATERIALIZE, "--select", "rudiment_performances,rudiment_audio"]
         + ["--partition-range", f"{SLUGS[0]}...{SLUGS[-1]}", "-c", str(scale)],
     ]
@@ -239,7 +239,7 @@ def test_two_celery_workers_regenerate_rudiments_like_one_machine(
             # `dagster asset materialize` ends, then reap it (frees its fluidsynth slot).
             os.killpg(cli.pid, signal.SIGKILL)
             cli.wait(10)
-        with dg.DagsterInstance.get() as instance:  # what `python -m music_assets.instance --reap` does
+        with dg.DagsterInstance.get() as instance:  # what `python -m music_assets.ops.instance --reap` does
             done = instance.get_records_for_run(killed_run, of_type=DagsterEventType.STEP_SUCCESS).records
             assert not done, "the rendering step finished before its worker was killed"
             assert reap_dead_runs(instance) == [killed_run]

@@ -21,8 +21,8 @@ import dagster as dg
 import pytest
 import soundfile as sf
 
-from music_assets.instance import ensure_dagster_home, reap_dead_runs
 from music_assets.io import PARTIAL_SUFFIX
+from music_assets.ops.instance import ensure_dagster_home, reap_dead_runs
 from music_assets.paths import REPO_ROOT
 
 SLUGS = ["flam", "flam_accent"]  # adjacent in PAS order: a partition range of exactly these two

@@ -28,7 +28,7 @@ def test_materialize_on_postgres_and_read_events_back(
     monkeypatch.setenv("MUSIC_ASSETS_INSTANCE", "postgres")
     monkeypatch.setenv("MUSIC_ASSETS_POSTGRES_URL", postgres_url)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    from music_assets.instance import ensure_dagster_home
+    from music_assets.ops.instance import ensure_dagster_home
 
     home = ensure_dagster_home()
     assert (home / "dagster.yaml").resolve() == REPO_ROOT / "dagster.postgres.yaml"

@@ -45,7 +45,7 @@ def test_k8s_instance_config_validates(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_k8s_executor_is_selected_and_its_run_config_validates(monkeypatch) -> None:
     assert _resolve_executor("k8s")["name"] == "k8s"
-    from music_assets.executors import EXECUTOR_ENV, selected_executor
+    from music_assets.ops.executors import EXECUTOR_ENV, selected_executor
 
     monkeypatch.setenv(EXECUTOR_ENV, "k8s")
     executor = selected_executor()
@@ -60,7 +60,7 @@ def test_celery_executor_is_configured_from_the_file_its_workers_read(monkeypatc
     from dagster_celery import celery_executor
     from dagster_celery.cli import get_validated_config
 
-    from music_assets.executors import CELERY_SETTINGS, EXECUTOR_ENV, selected_executor
+    from music_assets.ops.executors import CELERY_SETTINGS, EXECUTOR_ENV, selected_executor
 
     monkeypatch.setenv(EXECUTOR_ENV, "celery")
     monkeypatch.setenv("MUSIC_ASSETS_CELERY_BROKER", "redis://127.0.0.1:6379/0")
@@ -151,13 +151,13 @@ def test_cluster_deployments_set_the_chunked_policy() -> None:
 
 def test_default_executor_uses_every_core() -> None:
     assert _resolve_executor("multiprocess")["name"] == "multiprocess"
-    from music_assets.executors import selected_executor
+    from music_assets.ops.executors import selected_executor
 
     assert selected_executor().name == "multiprocess"
 
 
 def test_unknown_executor_is_a_clear_error(monkeypatch) -> None:
-    from music_assets.executors import selected_executor
+    from music_assets.ops.executors import selected_executor
 
     monkeypatch.setenv("MUSIC_ASSETS_EXECUTOR", "spark")
     with pytest.raises(ValueError, match="MUSIC_ASSETS_EXECUTOR='spark'"):

@@ -24,7 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from music_assets.defs.publish import RETRY, HuggingFaceHub
+from music_assets.defs.publish.assets import RETRY, HuggingFaceHub
 from music_assets.paths import data_dir, hf_model_staging_dir, models_dir
 from music_assets.publish.model_card import PRECISIONS
 from music_assets.rudiments.constants import SKILL_TIERS

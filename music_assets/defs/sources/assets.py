@@ -26,11 +26,11 @@ from pydantic import Field, model_validator
 
 from music_assets import paths
 from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC, PREPARATION_VERSION
-from music_assets.defs import source_keys
 from music_assets.defs.automation import per_source_condition, schedule_status, sensor_status
-from music_assets.defs.checks import partition_evaluation
+from music_assets.defs.check_results import partition_evaluation
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
+from music_assets.defs.sources import keys as source_keys
 from music_assets.integrity import confine, confined_child
 from music_assets.progress import ProgressLog
 

@@ -1,4 +1,4 @@
-"""`python -m music_assets.automations`: which sensors and schedules are on, and how to start the others.
+"""`python -m music_assets.ops.automations`: which sensors and schedules are on, and how to start the others.
 
 `make dev` prints this before starting the UI. "on" is what the daemon will run: the
 instance's own state for an automation once someone started or stopped it (the UI

@@ -1,7 +1,7 @@
 """Prepare $DAGSTER_HOME (the Dagster instance folder under the data dir), and keep dead runs from
 holding concurrency-pool slots.
 
-`python -m music_assets.instance` creates the folder, links the checkout's
+`python -m music_assets.ops.instance` creates the folder, links the checkout's
 `dagster.yaml` into it and creates the instance's storage, under a file lock,
 so any number of processes may do this at once on a fresh folder.
 `MUSIC_ASSETS_INSTANCE=<variant>` links `dagster.<variant>.yaml` instead (for
@@ -21,10 +21,10 @@ claimed, so every later run of a pooled step (rendering, training, export)
 would wait for ever. `reap_dead_runs` marks such runs failed and frees their
 slots; it runs
 - at the start of every run of the project's multiprocess executor, and while
-  one of its steps waits on a pool (`PoolWatch`, `music_assets.executors`):
+  one of its steps waits on a pool (`PoolWatch`, `music_assets.ops.executors`):
   a killed run on this machine never blocks the next one;
 - in the `reap_killed_runs` sensor, and in `make run` before it starts;
-- by hand: `python -m music_assets.instance --reap`.
+- by hand: `python -m music_assets.ops.instance --reap`.
 The daemon's run monitoring does the same for runs it launched itself.
 """
 
@@ -291,7 +291,7 @@ class PoolWatch:
             f"held by run {holder} (step {', '.join(steps) or '?'}{where}). They start when that step ends. "
             f"To go on sooner: allow more at once with `dagster instance concurrency set {pool} "
             f"{info.slot_count + 1}`; if run {holder} "
-            f"is stuck, terminate it from the UI; if its processes are gone, `python -m music_assets.instance "
+            f"is stuck, terminate it from the UI; if its processes are gone, `python -m music_assets.ops.instance "
             f"--reap` (done here automatically for runs of this machine)"
         )
 

@@ -19,12 +19,12 @@ from pydantic import Field, field_validator
 
 from music_assets import paths
 from music_assets.audio.textures import CHECK_DESCRIPTIONS, PROFILE_NAMES, TEXTURES_VERSION
-from music_assets.defs import source_keys
 from music_assets.defs.automation import per_source_condition
-from music_assets.defs.checks import materialize_with_checks
+from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
-from music_assets.defs.sources import GROUP, PREPARED_ASSET, prepared_file, prepared_sources, selected_file
+from music_assets.defs.sources import keys as source_keys
+from music_assets.defs.sources.assets import GROUP, PREPARED_ASSET, prepared_file, prepared_sources, selected_file
 from music_assets.integrity import confined_child
 
 ASSET_KEY = dg.AssetKey("texture_beds")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from music_assets.instance import ensure_dagster_home, reap_dead_runs
+from music_assets.ops.instance import ensure_dagster_home, reap_dead_runs
 from music_assets.paths import REPO_ROOT, data_dir
 from music_assets.progress import parse
 

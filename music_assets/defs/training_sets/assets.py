@@ -22,8 +22,8 @@ from pydantic import Field
 from music_assets import paths
 from music_assets.defs.automation import per_source_condition
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
-from music_assets.defs.publish import RETRY, HuggingFaceHub
-from music_assets.defs.sources import prepared_file, prepared_sources, selected_file
+from music_assets.defs.publish.assets import RETRY, HuggingFaceHub
+from music_assets.defs.sources.assets import prepared_file, prepared_sources, selected_file
 from music_assets.integrity import confined_child
 
 GROUP = "training_sets"

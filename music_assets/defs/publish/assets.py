@@ -113,7 +113,7 @@ def _md_list(items: list[str], limit: int = 20) -> dg.MetadataValue:
 def _bed_provenance() -> dict[str, dict]:
     """Provenance of every cataloged source (the beds' licenses for the card); empty before the
     sources group has run."""
-    from music_assets.defs.sources import selected_file, source_provenance  # noqa: PLC0415
+    from music_assets.defs.sources.assets import selected_file, source_provenance  # noqa: PLC0415
 
     return source_provenance() if selected_file().is_file() else {}
 
@@ -131,7 +131,7 @@ def hf_staging(
     context: dg.AssetExecutionContext, config: StagingConfig, hf_hub: HuggingFaceHub
 ) -> dg.MaterializeResult:
     from music_assets import integrity  # noqa: PLC0415
-    from music_assets.defs.rudiments import verified_labels  # noqa: PLC0415
+    from music_assets.defs.rudiments.assets import verified_labels  # noqa: PLC0415
     from music_assets.publish.card import CardSettings, write_card  # noqa: PLC0415
     from music_assets.publish.staging import StagingSettings, expected_files, stage, sweep  # noqa: PLC0415
 

@@ -5,7 +5,7 @@ cache, parity against torch) and `music_assets.ml.quantize` (variants and
 their size, speed and quality reports, measured with onnxruntime only). torch
 and onnxruntime are imported inside the bodies so loading the code location
 stays fast. Both assets take the `training` pool and report their checks per
-partition (`music_assets.defs.checks`), also in a single run over many
+partition (`music_assets.defs.check_results`), also in a single run over many
 partitions.
 
 Files: `models/onnx/<tier>/{model.onnx, model.json, parity.json}` and
@@ -23,8 +23,8 @@ from typing import Any
 
 import dagster as dg
 
-from music_assets.defs.checks import materialize_with_checks
-from music_assets.defs.models import GRAMMAR_GATE, POOL, md_table
+from music_assets.defs.check_results import materialize_with_checks
+from music_assets.defs.models.training import GRAMMAR_GATE, POOL, md_table
 from music_assets.defs.partitions import backfill_policy, quantized_partitions, tier_partitions
 from music_assets.paths import models_dir
 from music_assets.progress import ProgressLog

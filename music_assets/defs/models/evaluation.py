@@ -24,9 +24,9 @@ from typing import Any
 
 import dagster as dg
 
-from music_assets.defs.checks import materialize_with_checks
-from music_assets.defs.export import onnx_models, quantized_models
-from music_assets.defs.models import POOL, _table
+from music_assets.defs.check_results import materialize_with_checks
+from music_assets.defs.models.export import onnx_models, quantized_models
+from music_assets.defs.models.training import POOL, _table
 from music_assets.defs.partitions import EVAL_PRECISIONS, backfill_policy, evaluation_partitions
 from music_assets.paths import data_dir, models_dir, rudiments_dir
 from music_assets.progress import ProgressLog

@@ -18,10 +18,10 @@ from pydantic import Field
 
 from music_assets.audio.presets import PRESET_NAMES
 from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
-from music_assets.defs.checks import materialize_with_checks
+from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.guards import writing
 from music_assets.defs.partitions import backfill_policy, rudiment_partitions
-from music_assets.defs.rudiments import AUDIO_ASSET, verify_partition
+from music_assets.defs.rudiments.assets import AUDIO_ASSET, verify_partition
 from music_assets.paths import data_dir
 from music_assets.progress import ProgressLog
 

@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, model_validator
 
-from music_assets.defs.checks import materialize_with_checks
+from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import backfill_policy, tier_partitions
 from music_assets.paths import inside_data_dir, models_dir, rudiments_dir
@@ -71,7 +71,7 @@ def token_corpus(context: dg.AssetExecutionContext, config: TokenCorpusConfig) -
     and every rudiment's written score."""
     import pandas as pd  # noqa: PLC0415
 
-    from music_assets.defs.rudiments import verified_labels  # noqa: PLC0415
+    from music_assets.defs.rudiments.assets import verified_labels  # noqa: PLC0415
     from music_assets.ml.corpus import build_corpus, read_samples  # noqa: PLC0415
     from music_assets.ml.score import library_templates  # noqa: PLC0415
     from music_assets.ml.timing import subdivisions_from_strokes  # noqa: PLC0415

@@ -1,7 +1,7 @@
 """Which executor runs the steps of a run, chosen by `MUSIC_ASSETS_EXECUTOR`.
 
 - `multiprocess` (default): one machine, one step process per core. It is
-  Dagster's multiprocess executor plus a pool watch (`music_assets.instance
+  Dagster's multiprocess executor plus a pool watch (`music_assets.ops.instance
   .PoolWatch`): at the start of a run it frees the concurrency-pool slots of
   runs whose processes are gone (a killed `dagster asset materialize`), and
   while a step waits on a pool it frees them as soon as their holder dies and
@@ -48,7 +48,7 @@ def _watched_class() -> type:
         """Dagster's multiprocess executor with the pool watch around its run (module docstring)."""
 
         def execute(self, plan_context, execution_plan):  # noqa: ANN001, ANN202 - Dagster's signature
-            from music_assets.instance import PoolWatch, stamp_run  # noqa: PLC0415
+            from music_assets.ops.instance import PoolWatch, stamp_run  # noqa: PLC0415
 
             run_id = plan_context.dagster_run.run_id
             instance = plan_context.instance

@@ -1,0 +1,1 @@
+"""Dagster-aware operations: executors, instance set-up and reaping, failure alerts, the demo driver."""
