@@ -13,10 +13,10 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from music_assets.audio.signals import music_like, write
 from music_assets.definitions import defs
 from music_assets.defs import sources
 from music_assets.defs.textures import texture_beds
-from music_assets_tests.audio.audio_trees import music_like, write
 
 SR = 8000
 FILES = ("bounces/one.flac", "bounces/two.flac", "tracks/three.flac")
