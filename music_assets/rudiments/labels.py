@@ -29,9 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from music_assets import layout
 from music_assets.io import atomic_path
-from music_assets.paths import data_dir
-from music_assets.rudiments import layout
 from music_assets.rudiments.constants import SKILL_TIERS
 from music_assets.rudiments.dataset import SCHEMAS
 from music_assets.rudiments.library import Rudiment
@@ -138,7 +137,7 @@ def join_audio(samples: pa.Table, audio: pa.Table, audio_file: Path) -> pa.Table
     return joined
 
 
-def merge_labels(slugs: Sequence[str], root: Path | None = None) -> MergeSummary:
+def merge_labels(slugs: Sequence[str], root: Path) -> MergeSummary:
     """Write `rudiments/labels/{samples,strokes,measures,exercises}.parquet` from the partitions.
 
     Every partition in `slugs` must have its performance tables and its
@@ -228,9 +227,9 @@ def _fmt(v: Any) -> str:
 
 
 # ---------------------------------------------------------------- checks
-def check_integrity(tables: TableSet, root: Path | None = None, require_audio: bool = False) -> CheckOutcome:
+def check_integrity(tables: TableSet, root: Path, require_audio: bool = False) -> CheckOutcome:
     """Every stroke/measure/exercise row has its sample; every sample has its MIDI (and audio) file."""
-    root = Path(root) if root is not None else data_dir()
+    root = Path(root)
     cols = ["sample_id", "midi_path"] + (["audio_path"] if require_audio else [])
     samples = _sample_frame(tables.samples, cols)
     problems: dict[str, list[str]] = {}
@@ -387,9 +386,9 @@ def check_value_ranges(tables: TableSet) -> CheckOutcome:
     return CheckOutcome(True, f"every value of {len(samples)} samples and {n} strokes is finite and in range", meta)
 
 
-def check_stroke_counts(tables: TableSet, root: Path | None = None) -> CheckOutcome:
+def check_stroke_counts(tables: TableSet, root: Path) -> CheckOutcome:
     """Stroke rows per sample = num_strokes = note count of its MIDI file (all snare, channel 10)."""
-    root = Path(root) if root is not None else data_dir()
+    root = Path(root)
     samples = _sample_frame(tables.samples, ["sample_id", "num_strokes", "midi_path"])
     counts = _count_by_sample(tables.strokes)
     mismatch: list[str] = []

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from music_assets import layout
 from music_assets.io import write_parquet
-from music_assets.rudiments import layout
 from music_assets.rudiments.dataset import DatasetSettings, generate_partition
 from music_assets.rudiments.labels import (
     LabelsError,
