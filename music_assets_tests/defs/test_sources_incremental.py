@@ -158,6 +158,7 @@ def test_legacy_keys_are_renamed_once_and_nothing_is_made_again(
     music: Path, data_dir: Path, instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from music_assets.audio import catalog
+    from music_assets.audio.catalog import table as catalog_table
     from music_assets.defs import source_keys
     from music_assets.defs.partitions import prepared_source_partitions
 
@@ -173,7 +174,7 @@ def test_legacy_keys_are_renamed_once_and_nothing_is_made_again(
     tick = Ticks(instance, dg.Definitions(assets=[*group, texture_beds, per_source_notes], resources=RESOURCES))
     tick()
     with monkeypatch.context() as legacy:
-        legacy.setattr(catalog, "_assign_source_ids", _legacy_ids)
+        legacy.setattr(catalog_table, "_assign_source_ids", _legacy_ids)
         _refresh(instance)
     old = _keys()
     assert all(catalog.LEGACY_KEY.match(k) for k in old.values())
