@@ -197,7 +197,8 @@ def test_realism_at_demo_scale(tmp_path: Path) -> None:
 def test_partitions_are_written_and_merged_in_bounded_chunks(tmp_path: Path, monkeypatch) -> None:
     """A full-preset partition has 2,500 samples: generating writes its tables a chunk of samples
     at a time and merging copies them a batch of rows at a time, with the same rows as in one go."""
-    from music_assets.rudiments import dataset, labels
+    from music_assets.rudiments import dataset
+    from music_assets.rudiments.labels import merge as labels
 
     r = load_library()["flam"]
     settings = DatasetSettings.resolve("demo", num_profiles=8)
