@@ -77,14 +77,15 @@ def raw_fluidsynth(
     import pandas as pd
     import pretty_midi
 
-    from music_assets.audio.render import TAIL_SEC, performances_dir
+    from music_assets.audio.render import TAIL_SEC
     from music_assets.audio.synthesis import DEFAULT_SAMPLE_RATE, DRUM_CHANNEL, GM_DRUM_BANK, POLYPHONY
+    from music_assets.layout import performance_dir
 
     sr = DEFAULT_SAMPLE_RATE
     work: list[tuple[str, list[tuple[int, int, int, int]], int]] = []  # soundfont, events, frames
     for slug in slugs:
-        audio = pd.read_parquet(performances_dir(data, slug) / "audio.parquet", columns=["sample_id", "soundfont"])
-        samples = pd.read_parquet(performances_dir(data, slug) / "samples.parquet", columns=["sample_id", "midi_path"])
+        audio = pd.read_parquet(performance_dir(slug, data) / "audio.parquet", columns=["sample_id", "soundfont"])
+        samples = pd.read_parquet(performance_dir(slug, data) / "samples.parquet", columns=["sample_id", "midi_path"])
         for _sid, sf_name, midi in audio.merge(samples, on="sample_id")[
             ["sample_id", "soundfont", "midi_path"]
         ].itertuples(index=False):

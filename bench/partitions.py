@@ -68,7 +68,7 @@ mutation($params: LaunchBackfillParams!) {
 
 def make_tree(root: Path, n: int, seconds: float, sr: int = 8000) -> int:
     """N distinct files of `seconds` each under `root` (100 per folder); returns their bytes."""
-    from music_assets_tests.audio.audio_trees import music_like, write
+    from music_assets.audio.signals import music_like, write
 
     total = 0
     for i in range(n):
@@ -316,8 +316,8 @@ def _automation(
     import numpy as np
     import soundfile as sf
 
+    from music_assets.audio.signals import music_like, write
     from music_assets.defs.sources import assets as sources
-    from music_assets_tests.audio.audio_trees import music_like, write
 
     def refresh() -> float:
         res, seconds = _timed(
@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}; work dir {base}", flush=True)
     with contextlib.ExitStack() as stack:
         if args.postgres:
-            from music_assets_tests.ops.postgres_server import postgres_server
+            from music_assets.local_postgres import postgres_server
 
             os.environ["MUSIC_ASSETS_INSTANCE"] = "postgres"
             os.environ["MUSIC_ASSETS_POSTGRES_URL"] = stack.enter_context(postgres_server())

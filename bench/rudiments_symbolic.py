@@ -28,8 +28,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from music_assets import layout  # noqa: E402
 from music_assets.defs.rudiments.assets import _partition_outcomes  # noqa: E402
-from music_assets.rudiments import layout  # noqa: E402
 from music_assets.rudiments.dataset import DatasetSettings, generate_partition, plan_partition, play  # noqa: E402
 from music_assets.rudiments.labels import TableSet, check_realism  # noqa: E402
 from music_assets.rudiments.library import load_library  # noqa: E402
@@ -60,7 +60,7 @@ def generate(root: Path, settings: DatasetSettings, with_checks: bool) -> tuple[
     for slug, r in lib.items():
         generate_partition(r, profiles, settings, root)
         if with_checks:
-            _partition_outcomes(slug, r, profiles)
+            _partition_outcomes(slug, r, profiles, root)
         sets.append(TableSet.in_folder(layout.performance_dir(slug, root)))
     return time.perf_counter() - t0, time.process_time() - c0, sets
 

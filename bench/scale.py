@@ -197,6 +197,8 @@ def partition_peak(data: Path, players: int, seed: int) -> dict:
     then planning its render jobs (`render.plan_partition`, every job made and dropped), after a
     warm-up partition."""
     from music_assets.audio import render
+    from music_assets.audio.presets import PRESET_NAMES
+    from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
     from music_assets.rudiments.dataset import DatasetSettings, generate_partition
     from music_assets.rudiments.library import get_rudiment
     from music_assets.rudiments.profiles import generate_profiles
@@ -207,13 +209,13 @@ def partition_peak(data: Path, players: int, seed: int) -> dict:
     # on the first parquet read (about 16 MiB once), which is no partition's cost
     small = DatasetSettings.resolve("full", seed=seed, num_profiles=1)
     generate_partition(get_rudiment("flam"), profiles.head(1), small, data)
-    sum(1 for _ in render.plan_partition("flam", data, list(render.DEFAULT_SOUNDFONTS), render.PRESET_NAMES, seed))
+    sum(1 for _ in render.plan_partition("flam", data, list(DEFAULT_SOUNDFONTS), PRESET_NAMES, seed))
     rss0 = _rss_mib()
     t0 = time.perf_counter()
     samples = generate_partition(get_rudiment(PROBE_SLUG), profiles, settings, data).samples.num_rows
     generate_wall = time.perf_counter() - t0
     rss1 = _rss_mib()
-    planned = render.plan_partition(PROBE_SLUG, data, list(render.DEFAULT_SOUNDFONTS), render.PRESET_NAMES, seed)
+    planned = render.plan_partition(PROBE_SLUG, data, list(DEFAULT_SOUNDFONTS), PRESET_NAMES, seed)
     jobs = sum(1 for _ in planned)
     return {
         "samples": samples,

@@ -1,13 +1,18 @@
-"""Where artifacts live. Read at call time so tests can point it elsewhere.
+"""The data dir from the environment: the front of `music_assets.layout` for the Dagster side.
 
 `MUSIC_ASSETS_DATA_DIR` (default: `data/` in the checkout) is the root of every
-artifact; the sub-paths below are a contract other tools rely on (DESIGN.md).
+artifact, read at call time so tests can point it elsewhere. Only the
+definitions, the operations modules and the scripts read it here; domain code
+takes the root as an argument and asks `music_assets.layout` for the paths
+under it (the tree is described in docs/design.md).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from music_assets import layout
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR_ENV = "MUSIC_ASSETS_DATA_DIR"
@@ -19,27 +24,27 @@ def data_dir() -> Path:
 
 
 def raw_audio_dir() -> Path:
-    return data_dir() / "raw_audio"
+    return layout.raw_audio_dir(data_dir())
 
 
 def catalog_dir() -> Path:
-    return data_dir() / "catalog"
+    return layout.catalog_dir(data_dir())
 
 
 def sources_dir() -> Path:
-    return data_dir() / "sources"
+    return layout.sources_dir(data_dir())
 
 
 def rudiments_dir() -> Path:
-    return data_dir() / "rudiments"
+    return layout.rudiments_dir(data_dir())
 
 
 def hf_staging_dir() -> Path:
-    return data_dir() / "hf_staging"
+    return layout.hf_staging_dir(data_dir())
 
 
 def models_dir() -> Path:
-    return data_dir() / "models"
+    return layout.models_dir(data_dir())
 
 
 def inside_data_dir(path: str | os.PathLike[str]) -> Path:
@@ -54,22 +59,22 @@ def inside_data_dir(path: str | os.PathLike[str]) -> Path:
 
 def hf_model_staging_dir() -> Path:
     """The model repository as it will be pushed to the Hub (`hf_model`)."""
-    return data_dir() / "hf_model_staging"
+    return layout.hf_model_staging_dir(data_dir())
 
 
 def training_sets_dir() -> Path:
     """<data dir>/training_sets/: annotations/, captions/, style_presets.parquet and one folder per set."""
-    return data_dir() / "training_sets"
+    return layout.training_sets_dir(data_dir())
 
 
 def manifests_dir() -> Path:
     """Per-partition manifests (file hashes, config fingerprint): `music_assets.integrity`."""
-    return data_dir() / "manifests"
+    return layout.manifests_dir(data_dir())
 
 
 def locks_dir() -> Path:
     """Lock files of partitions being written: `music_assets.locks`."""
-    return data_dir() / ".locks"
+    return layout.locks_dir(data_dir())
 
 
 def dagster_home() -> Path:
@@ -78,6 +83,4 @@ def dagster_home() -> Path:
 
 def generated_dirs() -> list[Path]:
     """Folders under the data dir that hold outputs (never scanned as inputs)."""
-    d = data_dir()
-    names = ("catalog", "sources", "rudiments", "hf_staging", "hf_model_staging", "models", "training_sets")
-    return [d / n for n in (*names, "manifests", ".locks", "dagster_home")]
+    return layout.generated_dirs(data_dir())

@@ -38,6 +38,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import signal
 
+from music_assets import layout
 from music_assets.audio.presets import NOISE_COLORS, AugmentationError, AugParams, Bed
 
 NOISE_TABLE_LEN = 1 << 20  # 23.8 s at 44.1 kHz; longer renders wrap around
@@ -362,9 +363,6 @@ def beds_in(folder: str | os.PathLike[str]) -> list[Bed]:
     return beds
 
 
-TEXTURE_BED_KINDS = ("hiss", "clouds")
-
-
 def texture_beds_in(sources: str | os.PathLike[str]) -> list[Bed]:
     """Hiss and cloud textures under `sources`/textures/<source_id>/ of sources that are still prepared.
 
@@ -373,14 +371,8 @@ def texture_beds_in(sources: str | os.PathLike[str]) -> list[Bed]:
     import soundfile as sf  # noqa: PLC0415
 
     root = Path(sources)
-    files = sorted(
-        p
-        for kind in TEXTURE_BED_KINDS
-        for p in root.glob(f"textures/*/{kind}/*.flac")
-        if (root / "prepared" / f"{p.parent.parent.name}.flac").is_file()
-    )
     beds = []
-    for p in sorted(files, key=lambda q: q.relative_to(root).as_posix()):
+    for p in layout.texture_bed_files(root):
         try:
             info = sf.info(str(p))
         except (RuntimeError, sf.LibsndfileError) as exc:
@@ -392,4 +384,4 @@ def texture_beds_in(sources: str | os.PathLike[str]) -> list[Bed]:
 def background_beds(sources: str | os.PathLike[str]) -> list[Bed]:
     """The beds rudiment_audio draws from: texture_beds' hiss and clouds when any exist, else the
     prepared sources themselves (`sources` is <data dir>/sources)."""
-    return texture_beds_in(sources) or beds_in(Path(sources) / "prepared")
+    return texture_beds_in(sources) or beds_in(layout.prepared_dir(Path(sources)))

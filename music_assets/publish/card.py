@@ -5,7 +5,7 @@ that generated it: split sizes and features from the parquet files, rudiment
 definitions from `music_assets.rudiments.library`, tier traits from
 `music_assets.rudiments.profiles`, score formulas from the docstring of
 `music_assets.rudiments.scores`, augmentation presets from
-`music_assets.audio.effects`, package versions from the installed
+`music_assets.audio.presets`, package versions from the installed
 distributions. The text is deterministic: the same data gives the same bytes.
 """
 
@@ -320,7 +320,7 @@ def _versions() -> list[list[str]]:
 
 
 def _generation_section(df: pd.DataFrame) -> str:
-    from music_assets.audio import effects  # noqa: PLC0415
+    from music_assets.audio.presets import PRESETS  # noqa: PLC0415
 
     parts = []
     if "soundfont" in df:
@@ -333,9 +333,8 @@ def _generation_section(df: pd.DataFrame) -> str:
             + _md_table(["soundfont", "soundfont licence", "samples"], rows)
         )
     if "aug_preset" in df:
-        presets = getattr(effects, "PRESETS", {})
         rows = [
-            [f"`{k}`", getattr(presets.get(k), "description", ""), v]
+            [f"`{k}`", PRESETS[k].description if k in PRESETS else "(not a preset of this version)", v]
             for k, v in df["aug_preset"].value_counts().sort_index().items()
         ]
         parts.append(

@@ -28,8 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from music_assets import layout
 from music_assets.io import atomic_path, remove_partials, write_bytes
-from music_assets.rudiments import layout
 from music_assets.rudiments.library import Rudiment
 from music_assets.rudiments.midi import midi_bytes
 from music_assets.rudiments.performance import (
@@ -273,7 +273,7 @@ def generate_partition(
     rudiment: Rudiment,
     profiles: pd.DataFrame,
     settings: DatasetSettings,
-    root: Path | None = None,
+    root: Path,
 ) -> PartitionResult:
     """Play, label and write every sample of one rudiment; return the samples table.
 

@@ -186,6 +186,26 @@ def _wander(times: np.ndarray, tau: float, z: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
+@dataclass
+class _Primaries:
+    """The primary strokes of a performance as they are being played (arrays of one value per stroke)."""
+
+    n: int
+    cyc: np.ndarray  # the cycle of each stroke
+    beats: np.ndarray
+    frac: np.ndarray  # how far into the performance (0-1)
+    hand: np.ndarray
+    weak: np.ndarray
+    accent: np.ndarray
+    diddle: np.ndarray
+    buzz: np.ndarray
+    gap_s: np.ndarray
+    intended: np.ndarray | None = None
+    actual: np.ndarray | None = None
+    intended_vel: np.ndarray | None = None
+    actual_vel: np.ndarray | None = None
+
+
 def perform(
     rudiment: CompiledRudiment,
     traits: Mapping[str, float],
@@ -194,26 +214,42 @@ def perform(
     left_handed: bool,
     rng: np.random.Generator,
 ) -> Performance:
-    """Play `num_cycles` cycles of `rudiment` at `tempo_bpm` the way the player with `traits` would."""
+    """Play `num_cycles` cycles of `rudiment` at `tempo_bpm` the way the player with `traits` would.
+
+    The stages draw from `rng` in a fixed order (timing, velocity, grace notes, bounces): the
+    same seed gives the same performance.
+    """
     c = rudiment
     reps = int(num_cycles)
     if reps < 1:
         raise ValueError(f"num_cycles must be >= 1, got {num_cycles}")
     spb = 60.0 / float(tempo_bpm)
-    n = c.size * reps
     cyc = np.repeat(np.arange(reps), c.size)
     beats = np.tile(c.beats, reps) + cyc * c.cycle_beats
-    total_beats = reps * c.cycle_beats
-    frac = beats / total_beats
     pattern_hand = np.tile(c.hand, reps)
-    hand = pattern_hand ^ 1 if left_handed else pattern_hand
-    weak = pattern_hand == 1  # the lead (written right) hand is the dominant one, mirrored for left-handers
-    accent = np.tile(c.accent, reps)
-    diddle = np.tile(c.diddle, reps)
-    buzz = np.tile(c.buzz, reps)
-    gap_s = np.tile(c.gap_beats, reps) * spb
+    p = _Primaries(
+        n=c.size * reps,
+        cyc=cyc,
+        beats=beats,
+        frac=beats / (reps * c.cycle_beats),
+        hand=pattern_hand ^ 1 if left_handed else pattern_hand,
+        weak=pattern_hand == 1,  # the lead (written right) hand is the dominant one, mirrored for left-handers
+        accent=np.tile(c.accent, reps),
+        diddle=np.tile(c.diddle, reps),
+        buzz=np.tile(c.buzz, reps),
+        gap_s=np.tile(c.gap_beats, reps) * spb,
+    )
+    _time_primaries(p, traits, spb, rng)
+    _voice_primaries(p, c, reps, traits, rng)
+    strokes = _Strokes(p, c, reps)
+    _add_graces(strokes, p, c, reps, traits, rng)
+    _add_bounces(strokes, p, traits, rng)
+    return _written(strokes, tempo_bpm, reps)
 
-    # --- timing of the primary strokes
+
+def _time_primaries(p: _Primaries, traits: Mapping[str, float], spb: float, rng: np.random.Generator) -> None:
+    """The intended and actual times of the primary strokes: drift, wander, jitter, fatigue, diddles, hand bias."""
+    n, beats, frac, gap_s = p.n, p.beats, p.frac, p.gap_s
     intended = LEAD_IN_SEC + beats * spb
     drift = traits["tempo_drift_pct"] / 100.0 * rng.choice((-1.0, 1.0)) * rng.uniform(0.6, 1.4)
     drift_shift = -drift * beats * spb * frac / 2.0  # integral of a linearly changing tempo
@@ -224,13 +260,19 @@ def perform(
     err = wander_sd * _wander(intended, WANDER_TAU_SEC, rng.standard_normal(n)) + jitter_sd * rng.standard_normal(n)
     err *= 1.0 + 0.5 * traits["fatigue"] * frac
     evenness = traits["diddle_evenness"]
-    second = diddle == 2
+    second = p.diddle == 2
     err[second] += (1.0 - evenness) * gap_s[second] * 0.5 * rng.standard_normal(int(second.sum()))
-    err[weak] += traits["lr_timing_bias_ms"] / 1000.0
-    actual = intended + drift_shift + err
+    err[p.weak] += traits["lr_timing_bias_ms"] / 1000.0
+    p.intended, p.actual = intended, intended + drift_shift + err
 
-    # --- velocity of the primary strokes
-    intended_vel = np.where(accent, VEL_ACCENT, np.where(buzz, VEL_BUZZ, VEL_TAP)).astype(float)
+
+def _voice_primaries(
+    p: _Primaries, c: CompiledRudiment, reps: int, traits: Mapping[str, float], rng: np.random.Generator
+) -> None:
+    """The intended and actual velocities of the primary strokes: accents, diddles, rolls, fatigue, spread."""
+    n, accent, second = p.n, p.accent, p.diddle == 2
+    evenness = traits["diddle_evenness"]
+    intended_vel = np.where(accent, VEL_ACCENT, np.where(p.buzz, VEL_BUZZ, VEL_TAP)).astype(float)
     gap = (VEL_ACCENT - VEL_TAP) * traits["accent_differentiation"]
     miss = 1.0 - traits["accent_accuracy"]
     u = rng.random(n)
@@ -238,30 +280,37 @@ def perform(
     level[accent] = VEL_TAP + gap
     level[accent & (u < miss)] = VEL_TAP
     level[~accent & (u < miss / 2)] += 0.6 * gap
-    level[weak] *= traits["lr_velocity_ratio"]
+    level[p.weak] *= traits["lr_velocity_ratio"]
     level[second] *= np.clip(1.0 - (1.0 - evenness) * (1.0 + 0.5 * rng.standard_normal(int(second.sum()))), 0.4, 1.15)
     level *= 1.0 - 0.5 * (1.0 - traits["roll_sustain"]) * np.tile(c.roll_pos, reps)
-    level *= 1.0 - 0.12 * traits["fatigue"] * frac
-    cv = traits["velocity_cv"]
-    actual_vel = level * (1.0 + cv * rng.standard_normal(n))
+    level *= 1.0 - 0.12 * traits["fatigue"] * p.frac
+    p.intended_vel, p.actual_vel = intended_vel, level * (1.0 + traits["velocity_cv"] * rng.standard_normal(n))
 
-    stype = np.where(accent, ACCENT, np.where(diddle > 0, DIDDLE, np.where(buzz, BUZZ, TAP))).astype(np.int8)
-    parts: dict[str, list[np.ndarray]] = {
-        "hand": [hand],
-        "stype": [stype],
-        "intended": [intended],
-        "actual": [actual],
-        "ivel": [intended_vel],
-        "avel": [actual_vel],
-        "accent": [accent],
-        "diddle": [diddle],
-        "parent": [np.full(n, -1)],
-        "measure": [cyc],
-        "position": [np.tile(np.arange(c.size), reps)],
-        "weak": [weak],
-    }
+
+class _Strokes:
+    """Every stroke of a performance, column by column: the primaries, then each group of children."""
+
+    def __init__(self, p: _Primaries, c: CompiledRudiment, reps: int):
+        accent, diddle, n = p.accent, p.diddle, p.n
+        stype = np.where(accent, ACCENT, np.where(diddle > 0, DIDDLE, np.where(p.buzz, BUZZ, TAP))).astype(np.int8)
+        self._cyc = p.cyc
+        self.parts: dict[str, list[np.ndarray]] = {
+            "hand": [p.hand],
+            "stype": [stype],
+            "intended": [p.intended],
+            "actual": [p.actual],
+            "ivel": [p.intended_vel],
+            "avel": [p.actual_vel],
+            "accent": [accent],
+            "diddle": [diddle],
+            "parent": [np.full(n, -1)],
+            "measure": [p.cyc],
+            "position": [np.tile(np.arange(c.size), reps)],
+            "weak": [p.weak],
+        }
 
     def add_children(
+        self,
         parent: np.ndarray,
         code: int,
         hand_: np.ndarray,
@@ -283,14 +332,25 @@ def perform(
             ("accent", np.zeros(k, dtype=bool)),
             ("diddle", np.zeros(k, dtype=np.int8)),
             ("parent", parent),
-            ("measure", cyc[parent]),
+            ("measure", self._cyc[parent]),
             ("position", np.full(k, -1)),
             ("weak", weak_),
         ):
-            parts[key].append(value)
+            self.parts[key].append(value)
 
-    # --- grace notes (flams: one, drags: two) by the other hand, at most 70 % of the way back
-    # to the neighbouring stroke
+
+def _add_graces(
+    strokes: _Strokes,
+    p: _Primaries,
+    c: CompiledRudiment,
+    reps: int,
+    traits: Mapping[str, float],
+    rng: np.random.Generator,
+) -> None:
+    """Grace notes (flams: one, drags: two) by the other hand, at most 70 % of the way back to the
+    neighbouring stroke."""
+    hand, weak, gap_s, intended, actual = p.hand, p.weak, p.gap_s, p.intended, p.actual
+    cv = traits["velocity_cv"]
     kind = np.tile(c.grace_kind, reps)
     offsets = np.tile(c.grace_offsets, (reps, 1))
     spacing_jitter = 0.02 + traits["timing_sd_ms"] / 300.0
@@ -316,7 +376,7 @@ def perform(
                 continue
             shift = off * unit[have] * np.clip(1.0 + 0.1 * rng.standard_normal(k), 0.7, 1.3)
             g_vel = vel * np.where(weak[pi], 1.0, traits["lr_velocity_ratio"]) * grace_loudness  # the other hand
-            add_children(
+            strokes.add_children(
                 pi,
                 stype_code,
                 hand[pi] ^ 1,
@@ -327,26 +387,32 @@ def perform(
                 ~weak[pi],
             )
 
-    # --- buzz bounces after each buzz primary
-    bi = np.flatnonzero(buzz)
-    if bi.size:
-        nb = np.clip(np.floor(0.75 * gap_s[bi] / BUZZ_INTERVAL_SEC), 1, MAX_BOUNCES).astype(int)
-        step = BUZZ_INTERVAL_SEC * np.clip(1.0 + 0.1 * rng.standard_normal(bi.size), 0.7, 1.3)
-        pi = np.repeat(bi, nb)
-        k = np.concatenate([np.arange(1, m + 1) for m in nb])
-        decay = 0.55 + 0.3 * traits["roll_sustain"]
-        add_children(
-            pi,
-            BUZZ_BOUNCE,
-            hand[pi],
-            intended[pi] + k * BUZZ_INTERVAL_SEC,
-            actual[pi] + k * np.repeat(step, nb),
-            intended_vel[pi] * BUZZ_INTENDED_DECAY**k,
-            actual_vel[pi] * decay**k * (1.0 + cv * rng.standard_normal(len(pi))),
-            weak[pi],
-        )
 
-    cat = {k: np.concatenate(v) for k, v in parts.items()}
+def _add_bounces(strokes: _Strokes, p: _Primaries, traits: Mapping[str, float], rng: np.random.Generator) -> None:
+    """Buzz bounces after each buzz primary."""
+    bi = np.flatnonzero(p.buzz)
+    if not bi.size:
+        return
+    nb = np.clip(np.floor(0.75 * p.gap_s[bi] / BUZZ_INTERVAL_SEC), 1, MAX_BOUNCES).astype(int)
+    step = BUZZ_INTERVAL_SEC * np.clip(1.0 + 0.1 * rng.standard_normal(bi.size), 0.7, 1.3)
+    pi = np.repeat(bi, nb)
+    k = np.concatenate([np.arange(1, m + 1) for m in nb])
+    decay = 0.55 + 0.3 * traits["roll_sustain"]
+    strokes.add_children(
+        pi,
+        BUZZ_BOUNCE,
+        p.hand[pi],
+        p.intended[pi] + k * BUZZ_INTERVAL_SEC,
+        p.actual[pi] + k * np.repeat(step, nb),
+        p.intended_vel[pi] * BUZZ_INTENDED_DECAY**k,
+        p.actual_vel[pi] * decay**k * (1.0 + traits["velocity_cv"] * rng.standard_normal(len(pi))),
+        p.weak[pi],
+    )
+
+
+def _written(strokes: _Strokes, tempo_bpm: float, reps: int) -> Performance:
+    """The strokes in written order, kept apart by a minimum gap and snapped to MIDI ticks."""
+    cat = {k: np.concatenate(v) for k, v in strokes.parts.items()}
     # written order (intended time; a primary's graces sort before it, bounces after)
     order = np.lexsort((np.arange(len(cat["intended"])), cat["intended"]))
     cat = {k: v[order] for k, v in cat.items()}

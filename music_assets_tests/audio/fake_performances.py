@@ -1,4 +1,4 @@
-"""A stand-in for `rudiment_performances`: one partition's tables and MIDI, per CONTRACTS.md.
+"""A stand-in for `rudiment_performances`: one partition's tables and MIDI, per docs/design.md.
 
 The audio tests use it so they do not depend on the symbolic half of the
 dataset: `samples.parquet`, `strokes.parquet` and one General MIDI drum file

@@ -10,7 +10,8 @@ import pyloudnorm
 import pytest
 
 from music_assets.audio.analysis import DB_FLOOR, AudioAnalysisError, analyze_array, analyze_file
-from music_assets_tests.audio.audio_trees import music_like, tone, truncate, write
+from music_assets.audio.signals import music_like, tone, write
+from music_assets_tests.audio.audio_trees import truncate
 
 
 def test_a_sine_at_minus_6_dbfs() -> None:

@@ -14,14 +14,10 @@ import pytest
 
 from music_assets.audio import catalog
 from music_assets.audio.catalog import CatalogError, build_catalog, fingerprint, scan
-from music_assets_tests.audio.audio_trees import (
-    BAD_CASES,
-    file_permissions_enforced,
-    make_bad_files,
-    music_like,
-    tone,
-    write,
-)
+from music_assets.audio.catalog import pool as catalog_pool
+from music_assets.audio.catalog import table as catalog_table
+from music_assets.audio.signals import music_like, tone, write
+from music_assets_tests.audio.audio_trees import BAD_CASES, file_permissions_enforced, make_bad_files
 from music_assets_tests.audio.crashing_workers import always_crash, crash_on_b
 
 
@@ -174,7 +170,7 @@ def test_a_previous_catalog_of_another_analysis_version_is_not_reused(tmp_path: 
 
     write_parquet(tmp_path / "c.parquet", build_catalog([tmp_path / "root"], workers=1).table())
     assert catalog.load_previous(tmp_path / "c.parquet")
-    monkeypatch.setattr(catalog, "ANALYSIS_VERSION", "next")
+    monkeypatch.setattr(catalog_table, "ANALYSIS_VERSION", "next")
     assert catalog.load_previous(tmp_path / "c.parquet") == {}
 
 
@@ -185,7 +181,7 @@ def test_the_process_pool_gives_the_same_rows(tmp_path: Path, monkeypatch) -> No
     (root / "broken.mp3").write_text("no audio here\n")
     inline_calls: list[tuple[int, int]] = []
     inline = build_catalog([root], workers=1, progress=lambda d, t: inline_calls.append((d, t)))
-    monkeypatch.setattr(catalog, "POOL_MIN_FILES", 2)
+    monkeypatch.setattr(catalog_pool, "POOL_MIN_FILES", 2)
     pooled_calls: list[tuple[int, int]] = []
     pooled = build_catalog([root], workers=2, progress=lambda d, t: pooled_calls.append((d, t)))
     assert pooled.table().equals(inline.table())
@@ -201,7 +197,7 @@ def test_the_process_pool_gives_the_same_rows(tmp_path: Path, monkeypatch) -> No
 
 
 def test_a_file_that_kills_its_worker_is_an_error_row_and_the_rest_goes_on(monkeypatch) -> None:
-    monkeypatch.setattr(catalog, "POOL_MIN_FILES", 2)
+    monkeypatch.setattr(catalog_pool, "POOL_MIN_FILES", 2)
     paths = [f"/x/{n}.wav" for n in "abcdefg"]
     calls: list[tuple[int, int]] = []
     rows = catalog.analyze_many(paths, workers=2, fn=crash_on_b, progress=lambda d, t: calls.append((d, t)))
@@ -221,7 +217,7 @@ def test_the_fingerprint_changes_exactly_when_the_tree_does(tmp_path: Path) -> N
 
 
 def test_workers_that_always_die_fail_the_run_instead_of_blaming_every_file(monkeypatch) -> None:
-    monkeypatch.setattr(catalog, "POOL_MIN_FILES", 2)
+    monkeypatch.setattr(catalog_pool, "POOL_MIN_FILES", 2)
     with pytest.raises(RuntimeError, match="analysis workers keep dying"):
         catalog.analyze_many([f"/x/{i}.wav" for i in range(8)], workers=2, fn=always_crash)
 

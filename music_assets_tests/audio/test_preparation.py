@@ -14,7 +14,7 @@ from music_assets.audio.preparation import (
     check_prepared,
     prepare_source,
 )
-from music_assets_tests.audio.audio_trees import music_like, tone, write
+from music_assets.audio.signals import music_like, tone, write
 
 
 def _gates(path: Path) -> dict[str, bool]:

@@ -12,7 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
+from music_assets import layout
 from music_assets.audio import presets, render
+from music_assets.audio.render import pool as render_pool
+from music_assets.audio.render import worker as render_worker
+from music_assets.audio.render import write as render_write
 from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
 from music_assets.io import sha256_file
 from music_assets_tests.audio.fake_performances import shift_labels, write_performances
@@ -138,7 +142,7 @@ def test_partitions_prepared_as_they_are_queued_render_the_same_files(data_dir: 
     calls: list[tuple[str, bool]] = []
 
     def prepare(slug: str) -> None:  # produce the performances only when asked for them
-        calls.append((slug, (render.performances_dir(streamed, slug) / "samples.parquet").exists()))
+        calls.append((slug, (layout.performance_dir(slug, streamed) / "samples.parquet").exists()))
         write_performances(streamed, slug, n=3)
 
     seen: list[tuple[int, int]] = []
@@ -170,7 +174,7 @@ def test_each_soundfont_is_loaded_once_per_process(data_dir: Path, monkeypatch) 
 
     monkeypatch.setattr(synthesis, "Renderer", CountingRenderer)
     monkeypatch.setattr(synthesis, "_RENDERERS", {})
-    monkeypatch.setattr(render, "_LATENCY", {})
+    monkeypatch.setattr(render_worker, "_LATENCY", {})
     write_performances(data_dir, SLUG, n=6)
     render.render_partitions([SLUG], data_dir, workers=1)
     assert sorted(loads) == sorted(p.name for p in DEFAULT_SOUNDFONTS)
@@ -184,7 +188,7 @@ def test_workers_default_to_one_per_core_with_one_blas_thread(monkeypatch) -> No
     assert render.default_workers() == len(os.sched_getaffinity(0))
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "4")
-    render._init_worker()  # the pool's initializer
+    render_pool._init_worker()  # the pool's initializer
     assert all(os.environ[v] == "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"))
     assert all(pool["num_threads"] == 1 for pool in threadpool_info())
 
@@ -252,7 +256,7 @@ def test_missing_inputs_are_clear_errors_and_keep_earlier_output(data_dir: Path)
 def test_a_lazy_job_stream_is_drawn_only_a_few_jobs_ahead(data_dir: Path, monkeypatch) -> None:
     # ProcessPoolExecutor.map would queue every job (and keep every result) at once; the pool's map
     # draws them as the workers free up, so a long run holds a bounded number of jobs
-    monkeypatch.setattr(render, "PENDING_JOBS_PER_WORKER", 2)  # 2 workers: 4 jobs
+    monkeypatch.setattr(render_pool, "PENDING_JOBS_PER_WORKER", 2)  # 2 workers: 4 jobs
     write_performances(data_dir, SLUG, n=24)
     jobs = list(render.plan_partition(SLUG, data_dir, list(DEFAULT_SOUNDFONTS), presets.PRESET_NAMES, seed=0))
     seen: list[tuple[int, int]] = []
@@ -271,7 +275,7 @@ def test_streamed_partitions_hold_only_the_pending_window_of_jobs(data_dir: Path
     # Count the jobs alive in this process while rendering: at most the window, not a partition.
     import weakref
 
-    monkeypatch.setattr(render, "PENDING_JOBS_PER_WORKER", 2)  # 2 workers: 4 jobs
+    monkeypatch.setattr(render_pool, "PENDING_JOBS_PER_WORKER", 2)  # 2 workers: 4 jobs
     slugs = [SLUG, "drag"]
     alive: set[int] = set()
     peak = [0]
@@ -294,7 +298,7 @@ def test_streamed_partitions_hold_only_the_pending_window_of_jobs(data_dir: Path
     def progress(done: int, total: int) -> None:
         peak[0] = max(peak[0], len(alive))
 
-    monkeypatch.setattr(render, "plan_partition", tracked_plan)
+    monkeypatch.setattr(render_write, "plan_partition", tracked_plan)
     with render.RenderPool(2) as pool:
         out = render.render_partitions(slugs, data_dir, pool=pool, prepare=prepare, progress=progress)
     assert out.run.samples == 48 and not alive
@@ -306,7 +310,7 @@ def test_streamed_partitions_hold_only_the_pending_window_of_jobs(data_dir: Path
 def test_the_next_partition_is_prepared_while_one_renders(data_dir: Path, monkeypatch) -> None:
     # producing partition k + 1 overlaps rendering partition k, so the pending window need not
     # hold a partition's worth of jobs to keep the workers busy meanwhile
-    monkeypatch.setattr(render, "PENDING_JOBS_PER_WORKER", 2)  # 2 workers: 4 jobs
+    monkeypatch.setattr(render_pool, "PENDING_JOBS_PER_WORKER", 2)  # 2 workers: 4 jobs
     events: list[tuple[str, object]] = []
 
     def prepare(slug: str) -> None:

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from music_assets import layout
 from music_assets.defs.partitions import rudiment_partitions
 from music_assets.defs.rudiments import assets as R
 from music_assets.io import read_json, write_json
-from music_assets.rudiments import layout
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
 from music_assets.rudiments.labels import CheckOutcome
 from music_assets_tests.rudiments.audio_stub import render_stub_audio
@@ -130,9 +130,9 @@ def test_a_failing_validity_check_blocks_downstream(data_dir: Path, instance, mo
 
 def test_profiles_check_fails_when_a_player_is_in_two_splits(data_dir: Path, instance) -> None:
     _setup(instance)
-    splits = read_json(layout.splits_path())
+    splits = read_json(layout.splits_path(data_dir))
     splits["test"].append(splits["train"][0])
-    write_json(layout.splits_path(), splits)
+    write_json(layout.splits_path(data_dir), splits)
     result = R.profiles_split_by_player()
     assert not result.passed and "is in train and test" in result.description
 

@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
+from music_assets.audio.signals import music_like, write
 from music_assets.defs.partitions import prepared_source_partitions
 from music_assets.defs.sources import assets as sources
-from music_assets_tests.audio.audio_trees import BAD_CASES, file_permissions_enforced, make_bad_files, music_like, write
+from music_assets_tests.audio.audio_trees import BAD_CASES, file_permissions_enforced, make_bad_files
 
 SR = 8000
 GOOD = ("bounces/song_a.flac", "tracks/song_b.wav")

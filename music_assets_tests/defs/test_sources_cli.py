@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from music_assets.audio.signals import music_like, write
 from music_assets.ops.demo import StageProgress, run_stage
-from music_assets_tests.audio.audio_trees import music_like, write
 
 
 def test_catalog_any_folder_from_the_cli(tmp_path: Path, data_dir: Path, dagster_home: Path) -> None:

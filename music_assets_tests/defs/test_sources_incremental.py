@@ -13,10 +13,10 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from music_assets.audio.signals import music_like, write
 from music_assets.definitions import defs
 from music_assets.defs.sources import assets as sources
 from music_assets.defs.sources.textures import texture_beds
-from music_assets_tests.audio.audio_trees import music_like, write
 
 SR = 8000
 FILES = ("bounces/one.flac", "bounces/two.flac", "tracks/three.flac")
@@ -158,6 +158,7 @@ def test_legacy_keys_are_renamed_once_and_nothing_is_made_again(
     music: Path, data_dir: Path, instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from music_assets.audio import catalog
+    from music_assets.audio.catalog import table as catalog_table
     from music_assets.defs.partitions import prepared_source_partitions
     from music_assets.defs.sources import keys as source_keys
 
@@ -173,7 +174,7 @@ def test_legacy_keys_are_renamed_once_and_nothing_is_made_again(
     tick = Ticks(instance, dg.Definitions(assets=[*group, texture_beds, per_source_notes], resources=RESOURCES))
     tick()
     with monkeypatch.context() as legacy:
-        legacy.setattr(catalog, "_assign_source_ids", _legacy_ids)
+        legacy.setattr(catalog_table, "_assign_source_ids", _legacy_ids)
         _refresh(instance)
     old = _keys()
     assert all(catalog.LEGACY_KEY.match(k) for k in old.values())

@@ -14,9 +14,9 @@ import dagster as dg
 import pytest
 
 from music_assets.audio.catalog import cataloged_roots
+from music_assets.audio.signals import music_like, write
 from music_assets.definitions import defs
 from music_assets.defs.sources import assets as sources
-from music_assets_tests.audio.audio_trees import music_like, write
 
 SR = 8000
 RESOURCES = {"audio_roots": defs.resources["audio_roots"]}  # the code location's own resource

@@ -29,10 +29,10 @@ from dagster._core.events import DagsterEventType
 
 from music_assets.defs.rudiments.assets import RudimentDataset, player_profiles, rudiment_library
 from music_assets.io import PARTIAL_SUFFIX
+from music_assets.local_postgres import postgres_server
 from music_assets.ops.instance import ensure_dagster_home, reap_dead_runs
 from music_assets.paths import REPO_ROOT
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
-from music_assets_tests.ops.postgres_server import postgres_server
 from music_assets_tests.ops.processes import BIN, background
 from music_assets_tests.ops.redis_server import redis_server
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from music_assets_tests.audio.audio_trees import music_like, write
+from music_assets.audio.signals import music_like, write
 from music_assets_tests.ops.processes import BIN, background
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from music_assets_tests.audio.audio_trees import music_like, write
+from music_assets.audio.signals import music_like, write
 from music_assets_tests.ops.processes import background, free_port, wait_for_http
 from music_assets_tests.ops.test_ui_browser import make_dev_command
 

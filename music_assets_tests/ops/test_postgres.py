@@ -11,9 +11,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from music_assets.audio.signals import music_like, write
+from music_assets.local_postgres import postgres_server
 from music_assets.paths import REPO_ROOT
-from music_assets_tests.audio.audio_trees import music_like, write
-from music_assets_tests.ops.postgres_server import postgres_server
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from music_assets.audio.signals import music_like, write
 from music_assets.paths import REPO_ROOT
-from music_assets_tests.audio.audio_trees import music_like, write
 from music_assets_tests.ops.processes import BIN, background, free_port, wait_for_http
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,4 +1,4 @@
-"""A small labelled rudiment dataset on disk, laid out as CONTRACTS.md says `rudiment_labels` writes it.
+"""A small labelled rudiment dataset on disk, laid out as docs/design.md says `rudiment_labels` writes it.
 
 Real MIDI files (pretty_midi) and real FLAC files (rendered with FluidSynth
 from those MIDI files), and the four label tables with the contract's columns.

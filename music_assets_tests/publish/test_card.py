@@ -7,6 +7,7 @@ import inspect
 import pyarrow.parquet as pq
 import yaml
 
+from music_assets.audio.presets import PRESETS
 from music_assets.publish import layout
 from music_assets.publish.card import parse_front_matter
 from music_assets.rudiments import profiles, scores
@@ -124,3 +125,11 @@ def test_background_bed_section_names_every_source_and_its_license() -> None:
     ]
     assert bed_source_id("textures/aaa/hiss/hiss_00.flac") == "aaa" and bed_source_id("bbb") == "bbb"
     assert "no recorded material" in _bed_section(pd.DataFrame({"aug_bed_source": ["", ""]}), {})
+
+
+def test_generation_settings_say_what_each_augmentation_preset_simulates(staged_files) -> None:
+    text = (staged_files.staging / "README.md").read_text()
+    # all 18 samples of the fixture use clean_studio; its row carries the preset's own description
+    description = PRESETS["clean_studio"].description
+    assert description
+    assert f"| `clean_studio` | {description} | 18 |" in text

@@ -111,7 +111,7 @@ def test_auto_storage_is_local_while_the_shards_take_at_most_half_the_free_disk(
 
     root = link_tree(labelled.root, tmp_path / "data")
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(staging_mod.shutil, "disk_usage", lambda _p: usage(10**9, 10**9, 10**5))  # 100 kB free
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10**9, 10**9, 10**5))  # 100 kB free
     staged = build_staging(root, root / "hf_staging", EMBEDDED)
     assert staged.data.shard_storage == "deferred" and _sample_shards(staged.staging) == []
     with pytest.raises(StagingError, match="shard_storage must be one of"):

@@ -12,8 +12,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from music_assets.publish import layout, staging
+from music_assets.publish import layout
 from music_assets.publish.staging import StagingError, StagingSettings, stage
+from music_assets.publish.staging import shards as staging
 from music_assets.rudiments.library import get_rudiment
 from music_assets_tests.publish.conftest import EMBEDDED, build_staging, link_tree
 from music_assets_tests.publish.labelled_dataset import SCORES

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from music_assets import layout
 from music_assets.io import write_parquet
-from music_assets.rudiments import layout
 from music_assets.rudiments.dataset import DatasetSettings, generate_partition
 from music_assets.rudiments.labels import (
     LabelsError,
@@ -197,7 +197,8 @@ def test_realism_at_demo_scale(tmp_path: Path) -> None:
 def test_partitions_are_written_and_merged_in_bounded_chunks(tmp_path: Path, monkeypatch) -> None:
     """A full-preset partition has 2,500 samples: generating writes its tables a chunk of samples
     at a time and merging copies them a batch of rows at a time, with the same rows as in one go."""
-    from music_assets.rudiments import dataset, labels
+    from music_assets.rudiments import dataset
+    from music_assets.rudiments.labels import merge as labels
 
     r = load_library()["flam"]
     settings = DatasetSettings.resolve("demo", num_profiles=8)

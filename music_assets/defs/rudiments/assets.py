@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from music_assets import layout
 from music_assets.defs.guards import writing
 from music_assets.defs.partitions import backfill_policy, rudiment_partitions
+from music_assets.paths import data_dir
 from music_assets.progress import ProgressLog
-from music_assets.rudiments import layout
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS, SPLITS
 
 if TYPE_CHECKING:
@@ -35,9 +36,8 @@ def performance_files(slug: str) -> list:
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     from music_assets.integrity import confine  # noqa: PLC0415
-    from music_assets.paths import data_dir  # noqa: PLC0415
 
-    folder = layout.performance_dir(slug)
+    folder = layout.performance_dir(slug, data_dir())
     tables = [folder / f"{name}.parquet" for name in layout.PARTITION_TABLES]
     midi = pq.read_table(tables[0], columns=["midi_path"]).column("midi_path").to_pylist()
     return tables + [confine(data_dir() / rel, what=f"midi_path of {tables[0]}") for rel in midi]
@@ -109,7 +109,7 @@ def rudiment_library() -> dg.MaterializeResult:
     from music_assets.rudiments.library import load_library  # noqa: PLC0415
 
     records = [r.to_record() for r in load_library().values()]
-    path = write_parquet(layout.library_path(), frame_to_table(pd.DataFrame(records)))
+    path = write_parquet(layout.library_path(data_dir()), frame_to_table(pd.DataFrame(records)))
     cols = (
         "pas_number",
         "slug",
@@ -135,7 +135,7 @@ def library_complete() -> dg.AssetCheckResult:
     """library.parquet holds the 40 PAS rudiments once each, in PAS order, with valid tempo ranges."""
     import pandas as pd  # noqa: PLC0415
 
-    df = pd.read_parquet(layout.library_path())
+    df = pd.read_parquet(layout.library_path(data_dir()))
     problems = []
     if df["slug"].tolist() != list(RUDIMENT_SLUGS):
         problems.append(f"slugs differ from the 40 PAS slugs: {sorted(set(df['slug']) ^ set(RUDIMENT_SLUGS))}")
@@ -161,8 +161,8 @@ def player_profiles(rudiment_dataset: RudimentDataset) -> dg.MaterializeResult:
 
     settings = rudiment_dataset.settings()
     profiles = generate_profiles(settings.num_profiles, settings.seed)
-    write_parquet(layout.profiles_path(), frame_to_table(profiles))
-    write_json(layout.splits_path(), splits_of(profiles))
+    write_parquet(layout.profiles_path(data_dir()), frame_to_table(profiles))
+    write_json(layout.splits_path(data_dir()), splits_of(profiles))
     counts = profiles.groupby(["skill_tier", "split"]).size()
     rows = [{"tier": t, **{s: int(counts.get((t, s), 0)) for s in SPLITS}} for t in SKILL_TIERS]
     return dg.MaterializeResult(
@@ -171,8 +171,8 @@ def player_profiles(rudiment_dataset: RudimentDataset) -> dg.MaterializeResult:
             "profiles": len(profiles),
             "left-handed": int((profiles["dominant_hand"] == "left").sum()),
             "players per tier and split": _md_rows(rows),
-            "path": dg.MetadataValue.path(str(layout.profiles_path())),
-            "splits": dg.MetadataValue.path(str(layout.splits_path())),
+            "path": dg.MetadataValue.path(str(layout.profiles_path(data_dir()))),
+            "splits": dg.MetadataValue.path(str(layout.splits_path(data_dir()))),
         }
     )
 
@@ -186,8 +186,8 @@ def profiles_split_by_player() -> dg.AssetCheckResult:
     from music_assets.io import read_json  # noqa: PLC0415
     from music_assets.rudiments.profiles import MIN_PER_TIER_FOR_ALL_SPLITS  # noqa: PLC0415
 
-    profiles = pd.read_parquet(layout.profiles_path())
-    splits = read_json(layout.splits_path())
+    profiles = pd.read_parquet(layout.profiles_path(data_dir()))
+    splits = read_json(layout.splits_path(data_dir()))
     problems = []
     seen: dict[str, str] = {}
     for name in SPLITS:
@@ -213,14 +213,14 @@ def profiles_split_by_player() -> dg.AssetCheckResult:
 
 
 # ---------------------------------------------------------------- rudiment_performances
-def _partition_outcomes(slug: str, rudiment, profiles) -> tuple["CheckOutcome", "CheckOutcome"]:
-    """(validity, realism) outcomes of one written partition, computed from its files."""
+def _partition_outcomes(slug: str, rudiment, profiles, root: Path) -> tuple["CheckOutcome", "CheckOutcome"]:
+    """(validity, realism) outcomes of one written partition under the data dir `root`, computed from its files."""
     from music_assets.rudiments import labels  # noqa: PLC0415
 
-    tables = labels.TableSet.in_folder(layout.performance_dir(slug))
+    tables = labels.TableSet.in_folder(layout.performance_dir(slug, root))
     parts = [
-        labels.check_integrity(tables),
-        labels.check_stroke_counts(tables),
+        labels.check_integrity(tables, root),
+        labels.check_stroke_counts(tables, root),
         labels.check_scores(tables),
         labels.check_tempos(tables, {slug: rudiment}, profiles),
         labels.check_value_ranges(tables),
@@ -291,11 +291,11 @@ def rudiment_performances(
     from music_assets.rudiments.library import load_library  # noqa: PLC0415
 
     settings = rudiment_dataset.settings()
-    if not layout.profiles_path().is_file():
-        raise dg.Failure(f"{layout.profiles_path()} is missing: materialize player_profiles first")
-    profiles = pd.read_parquet(layout.profiles_path())
+    if not layout.profiles_path(data_dir()).is_file():
+        raise dg.Failure(f"{layout.profiles_path(data_dir())} is missing: materialize player_profiles first")
+    profiles = pd.read_parquet(layout.profiles_path(data_dir()))
     config_fp = integrity.fingerprint(
-        {"settings": dataclasses.asdict(settings), "profiles": sha256_file(layout.profiles_path())}
+        {"settings": dataclasses.asdict(settings), "profiles": sha256_file(layout.profiles_path(data_dir()))}
     )
     library = load_library()
     keys = list(context.partition_keys)
@@ -307,11 +307,11 @@ def rudiment_performances(
         for slug in keys:
             t0 = time.monotonic()
             integrity.invalidate_manifest(PERF_ASSET, slug)  # readers refuse the partition until it is whole
-            result = generate_partition(library[slug], profiles, settings)
+            result = generate_partition(library[slug], profiles, settings, data_dir())
             integrity.write_manifest(
                 PERF_ASSET, slug, performance_files(slug), fingerprint=config_fp, run_id=context.run_id
             )
-            outcomes[slug] = _partition_outcomes(slug, library[slug], profiles)
+            outcomes[slug] = _partition_outcomes(slug, library[slug], profiles, data_dir())
             samples = result.samples
             rows.append(
                 {
@@ -381,7 +381,7 @@ def _label_tables():
     from music_assets.rudiments.labels import TableSet  # noqa: PLC0415
 
     verify_manifest(LABELS_ASSET)
-    return TableSet.in_folder(layout.labels_dir())
+    return TableSet.in_folder(layout.labels_dir(data_dir()))
 
 
 def verified_labels(reader: str, files_of: tuple[str, ...] = (PERF_ASSET, AUDIO_ASSET)):
@@ -391,7 +391,7 @@ def verified_labels(reader: str, files_of: tuple[str, ...] = (PERF_ASSET, AUDIO_
     audio). IntegrityError names the file and both hashes, or what to re-materialize."""
     from music_assets import integrity  # noqa: PLC0415
 
-    samples = layout.labels_dir() / "samples.parquet"
+    samples = layout.labels_dir(data_dir()) / "samples.parquet"
     if not samples.is_file():
         raise integrity.IntegrityError(f"{samples}: not found (materialize rudiment_labels first)")
     labels = integrity.verify_manifest(LABELS_ASSET)
@@ -421,12 +421,12 @@ def rudiment_labels(context: dg.AssetExecutionContext, config: LabelsConfig) -> 
     with writing(context):
         read = {m.label: m.digest for slug in slugs for m in verify_partition(slug)}
         integrity.invalidate_manifest(LABELS_ASSET)
-        summary = merge_labels(slugs)
+        summary = merge_labels(slugs, data_dir())
         for label, digest in read.items():  # a run that rewrote a partition meanwhile: not one generation
             asset, _, partition = label.partition("/")
             if integrity.read_manifest(asset, partition).digest != digest:
                 raise integrity.IntegrityError(f"{label} changed while the labels were merged; materialize again")
-        tables = [layout.labels_dir() / f"{name}.parquet" for name in layout.PARTITION_TABLES]
+        tables = [layout.labels_dir(data_dir()) / f"{name}.parquet" for name in layout.PARTITION_TABLES]
         manifest = integrity.write_manifest(
             LABELS_ASSET,
             None,
@@ -441,7 +441,7 @@ def rudiment_labels(context: dg.AssetExecutionContext, config: LabelsConfig) -> 
             **{f"{k} rows": v for k, v in summary.rows.items()},
             "audio columns": ", ".join(summary.audio_columns),
             "seconds": round(time.monotonic() - t0, 2),
-            "folder": dg.MetadataValue.path(str(layout.labels_dir())),
+            "folder": dg.MetadataValue.path(str(layout.labels_dir(data_dir()))),
             "dagster/row_count": summary.rows["samples"],
             "sha256": dg.MetadataValue.json({Path(k).name: v for k, v in manifest.files.items()}),
             "manifest": dg.MetadataValue.path(str(manifest.path)),
@@ -473,7 +473,7 @@ def labels_referential_integrity() -> dg.AssetCheckResult:
     """Every stroke, measure and exercise row has its sample; every sample has its MIDI and audio file."""
     from music_assets.rudiments.labels import check_integrity  # noqa: PLC0415
 
-    return _checked(lambda: _to_result(check_integrity(_label_tables(), require_audio=True)))
+    return _checked(lambda: _to_result(check_integrity(_label_tables(), data_dir(), require_audio=True)))
 
 
 @dg.asset_check(asset=rudiment_labels, blocking=True)
@@ -489,7 +489,7 @@ def labels_stroke_counts_match_midi() -> dg.AssetCheckResult:
     """Each sample's stroke rows = num_strokes = the note count of its MIDI file."""
     from music_assets.rudiments.labels import check_stroke_counts  # noqa: PLC0415
 
-    return _checked(lambda: _to_result(check_stroke_counts(_label_tables())))
+    return _checked(lambda: _to_result(check_stroke_counts(_label_tables(), data_dir())))
 
 
 @dg.asset_check(asset=rudiment_labels)

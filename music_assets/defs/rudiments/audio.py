@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from music_assets import layout
 from music_assets.audio.presets import PRESET_NAMES
 from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
 from music_assets.defs.check_results import materialize_with_checks
@@ -172,7 +173,7 @@ def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfi
         "worker_cpu_seconds": dg.MetadataValue.float(round(run.cpu_seconds, 2)),
         "worker_peak_rss_mib": dg.MetadataValue.float(round(run.peak_rss_mib, 1)),
         "soundfonts": dg.MetadataValue.text(", ".join(config.soundfonts)),
-        "audio_dir": dg.MetadataValue.path(str(data / "rudiments" / "audio")),
+        "audio_dir": dg.MetadataValue.path(str(layout.rudiments_dir(data) / "audio")),
         "partitions": dg.MetadataValue.md(_summary_table(results, gates)),
     }
     if len(slugs) == 1:
@@ -199,7 +200,7 @@ def _verified_beds(data: Path) -> dict[str, str]:
     from music_assets import integrity  # noqa: PLC0415
     from music_assets.audio.effects import background_beds  # noqa: PLC0415
 
-    sources = data / "sources"
+    sources = layout.sources_dir(data)
     manifests: dict[str, integrity.Manifest] = {}
     for bed in background_beds(sources):
         rel = integrity.confine(bed.path).relative_to(data).as_posix()

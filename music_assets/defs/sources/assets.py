@@ -2,7 +2,7 @@
 
 The computation lives in `music_assets.audio.{catalog,selection,preparation}`;
 this module wires it into assets, checks, the raw-audio sensor and the daily
-catalog schedule. Files (contract in CONTRACTS.md):
+catalog schedule. Files (contract in docs/design.md):
 
     <data dir>/catalog/audio_catalog.parquet
     <data dir>/catalog/selected_sources.parquet
@@ -24,7 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, model_validator
 
-from music_assets import paths
+from music_assets import layout, paths
 from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC, PREPARATION_VERSION
 from music_assets.defs.automation import per_source_condition, schedule_status, sensor_status
 from music_assets.defs.check_results import partition_evaluation
@@ -40,15 +40,15 @@ SOURCE_FILES = dg.AssetKey("source_files")
 
 
 def catalog_file() -> Path:
-    return paths.catalog_dir() / "audio_catalog.parquet"
+    return layout.audio_catalog_path(paths.data_dir())
 
 
 def selected_file() -> Path:
-    return paths.catalog_dir() / "selected_sources.parquet"
+    return layout.selected_sources_path(paths.data_dir())
 
 
 def prepared_dir() -> Path:
-    return paths.sources_dir() / "prepared"
+    return layout.prepared_dir(paths.sources_dir())
 
 
 def prepared_file(source_id: str) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, field_validator
 
-from music_assets import paths
+from music_assets import layout, paths
 from music_assets.audio.textures import CHECK_DESCRIPTIONS, PROFILE_NAMES, TEXTURES_VERSION
 from music_assets.defs.automation import per_source_condition
 from music_assets.defs.check_results import materialize_with_checks
@@ -32,7 +32,7 @@ TEXTURES_ASSET = "texture_beds"
 
 
 def textures_dir() -> Path:
-    return paths.sources_dir() / "textures"
+    return layout.textures_dir(paths.sources_dir())
 
 
 def texture_folder(source_id: str) -> Path:

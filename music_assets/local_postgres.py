@@ -1,4 +1,7 @@
-"""A throwaway PostgreSQL server from Debian's packages, on 127.0.0.1, for tests."""
+"""A throwaway PostgreSQL server from Debian's packages, on 127.0.0.1.
+
+For the tests and `bench/partitions.py --postgres`; nothing in the pipeline starts one.
+"""
 
 from __future__ import annotations
 
