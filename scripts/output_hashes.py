@@ -4,8 +4,12 @@
     python scripts/output_hashes.py --compare before.txt  # later: lists every file that differs
 
 The data dir is `$MUSIC_ASSETS_DATA_DIR` (default `data/` in the checkout). The
-checked-in inputs (`raw_audio/`), the Dagster instance (`dagster_home/`) and the
-run logs (`logs/`) are left out: they hold run ids and timestamps, not outputs.
+checked-in inputs (`raw_audio/`), the Dagster instance (`dagster_home/`), the
+run logs (`logs/`) and the partition lock files (`.locks/`: the pid and run of
+their last writer) are left out: they hold run ids and timestamps, not outputs.
+Known to differ between two runs of the same code: the manifests (they record
+the run id) and the Hub staging shards (their fingerprint footer includes the
+rendered files' modification times).
 One line per file: `<sha256>  <bytes>  <path relative to the data dir>`, sorted by path.
 """
 
@@ -17,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-SKIP_TOP = {"raw_audio", "dagster_home", "logs"}
+SKIP_TOP = {"raw_audio", "dagster_home", "logs", ".locks"}
 
 
 def data_root() -> Path:
