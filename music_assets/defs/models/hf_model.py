@@ -24,7 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from music_assets.defs.publish.assets import RETRY, HuggingFaceHub
+from music_assets.defs.publish.assets import RETRY, HuggingFaceHub, uploaded_metadata
 from music_assets.paths import data_dir, hf_model_staging_dir, models_dir
 from music_assets.publish.model_card import PRECISIONS
 from music_assets.rudiments.constants import SKILL_TIERS
@@ -215,19 +215,7 @@ def hf_model(context: dg.AssetExecutionContext, config: HfModelConfig, hf_hub: H
         if not exc.retryable:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         raise
-    endpoint = (hf_hub.endpoint or "https://huggingface.co").rstrip("/")
-    return dg.MaterializeResult(
-        metadata={
-            **base,
-            "mode": "uploaded",
-            "url": dg.MetadataValue.url(f"{endpoint}/{repo_id}"),
-            **result.plan.summary(),
-            "commits_made": len(result.commits),
-            "plan": dg.MetadataValue.md(result.plan.markdown()),
-            "verification": result.verification.describe(),
-            "remote_files": result.verification.remote_files,
-        }
-    )
+    return dg.MaterializeResult(metadata=uploaded_metadata(base, result, hf_hub.endpoint, repo_id))
 
 
 def _model_check(name: str, description: str):

@@ -341,19 +341,23 @@ def hf_dataset(
             # Retrying cannot fix a bad token, missing permission or wrong repository.
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         raise
-    endpoint = (hf_hub.endpoint or "https://huggingface.co").rstrip("/")
-    return dg.MaterializeResult(
-        metadata={
-            **base,
-            "mode": "uploaded",
-            "url": dg.MetadataValue.url(f"{endpoint}/datasets/{repo_id}"),
-            **result.plan.summary(),
-            "commits_made": len(result.commits),
-            "plan": dg.MetadataValue.md(result.plan.markdown()),
-            "verification": result.verification.describe(),
-            "remote_files": result.verification.remote_files,
-        }
-    )
+    return dg.MaterializeResult(metadata=uploaded_metadata(base, result, hf_hub.endpoint, f"datasets/{repo_id}"))
+
+
+def uploaded_metadata(base: dict, result, endpoint: str | None, path: str) -> dict:
+    """What a Hub asset records after an upload (`hf_dataset`, `hf_model`): the repository's URL
+    (`path` below the endpoint), the plan's summary and table, the commits and the verification."""
+    url = f"{(endpoint or 'https://huggingface.co').rstrip('/')}/{path}"
+    return {
+        **base,
+        "mode": "uploaded",
+        "url": dg.MetadataValue.url(url),
+        **result.plan.summary(),
+        "commits_made": len(result.commits),
+        "plan": dg.MetadataValue.md(result.plan.markdown()),
+        "verification": result.verification.describe(),
+        "remote_files": result.verification.remote_files,
+    }
 
 
 defs = dg.Definitions(
