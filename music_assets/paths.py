@@ -47,16 +47,6 @@ def models_dir() -> Path:
     return layout.models_dir(data_dir())
 
 
-def inside_data_dir(path: str | os.PathLike[str]) -> Path:
-    """A path from config (relative paths are taken from the data dir), refused unless it stays inside it."""
-    root = data_dir()
-    p = Path(path)
-    resolved = (p if p.is_absolute() else root / p).resolve()
-    if not resolved.is_relative_to(root):
-        raise ValueError(f"{path}: outside the data dir {root}")
-    return resolved
-
-
 def hf_model_staging_dir() -> Path:
     """The model repository as it will be pushed to the Hub (`hf_model`)."""
     return layout.hf_model_staging_dir(data_dir())

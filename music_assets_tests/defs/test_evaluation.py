@@ -14,31 +14,13 @@ from music_assets.defs.partitions import EVAL_PRECISIONS, evaluation_partitions
 from music_assets.io import read_json, write_json
 from music_assets.ml import promotion as pr
 from music_assets.ml import quantize as qz
+from music_assets.publish.model_card import REQUIRED_KEYS
 from music_assets.rudiments.constants import SKILL_TIERS
 from music_assets_tests.ml.tiny_models import TIERS, copy_models, export_tiny_tier
 
 RANGE_TAGS = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 QUICK = {"ops": {"model_evaluation": {"config": {"tempos": 1, "seeds": 2, "grammar_takes": 4}}}}
-REQUIRED = {
-    "tier",
-    "precision",
-    "takes",
-    "conditioning_accuracy",
-    "classifier_heldout_accuracy",
-    "per_rudiment_accuracy",
-    "timing_sd_ms",
-    "real_timing_sd_ms",
-    "velocity_cv",
-    "real_velocity_cv",
-    "frechet_distance",
-    "frechet_scale",
-    "degenerate_rate",
-    "distinct_rate",
-    "length_within_25pct",
-    "grammar_score",
-    "gates",
-    "model_sha256",
-}
+REQUIRED = set(REQUIRED_KEYS)  # what the model card reads from each evaluation file
 
 
 @pytest.fixture(scope="module")

@@ -134,3 +134,25 @@ def test_an_escaping_key_writes_no_annotation_or_caption_outside_the_data_dir(
         assert "partition key" in text and "refused" in text, text
     after = {k: v for k, v in digest_tree(tmp_path).items() if not k.startswith("a/b/data/")}
     assert after == outside
+
+
+@pytest.mark.parametrize(("asset", "partition"), [("base_model", None), ("lora_adapters", "beginner")])
+def test_a_checkpoint_path_outside_the_data_dir_is_refused_before_anything_is_written(
+    data_dir: Path, instance: dg.DagsterInstance, asset: str, partition: str | None
+) -> None:
+    from music_assets.defs.models import training
+
+    elsewhere = data_dir.parent / "elsewhere" / "step-00000100"
+    elsewhere.mkdir(parents=True)
+    (data_dir / "models").mkdir()
+    before = digest_tree(data_dir)
+    result = dg.materialize(
+        [getattr(training, asset)],
+        instance=instance,
+        partition_key=partition,
+        run_config={"ops": {asset: {"config": {"ckpt_path": "../elsewhere/step-00000100"}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "ckpt_path: '../elsewhere/step-00000100' resolves to" in failure_text(result)
+    assert digest_tree(data_dir) == before and not any((data_dir / "models").iterdir())

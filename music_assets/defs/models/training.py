@@ -23,7 +23,8 @@ from pydantic import Field, model_validator
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import backfill_policy, tier_partitions
-from music_assets.paths import inside_data_dir, models_dir, rudiments_dir
+from music_assets.integrity import confine
+from music_assets.paths import models_dir, rudiments_dir
 from music_assets.progress import ProgressLog
 from music_assets.rudiments.constants import SKILL_TIERS, SPLITS
 
@@ -314,7 +315,9 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
     from music_assets.ml.corpus import Corpus  # noqa: PLC0415
 
     models = models_dir()
-    ckpt = inside_data_dir(config.ckpt_path) if config.ckpt_path else None  # validated before anything is written
+    ckpt = (
+        confine(config.ckpt_path, what="ckpt_path") if config.ckpt_path else None
+    )  # validated before anything is written
     promotion.recover(models)
     corpus_dir, out = models / "corpus", promotion.candidate(models, "base")
     train_cfg = config.train_config()
@@ -509,7 +512,7 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
     settings = load_lora_settings(config.lora_config)
     models = models_dir()
     ckpts = (
-        {t: inside_data_dir(config.ckpt_path.format(tier=t)) for t in context.partition_keys}
+        {t: confine(config.ckpt_path.format(tier=t), what="ckpt_path") for t in context.partition_keys}
         if config.ckpt_path
         else {}
     )
