@@ -121,3 +121,38 @@ def test_a_set_that_is_not_whole_waits(whole_set: Path, tmp_path: Path, monkeypa
     assert not decision.passed and decision.severity == dg.AssetCheckSeverity.WARN
     assert "not whole yet" in decision.description and "beginner/fp32 is not evaluated" in decision.description
     assert (pr.evaluation_path(data / "models" / pr.CANDIDATE, "advanced", "fp32")).is_file()
+
+
+def test_a_model_that_plays_another_rudiment_than_asked_fails_the_conditioning_gate(
+    whole_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate measures what the takes sound like, not what was asked: a model whose scores are
+    swapped round (asked for a flam, it plays the next rudiment's strokes) is caught by the classifier."""
+    from music_assets.ml.onnx_runtime import OnnxDrumModel
+
+    def accuracy(data: Path) -> tuple[float, bool]:
+        monkeypatch.setenv("MUSIC_ASSETS_DATA_DIR", str(data))
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = dg.materialize(
+                [model_evaluation], instance=instance, run_config=QUICK, partition_key="fp32|advanced",
+                raise_on_error=False,
+            )  # fmt: skip
+        (gate,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "conditioning_accuracy"]
+        return gate.metadata["value"].value, gate.passed
+
+    honest = tmp_path / "honest"
+    shutil.copytree(whole_set, honest, ignore=shutil.ignore_patterns(pr.REJECTED))
+    played, _ = accuracy(honest)
+
+    real = OnnxDrumModel.templates.fget
+
+    def swapped(self):
+        scores = real(self)
+        names = sorted(scores)
+        return {name: scores[names[(i + 1) % len(names)]] for i, name in enumerate(names)}
+
+    monkeypatch.setattr(OnnxDrumModel, "templates", property(swapped))
+    liar = tmp_path / "liar"
+    shutil.copytree(whole_set, liar, ignore=shutil.ignore_patterns(pr.REJECTED))
+    wrong, passed = accuracy(liar)
+    assert not passed and wrong < 0.5 <= played - 0.3
