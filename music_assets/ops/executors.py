@@ -28,6 +28,7 @@ import os
 import dagster as dg
 from dagster._core.definitions.executor_definition import MULTI_PROC_CONFIG, multiple_process_executor_requirements
 
+from music_assets.cores import usable_cores
 from music_assets.paths import REPO_ROOT
 
 EXECUTOR_ENV = "MUSIC_ASSETS_EXECUTOR"
@@ -84,7 +85,7 @@ def selected_executor() -> dg.ExecutorDefinition:
     if kind == "multiprocess":
         # One step process per core: heavy steps parallelize internally and cap
         # their BLAS threads, so more processes than cores only oversubscribes.
-        return watched_multiprocess_executor.configured({"max_concurrent": max(1, os.cpu_count() or 1)})
+        return watched_multiprocess_executor.configured({"max_concurrent": usable_cores()})
     if kind == "k8s":
         from dagster_k8s import k8s_job_executor  # noqa: PLC0415
 

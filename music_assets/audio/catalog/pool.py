@@ -14,6 +14,7 @@ from multiprocessing import connection as mp_connection
 from typing import Any
 
 from music_assets.audio.catalog.keys import content_hash
+from music_assets.cores import usable_cores
 
 # A spawned worker takes a second or more to import numpy/scipy: pool only for real work.
 POOL_MIN_FILES = 32
@@ -78,7 +79,8 @@ def _worth_a_pool(paths: Sequence[str]) -> bool:
 
 
 def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
+    """One worker per core this process may run on."""
+    return usable_cores()
 
 
 def crashed_row() -> dict[str, Any]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from music_assets.audio.render.plan import RenderError, RenderJob
 from music_assets.audio.render.worker import render_job_measured
+from music_assets.cores import usable_cores
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -35,10 +36,7 @@ def _init_worker() -> None:
 
 def default_workers() -> int:
     """One worker per core this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 # jobs queued ahead of each worker: a few seconds of work, which covers planning the next partition
