@@ -8,8 +8,10 @@ checked-in inputs (`raw_audio/`), the Dagster instance (`dagster_home/`), the
 run logs (`logs/`) and the partition lock files (`.locks/`: the pid and run of
 their last writer) are left out: they hold run ids and timestamps, not outputs.
 Known to differ between two runs of the same code: the manifests (they record
-the run id) and the Hub staging shards (their fingerprint footer includes the
-rendered files' modification times).
+the id of the run that wrote the partition). The Hub staging shards identify
+their media by the sha256 the partitions' manifests recorded, so they are the
+same bytes in every run (their footer held the rendered files' modification
+times before).
 One line per file: `<sha256>  <bytes>  <path relative to the data dir>`, sorted by path.
 """
 

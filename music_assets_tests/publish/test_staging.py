@@ -16,7 +16,7 @@ from music_assets.publish import layout
 from music_assets.publish.staging import StagingError, StagingSettings, stage
 from music_assets.publish.staging import shards as staging
 from music_assets.rudiments.library import get_rudiment
-from music_assets_tests.publish.conftest import EMBEDDED, build_staging, link_tree
+from music_assets_tests.publish.conftest import EMBEDDED, build_staging, copy_tree, link_tree
 from music_assets_tests.publish.labelled_dataset import SCORES
 
 MEDIA = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -284,3 +284,48 @@ def test_a_folder_in_the_old_flat_layout_is_brought_to_the_new_one(tmp_path: Pat
     again = build_staging(root, root / "hf_staging")
     assert sorted(again.removed) == sorted(old) and again.data.parquet_written == []
     assert not any((root / "hf_staging" / rel).exists() for rel in old)
+
+
+def _media_digests(root: Path) -> dict[str, str]:
+    """What the partitions' manifests record: path relative to the data dir -> sha256."""
+    from music_assets.io import sha256_file
+
+    return {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in sorted(root.rglob("*"))
+        if p.suffix in {".flac", ".mid"} and "hf_staging" not in p.parts
+    }
+
+
+def _shard_bytes(staging: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(staging)): p.read_bytes() for p in sorted(staging.rglob("*.parquet"))}
+
+
+def test_recorded_media_hashes_make_shards_byte_identical_across_runs(tmp_path: Path, labelled) -> None:
+    """Two runs that render the same bytes (new files, new modification times) stage byte-identical
+    shards when the media's recorded sha256 identify them; a file whose content changed while its
+    size and modification time were put back is still rebuilt."""
+    roots = [copy_tree(labelled.root, tmp_path / name) for name in ("one", "two")]
+    for p in roots[1].rglob("*"):
+        if p.suffix in {".flac", ".mid"}:
+            os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))  # re-rendered a second later
+    shards = []
+    for root in roots:
+        stage(root, root / "hf_staging", EMBEDDED, media_digests=_media_digests(root))
+        shards.append(_shard_bytes(root / "hf_staging"))
+    assert shards[0] and shards[0] == shards[1]
+    # Without recorded hashes the fingerprint falls back to modification times: the footers differ.
+    for root in roots:
+        shutil.rmtree(root / "hf_staging")
+        stage(root, root / "hf_staging", EMBEDDED)
+    assert _shard_bytes(roots[0] / "hf_staging") != _shard_bytes(roots[1] / "hf_staging")
+
+    root = roots[0]
+    stage(root, root / "hf_staging", EMBEDDED, media_digests=_media_digests(root))
+    flac = next(p for p in sorted(root.rglob("*.flac")) if "hf_staging" not in p.parts)
+    st, data = flac.stat(), bytearray(flac.read_bytes())
+    data[-1] ^= 0xFF  # same size; then the old modification time back
+    flac.write_bytes(bytes(data))
+    os.utime(flac, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = stage(root, root / "hf_staging", EMBEDDED, media_digests=_media_digests(root))
+    assert len(again.parquet_written) == 1, again.parquet_written

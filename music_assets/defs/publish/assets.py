@@ -131,13 +131,14 @@ def hf_staging(
     context: dg.AssetExecutionContext, config: StagingConfig, hf_hub: HuggingFaceHub
 ) -> dg.MaterializeResult:
     from music_assets import integrity  # noqa: PLC0415
-    from music_assets.defs.rudiments.assets import verified_labels  # noqa: PLC0415
+    from music_assets.defs.rudiments.assets import verified_labels_and_files  # noqa: PLC0415
     from music_assets.publish.card import CardSettings, write_card  # noqa: PLC0415
     from music_assets.publish.staging import StagingSettings, expected_files, stage, sweep  # noqa: PLC0415
 
     staging = hf_staging_dir()
     with writing(context):
-        labels = verified_labels("hf_staging")  # the tables, and every audio and MIDI file they name
+        # the tables, and every audio and MIDI file they name (their recorded hashes fingerprint the shards)
+        labels, media_digests = verified_labels_and_files("hf_staging")
         integrity.invalidate_manifest(STAGING_ASSET)
         staged = stage(
             data_dir(),
@@ -145,6 +146,7 @@ def hf_staging(
             StagingSettings(
                 file_budget=config.file_budget, shard_size_mb=config.shard_size_mb, shard_storage=config.shard_storage
             ),
+            media_digests=media_digests,
         )
         card = write_card(
             staged,

@@ -389,6 +389,12 @@ def verified_labels(reader: str, files_of: tuple[str, ...] = (PERF_ASSET, AUDIO_
     sha256 and that every partition they were merged from is still that generation, every file of
     the partitions of `files_of` intact (the reader's inputs: token_corpus reads the MIDI, not the
     audio). IntegrityError names the file and both hashes, or what to re-materialize."""
+    return verified_labels_and_files(reader, files_of)[0]
+
+
+def verified_labels_and_files(reader: str, files_of: tuple[str, ...] = (PERF_ASSET, AUDIO_ASSET)):
+    """`verified_labels`, and the sha256 of every file of the verified partitions (path relative to
+    the data dir -> sha256, as their manifests record and the check just confirmed)."""
     from music_assets import integrity  # noqa: PLC0415
 
     samples = layout.labels_dir(data_dir()) / "samples.parquet"
@@ -396,11 +402,12 @@ def verified_labels(reader: str, files_of: tuple[str, ...] = (PERF_ASSET, AUDIO_
         raise integrity.IntegrityError(f"{samples}: not found (materialize rudiment_labels first)")
     labels = integrity.verify_manifest(LABELS_ASSET)
     integrity.check_inputs_current(labels, reader)
+    files: dict[str, str] = {}
     for label in sorted(labels.inputs):
         asset, _, partition = label.partition("/")
         if asset in files_of:
-            integrity.verify_manifest(asset, partition or None)
-    return labels
+            files.update(integrity.verify_manifest(asset, partition or None).files)
+    return labels, files
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[PERFORMANCES, dg.AssetKey("rudiment_audio")])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,9 +28,28 @@ from music_assets.publish.staging.tables import read_labels, row_splits, sample_
 _DEFAULT_SETTINGS = StagingSettings()
 
 
-def stage(data_root: Path, staging: Path, settings: StagingSettings = _DEFAULT_SETTINGS) -> StagedData:
+def media_identity(src: Path, st: os.stat_result, data_root: Path, digests: Mapping[str, str]) -> str:
+    """A media file's identity in a shard's fingerprint: its size and the sha256 its partition's
+    manifest recorded (path relative to the data dir), else its size and modification time. The
+    recorded hash makes the fingerprint, kept in the shard's footer, the same in every run that
+    renders the same bytes: a modification time is not."""
+    try:
+        digest = digests.get(src.relative_to(data_root).as_posix())
+    except ValueError:  # outside the data dir: no recorded hash
+        digest = None
+    return f"{st.st_size}:sha256:{digest}" if digest else f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def stage(
+    data_root: Path,
+    staging: Path,
+    settings: StagingSettings = _DEFAULT_SETTINGS,
+    media_digests: Mapping[str, str] | None = None,
+) -> StagedData:
     """Build (or bring up to date) the staging folder; return what it holds.
 
+    `media_digests` (path relative to the data dir -> sha256, as the audio and MIDI partitions'
+    manifests recorded and the caller verified) identify the media in the shards' fingerprints.
     The card and plots are written separately (`card.write_card`), from the
     returned `StagedData`; `sweep` then removes whatever the dataset no longer
     produces.
@@ -52,6 +71,13 @@ def stage(data_root: Path, staging: Path, settings: StagingSettings = _DEFAULT_S
     n_media = sum(len(v) for v in plan.values())
     embedded = n_media > settings.file_budget
     media_stats = {col: [src.stat() for src, _ in rows] for col, rows in plan.items()}
+    media_ids = {
+        col: [
+            media_identity(src, st, data_root, media_digests or {})
+            for (src, _), st in zip(rows, media_stats[col], strict=True)
+        ]
+        for col, rows in plan.items()
+    }
     media_bytes = int(sum(st.st_size for sts in media_stats.values() for st in sts))
 
     # The staged table: `audio`/`midi` (the files' names; the shards add their bytes) first,
@@ -93,7 +119,7 @@ def stage(data_root: Path, staging: Path, settings: StagingSettings = _DEFAULT_S
                 setattr(out.media, how, getattr(out.media, how) + 1)
 
     shard_bytes = settings.shard_size_mb * 1e6
-    write_sample_shards(out, plan, media_stats, shard_bytes, data_root)
+    write_sample_shards(out, plan, media_stats, shard_bytes, data_root, media_ids)
     for name in layout.AUXILIARY_TABLES:
         write_auxiliary(out, name, labels[name], aux_splits[name], shard_bytes)
     return out

@@ -34,15 +34,17 @@ SAMPLE_ROWS_PER_GROUP = 100
 AUXILIARY_ROWS_PER_GROUP = 100_000
 
 
-def _fingerprint(table: pa.Table, schema: pa.Schema, media: Sequence[os.stat_result] = ()) -> bytes:
+def _fingerprint(table: pa.Table, schema: pa.Schema, media: Sequence[str] = ()) -> bytes:
+    """What a shard is made of: its rows, its schema and the identity of every media file it embeds
+    (`build.media_identity`), so an unchanged shard is not rebuilt."""
     h = hashlib.sha256(f"music_assets staging {LAYOUT_VERSION}\n".encode())
     h.update(schema.serialize().to_pybytes())
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table.combine_chunks())
     h.update(sink.getvalue().to_pybytes())
-    for st in media:
-        h.update(f"{st.st_size}:{st.st_mtime_ns}\n".encode())
+    for identity in media:
+        h.update(f"{identity}\n".encode())
     return h.hexdigest().encode()
 
 
@@ -155,6 +157,7 @@ def write_sample_shards(
     media_stats: dict[str, list[os.stat_result]],
     shard_bytes: float,
     data_root: Path,
+    media_ids: dict[str, list[str]],
 ) -> None:
     """Write `data/<family>/{split}-NNNNN-of-NNNNN.parquet` with the media embedded (unless unchanged), or,
     with deferred storage, their plans under `.deferred/`."""
@@ -179,8 +182,7 @@ def write_sample_shards(
                 rows = idx[a:b]
                 rel = layout.shard_path(layout.family_dir(family), split, k, len(bounds))
                 part = base.take(pa.array(rows))
-                stats = [media_stats[col][i] for col in MEDIA_COLUMNS for i in rows]
-                fingerprint = _fingerprint(part, schema, stats)
+                fingerprint = _fingerprint(part, schema, [media_ids[col][i] for col in MEDIA_COLUMNS for i in rows])
                 if deferred:
 
                     def build_plan(part=part, rows=rows, rel=rel):
