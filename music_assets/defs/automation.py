@@ -1,7 +1,11 @@
-"""Automation that spans groups: failure alerts and clean-up of killed runs.
+"""Automation that spans groups, and the policy every automation follows.
 
-Schedules and declarative automation conditions of the asset groups are
-declared here too, next to each other, so one file shows what runs unattended.
+Here: failure alerts, clean-up of killed runs, the sensor that evaluates the
+assets' automation conditions, the conditions themselves (`per_source_condition`,
+`FOLLOW_INPUTS`) and which sensors and schedules are on. Each group's own
+schedules sit in its package (`defs/rudiments/automation.py`,
+`defs/models/automation.py`); `python -m music_assets.ops.automations` lists
+them all and says which are on.
 
 What is on. Sensors and schedules are stopped by default (Dagster's own
 default): starting `dagster dev` on a fresh instance starts no run. Two are on
@@ -23,10 +27,8 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
-from music_assets.defs.partitions import partition_chunks, rudiment_partitions
 from music_assets.ops.alerts import append_alert
 from music_assets.ops.instance import reap_dead_runs
-from music_assets.rudiments.constants import RUDIMENT_SLUGS
 
 AUTOMATIONS_ENV = "MUSIC_ASSETS_AUTOMATIONS"
 # On unless MUSIC_ASSETS_AUTOMATIONS=none: bookkeeping that never starts a run.
@@ -133,43 +135,6 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     "once every blocking check upstream has passed.",
 )
 
-# The nightly regeneration: every rudiment partition in one run (the assets
-# use a single-run backfill policy), or one run per chunk of partitions where the
-# deployment sets MUSIC_ASSETS_BACKFILL_PARTITIONS_PER_RUN (defs/partitions.py);
-# labels and staging follow through their automation conditions once the audio
-# gates have passed.
-rudiment_dataset_job = dg.define_asset_job(
-    "regenerate_rudiment_dataset",
-    selection=dg.AssetSelection.assets("rudiment_performances", "rudiment_audio"),
-    partitions_def=rudiment_partitions,
-    description="All 40 rudiment partitions (performances, then audio) in one run.",
-)
-
-
-@dg.schedule(
-    name="nightly_rudiment_dataset",
-    cron_schedule="0 2 * * *",
-    job=rudiment_dataset_job,
-    default_status=schedule_status("nightly_rudiment_dataset"),
-    description="Every night at 02:00: regenerate all 40 rudiment partitions in one run; labels and "
-    "Hub staging follow when the gates pass.",
-)
-def nightly_rudiment_dataset(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-    chunks = partition_chunks(RUDIMENT_SLUGS)
-    day = f"{context.scheduled_execution_time:%Y-%m-%d}"
-    return [
-        dg.RunRequest(
-            run_key=f"nightly-{day}" if len(chunks) == 1 else f"nightly-{day}-{i:02d}",
-            tags={
-                RANGE_START_TAG: chunk[0],
-                RANGE_END_TAG: chunk[-1],
-                "music_assets/trigger": "nightly_rudiment_dataset",
-            },
-        )
-        for i, chunk in enumerate(chunks)
-    ]
-
-
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -219,29 +184,6 @@ def failure_record(context: dg.RunFailureSensorContext) -> dict:
     }
 
 
-# The weekly retrain: the corpus and the base model, as a candidate beside the
-# promoted models; the adapters, exports, variants and model_evaluation follow
-# through their automation conditions once each gate has passed, and
-# model_evaluation promotes the new set only if it measures not worse than the
-# one in use (`music_assets.ml.promotion`).
-retrain_job = dg.define_asset_job(
-    "retrain_models",
-    selection=dg.AssetSelection.assets("token_corpus", "base_model"),
-    description="Re-tokenize the corpus and retrain the base model.",
-)
-
-weekly_model_retrain = dg.ScheduleDefinition(
-    name="weekly_model_retrain",
-    cron_schedule="0 3 * * 0",
-    job=retrain_job,
-    default_status=schedule_status("weekly_model_retrain"),
-    tags={"music_assets/trigger": "weekly_model_retrain"},
-    description="Every Sunday at 03:00: retrain the base model on the current corpus as a candidate; the tier "
-    "adapters, exports and their evaluation follow when the gates pass, and the new models replace the ones in "
-    "use only if they measure not worse (model_evaluation's champion_challenger check).",
-)
-
-
 @dg.run_failure_sensor(
     name="run_failure_alerts",
     description="Appends a record (run id, assets, partition, error) to <data dir>/alerts.jsonl for every failed run.",
@@ -265,8 +207,4 @@ def reap_killed_runs(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     return dg.SkipReason(f"reaped {len(reaped)} killed run(s): {', '.join(reaped)}" if reaped else "no killed runs")
 
 
-defs = dg.Definitions(
-    jobs=[rudiment_dataset_job, retrain_job],
-    schedules=[nightly_rudiment_dataset, weekly_model_retrain],
-    sensors=[run_failure_alerts, reap_killed_runs, automation_sensor],
-)
+defs = dg.Definitions(sensors=[run_failure_alerts, reap_killed_runs, automation_sensor])

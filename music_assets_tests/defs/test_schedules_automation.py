@@ -6,7 +6,8 @@ import dagster as dg
 import pytest
 
 from music_assets.definitions import defs
-from music_assets.defs.automation import FOLLOW_INPUTS, nightly_rudiment_dataset
+from music_assets.defs.automation import FOLLOW_INPUTS
+from music_assets.defs.rudiments.automation import nightly_rudiment_dataset
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
 
 LABEL_GATES = (
