@@ -24,9 +24,10 @@ from typing import Any
 
 import dagster as dg
 
+from music_assets.defs import table_metadata as tm
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.models.export import onnx_models, quantized_models
-from music_assets.defs.models.training import POOL, _table
+from music_assets.defs.models.training import POOL
 from music_assets.defs.partitions import EVAL_PRECISIONS, backfill_policy, evaluation_partitions
 from music_assets.paths import data_dir, models_dir, rudiments_dir
 from music_assets.progress import ProgressLog
@@ -91,12 +92,12 @@ def rudiment_classifier(context: dg.AssetExecutionContext, config: RudimentClass
             "train_takes": report["train_takes"],
             "test_takes": report["test_takes"],
             "heldout_by_tier": dg.MetadataValue.json({k: round(v, 4) for k, v in report["heldout_per_tier"].items()}),
-            "heldout_per_rudiment": _table(
+            "heldout_per_rudiment": tm.table(
                 [("rudiment", "string"), ("accuracy", "float")],
                 [{"rudiment": k, "accuracy": v} for k, v in report["heldout_per_rudiment"].items()],
             ),
             "heldout_confusion": _confusion_table([("test players", report["confusion"])], include_diagonal=True),
-            "real_tiers": _table(
+            "real_tiers": tm.table(
                 [
                     ("tier", "string"),
                     ("takes", "int"),
@@ -118,7 +119,7 @@ def _confusion_table(sets: list[tuple[str, dict[str, dict[str, int]]]], include_
         for pred, n in preds.items()
         if include_diagonal or pred != truth
     ]
-    return _table([("model", "string"), ("requested", "string"), ("recognised_as", "string"), ("takes", "int")], rows)
+    return tm.table([("model", "string"), ("requested", "string"), ("recognised_as", "string"), ("takes", "int")], rows)
 
 
 # --- model_evaluation ---------------------------------------------------------------------------------
@@ -335,7 +336,7 @@ def _promote(
     )
     decision = promotion.decide(challengers, champions, margins)
     decision.items = items
-    table = _table(
+    table = tm.table(
         [
             ("tier", "string"),
             ("precision", "string"),
@@ -443,8 +444,8 @@ def _metadata(fresh: dict[tuple[str, str], dict[str, Any]], reference: Any) -> d
         for r in rudiments
     ]
     metadata: dict[str, Any] = {
-        "evaluations": _table(cols, rows),
-        "per_rudiment_accuracy": _table(
+        "evaluations": tm.table(cols, rows),
+        "per_rudiment_accuracy": tm.table(
             [("rudiment", "string"), ("real_heldout", "float")] + [(f"{t}_{p}", "float") for t, p in fresh],
             per_rudiment,
         ),

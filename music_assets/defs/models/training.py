@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, model_validator
 
+from music_assets.defs import table_metadata as tm
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import backfill_policy, tier_partitions
@@ -249,19 +250,6 @@ def _sampling(config: GenerationConfig):
     return SamplingConfig(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p)
 
 
-def _cell(v: Any) -> str | int | float | bool | None:
-    v = v.item() if hasattr(v, "item") else v  # numpy scalars
-    return v if v is None or isinstance(v, (str, bool, int)) else float(v)
-
-
-def _table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> dg.MetadataValue:
-    """Dagster table metadata: `columns` as (name, type), rows as dicts (a missing value is None)."""
-    return dg.MetadataValue.table(
-        records=[dg.TableRecord({name: _cell(r.get(name)) for name, _ in columns}) for r in rows],
-        schema=dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns]),
-    )
-
-
 def checkpoint_table(rows: list[dict[str, Any]], tiers: list[str]) -> dg.MetadataValue:
     """One row per checkpoint (and the promoted model): validation loss, and per tier the conditioning
     accuracy and the timing SD against the real tier's."""
@@ -281,7 +269,7 @@ def checkpoint_table(rows: list[dict[str, Any]], tiers: list[str]) -> dg.Metadat
             rec[f"{t}_timing_sd_ms"] = round(v["timing_sd_ms"], 2)
             rec[f"{t}_real_timing_sd_ms"] = round(v["real_timing_sd_ms"], 2)
         out.append(rec)
-    return _table(cols, out)
+    return tm.table(cols, out)
 
 
 def _checkpoint_settings(config: TrainingRunConfig):
@@ -722,7 +710,7 @@ def _adapter_checkpoint_table(rows: list[dict[str, Any]]) -> dg.MetadataValue:
         ("velocity_cv", "float"),
         ("real_velocity_cv", "float"),
     ]
-    return _table(cols, out)
+    return tm.table(cols, out)
 
 
 defs = dg.Definitions(assets=[token_corpus, base_model, lora_adapters], asset_checks=[token_corpus_covers_tiers])
