@@ -4,7 +4,6 @@ reaches Dagster's storage."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ import soundfile as sf
 from music_assets.io import PARTIAL_SUFFIX
 from music_assets.ops.instance import ensure_dagster_home, reap_dead_runs
 from music_assets.paths import REPO_ROOT
+from music_assets_tests.faults.conftest import data_dir_env
 
 SLUGS = ["flam", "flam_accent"]  # adjacent in PAS order: a partition range of exactly these two
 DATASET = {"rudiment_dataset": {"config": {"num_profiles": 12}}}
@@ -48,25 +48,12 @@ def _materialize(
             assert result.success
 
 
-@contextlib.contextmanager
-def _data_dir(data: Path):
-    saved = os.environ.get("MUSIC_ASSETS_DATA_DIR")
-    os.environ["MUSIC_ASSETS_DATA_DIR"] = str(data)
-    try:
-        yield data
-    finally:
-        if saved is None:
-            os.environ.pop("MUSIC_ASSETS_DATA_DIR", None)
-        else:
-            os.environ["MUSIC_ASSETS_DATA_DIR"] = saved
-
-
 @pytest.fixture(scope="module")
 def performed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding the performances of two rudiments (inputs of rudiment_audio)."""
     data = tmp_path_factory.mktemp("performed") / "data"
     data.mkdir()
-    with _data_dir(data):
+    with data_dir_env(data):
         _materialize(data, ["rudiment_library", "player_profiles"], {"resources": DATASET})
         _materialize(data, ["rudiment_performances"], {"resources": DATASET}, SLUGS)
     return data
@@ -77,7 +64,7 @@ def labelled(performed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same two rudiments rendered and merged into labels (inputs of hf_staging)."""
     data = tmp_path_factory.mktemp("labelled") / "data"
     shutil.copytree(performed, data)
-    with _data_dir(data):
+    with data_dir_env(data):
         _materialize(data, ["rudiment_audio"], AUDIO_CONFIG, SLUGS)
         _materialize(data, ["rudiment_labels"], {"ops": {"rudiment_labels": {"config": {"rudiments": SLUGS}}}})
     return data

@@ -17,6 +17,7 @@ from music_assets.audio.synthesis import get_renderer
 from music_assets.integrity import write_manifest
 from music_assets.io import write_parquet
 from music_assets.rudiments.constants import SKILL_TIERS
+from music_assets.rudiments.scores import SCORE_COLUMNS
 from music_assets.seeding import stable_id, stable_rng
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
@@ -30,22 +31,7 @@ PROFILES = (
     ("p00004", "beginner", "test"),
     ("p00005", "advanced", "test"),
 )
-SCORES = (
-    "timing_accuracy",
-    "timing_consistency",
-    "tempo_stability",
-    "subdivision_evenness",
-    "velocity_control",
-    "accent_differentiation",
-    "accent_accuracy",
-    "hand_balance",
-    "weak_hand_index",
-    "flam_quality",
-    "diddle_quality",
-    "roll_sustain",
-    "groove_feel_proxy",
-    "overall_score",
-)
+SCORES = SCORE_COLUMNS
 TAIL_SEC = 0.3
 N_STROKES = 6
 
