@@ -8,8 +8,8 @@ skill tier and precision (`<data dir>/models/onnx/<tier>/` for fp32,
 `<data dir>/models/quantized/<tier>/<precision>/` otherwise; `--models` names
 another models folder, `--model` one model folder directly) and writes each as
 General MIDI, `<out>/<rudiment>-<tier>-<precision>-<i>.mid`, and with `--flac`
-rendered with FluidSynth and the project's soundfont
-(`/usr/share/sounds/sf2/TimGM6mb.sf2`, or `--soundfont`) beside it. Only
+rendered with FluidSynth and the project's soundfont (`timgm6mb`, or
+`--soundfont`: a name from `music_assets.audio.soundfonts` or a .sf2 path) beside it. Only
 onnxruntime and numpy run the model (no torch). Take i is the same for the
 same arguments whatever `--count` is.
 """
@@ -20,7 +20,9 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+from music_assets.audio import soundfonts
+
+DEFAULT_SOUNDFONT = soundfonts.DEFAULT.name
 PRECISIONS = ("fp32", "fp16", "int8", "int4")
 
 
@@ -45,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--tempo", type=float, default=None, help="BPM (default: the model's tempo for the rudiment)")
     g.add_argument("--models", type=Path, default=None, help="models folder (default: <data dir>/models)")
     g.add_argument("--model", type=Path, default=None, help="one model folder (model.onnx + model.json)")
-    g.add_argument("--soundfont", default=DEFAULT_SOUNDFONT, help=f"for --flac (default {DEFAULT_SOUNDFONT})")
+    g.add_argument(
+        "--soundfont",
+        default=DEFAULT_SOUNDFONT,
+        help=f"for --flac: {', '.join(soundfonts.SOUNDFONTS)} or a .sf2 path (default {DEFAULT_SOUNDFONT})",
+    )
     g.add_argument("--temperature", type=float, default=None, help="default: the model's")
     g.add_argument("--top-k", type=int, default=None, help="0 = off; default: the model's")
     g.add_argument("--top-p", type=float, default=None, help="1.0 = off; default: the model's")
@@ -67,8 +73,9 @@ def generate(args: argparse.Namespace) -> int:
     from music_assets.ml.tokenizer import TokenizerError  # noqa: PLC0415
 
     folder = model_folder(args)
-    if args.flac and not Path(args.soundfont).is_file():
-        print(f"error: {args.soundfont}: soundfont not found", file=sys.stderr)
+    soundfont = soundfonts.resolve(args.soundfont)
+    if args.flac and not soundfont.is_file():
+        print(f"error: {soundfonts.not_found_message(soundfont)}", file=sys.stderr)
         return 2
     try:
         if not (folder / "model.json").is_file():
@@ -87,7 +94,7 @@ def generate(args: argparse.Namespace) -> int:
     if args.flac:
         from music_assets.audio.synthesis import get_renderer  # noqa: PLC0415
 
-        renderer = get_renderer(args.soundfont)
+        renderer = get_renderer(soundfont)
     precision = model.meta.get("precision", args.precision)
     for i, take in enumerate(takes):
         stem = args.out / f"{args.rudiment}-{model.tier}-{precision}-{i:02d}"

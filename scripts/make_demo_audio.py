@@ -40,6 +40,7 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from music_assets.audio.soundfonts import apt_packages  # noqa: E402
 from music_assets.audio.synthesis import DRUM_CHANNEL, NoteEvent, available_soundfonts, get_renderer  # noqa: E402
 from music_assets.io import atomic_open  # noqa: E402
 from music_assets.seeding import stable_rng  # noqa: E402
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fonts = available_soundfonts()
     if not fonts:
-        print("no General MIDI soundfont found (install fluid-soundfont-gm or timgm6mb-soundfont)", file=sys.stderr)
+        print(f"no General MIDI soundfont found (install {' or '.join(apt_packages())})", file=sys.stderr)
         return 1
     sf2 = fonts[-1]  # FluidR3_GM when installed: the fuller instruments
     total = 0

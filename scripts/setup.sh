@@ -13,10 +13,18 @@ profile="${1:-run}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-# FluidSynth + two General MIDI soundfonts for rendering; libsndfile for
+python="${PYTHON:-python3.11}"
+command -v "$python" >/dev/null || python=python3
+
+# The soundfonts' packages come from their registry (music_assets/audio/soundfonts.py,
+# standard library only, so the system Python reads it before .venv exists).
+mapfile -t soundfont_pkgs < <("$python" -E -S -m music_assets.audio.soundfonts --apt-packages)
+[ "${#soundfont_pkgs[@]}" -gt 0 ] || { echo "setup: no soundfont packages in the registry" >&2; exit 1; }
+
+# FluidSynth + the General MIDI soundfonts for rendering; libsndfile for
 # soundfile; the FFmpeg 5 shared libraries that torchcodec (the `datasets`
 # Audio decoder) links against.
-run_pkgs=(libfluidsynth3 timgm6mb-soundfont fluid-soundfont-gm libsndfile1
+run_pkgs=(libfluidsynth3 "${soundfont_pkgs[@]}" libsndfile1
           libavcodec59 libavformat59 libavutil57 libswresample4 libswscale6
           libavdevice59 libavfilter8)
 # Tests also start a real PostgreSQL server and a Redis broker (the Celery
@@ -49,8 +57,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python="${PYTHON:-python3.11}"
-command -v "$python" >/dev/null || python=python3
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $("$python" --version)"
   "$python" -m venv .venv

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from music_assets.audio import soundfonts
+
 DEFAULT_SAMPLE_RATE = 44100
 DRUM_CHANNEL = 9  # General MIDI channel 10, zero-based
 GM_DRUM_BANK = 128
@@ -41,8 +43,9 @@ BLOCK = 64  # FluidSynth's internal block size (FLUID_BUFSIZE)
 POLYPHONY = 64  # enough for buzz rolls; the per-render voice reset costs in proportion
 _FLUID_WARN = 2
 _RESET_CHANNEL = 15
-SOUNDFONT_DIR = Path("/usr/share/sounds/sf2")
-DEFAULT_SOUNDFONTS = (SOUNDFONT_DIR / "TimGM6mb.sf2", SOUNDFONT_DIR / "FluidR3_GM.sf2")
+SOUNDFONT_DIR = soundfonts.SOUNDFONT_DIR
+# rudiment_audio's soundfonts, in the order samples are dealt over them (the registry's)
+DEFAULT_SOUNDFONTS = tuple(sf.path for sf in soundfonts.DEFAULT_RENDER)
 
 
 class SynthesisError(RuntimeError):
@@ -78,7 +81,7 @@ class Renderer:
         fs = _load_fluidsynth()
         self.soundfont = Path(soundfont)
         if not self.soundfont.is_file():
-            raise SynthesisError(f"{self.soundfont}: soundfont not found")
+            raise SynthesisError(soundfonts.not_found_message(self.soundfont))
         self.sample_rate = int(sample_rate)
         settings = {
             "synth.reverb.active": 0,

@@ -20,13 +20,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from music_assets.audio import soundfonts
 from music_assets.publish import columns as column_docs
 from music_assets.publish import layout, plots
 from music_assets.publish.staging import MEDIA_COLUMNS, StagedData, plan_info, write_bytes_if_changed
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS, SPLITS
 
-# Licences as stated in the Debian packages' copyright files (fluid-soundfont-gm, timgm6mb-soundfont).
-SOUNDFONT_LICENSES = {"FluidR3_GM.sf2": "MIT", "TimGM6mb.sf2": "GPL-2.0"}
+# The data records a soundfont by its file name; the registry holds each one's licence.
+SOUNDFONT_LICENSES = {sf.file_name: sf.license for sf in soundfonts.SOUNDFONTS.values()}
 VERSIONED_PACKAGES = (
     "music_assets",
     "numpy",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from music_assets.audio.soundfonts import apt_packages
 from music_assets.audio.synthesis import DRUM_CHANNEL, NoteEvent, available_soundfonts, get_renderer
 from music_assets.seeding import stable_rng
 from music_assets.training_sets.keys import keyscale
@@ -141,7 +142,7 @@ def render(track: LabelledTrack, sample_rate: int = 44100, soundfont: str | Path
     """The track as float32 stereo (frames, 2), peak-normalized to 0.8."""
     fonts = [Path(soundfont)] if soundfont else available_soundfonts()
     if not fonts:
-        raise RuntimeError("no General MIDI soundfont under /usr/share/sounds/sf2")
+        raise RuntimeError(f"no General MIDI soundfont installed (the Debian packages {', '.join(apt_packages())})")
     index = sum(ord(c) for c in track.name)
     notes, programs = notes_of(track, index)
     audio = get_renderer(fonts[-1], sample_rate=sample_rate).render(

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 
-from music_assets.audio.presets import PRESETS
+from music_assets.audio.presets import PRESET_NAMES, PRESETS
 from music_assets.publish import layout
-from music_assets.publish.card import parse_front_matter
+from music_assets.publish.card import _generation_section, parse_front_matter
 from music_assets.rudiments import profiles, scores
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
 
 SPLITS = ("train", "validation", "test")
+GOLDEN_GENERATION = Path(__file__).with_name("golden") / "generation_settings.md"
 
 
 def _rows_and_sizes(paths) -> tuple[int, int]:
@@ -133,3 +136,41 @@ def test_generation_settings_say_what_each_augmentation_preset_simulates(staged_
     description = PRESETS["clean_studio"].description
     assert description
     assert f"| `clean_studio` | {description} | 18 |" in text
+
+
+def _generation_frame() -> pd.DataFrame:
+    """Every registered soundfont and one outside the registry; every preset and one retired."""
+    fonts = ["TimGM6mb.sf2"] * 3 + ["FluidR3_GM.sf2"] * 2 + ["MyKit.sf2"]
+    presets = [*PRESET_NAMES, "retired_preset"]
+    n = max(len(fonts), len(presets))
+    return pd.DataFrame(
+        {
+            "soundfont": (fonts * n)[:n],
+            "aug_preset": (presets * n)[:n],
+            "profile_id": [f"p{i % 3}" for i in range(n)],
+        }
+    )
+
+
+def test_generation_settings_text_is_what_it_was_before_the_soundfont_registry() -> None:
+    """golden/generation_settings.md was written by the card code before the soundfonts moved to
+    their registry (everything above the package versions, which depend on the environment)."""
+    text = _generation_section(_generation_frame()).split("Package versions:")[0]
+    assert text == GOLDEN_GENERATION.read_text()
+
+
+def test_every_preset_used_says_what_it_simulates(staged_files) -> None:
+    def preset_rows(text: str) -> dict[str, str]:
+        table = text.split("| preset | what it simulates | samples |", 1)[1].split("\n\n", 1)[0]
+        cells = [line.split(" | ") for line in table.splitlines() if line.startswith("| `")]
+        return {c[0].strip("| `"): c[1] for c in cells}
+
+    rows = preset_rows(_generation_section(_generation_frame()))
+    assert rows == {
+        **{p: PRESETS[p].description for p in PRESET_NAMES},
+        "retired_preset": "(not a preset of this version)",
+    }
+    assert all(PRESETS[p].description.strip() for p in PRESET_NAMES)
+    # the staged card: every preset its data uses has its description
+    staged = preset_rows((staged_files.staging / "README.md").read_text())
+    assert staged and all(staged[p] == PRESETS[p].description for p in staged)

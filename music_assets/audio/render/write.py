@@ -25,6 +25,7 @@ from music_assets.audio.render.plan import (
     plan_partition,
 )
 from music_assets.audio.render.pool import RenderPool, RenderRun, render_jobs
+from music_assets.audio.soundfonts import not_found_message
 from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
 
 
@@ -124,9 +125,9 @@ def render_partitions(
     counts against the jobs queued so far.
     """
     sf_paths = [Path(p) for p in soundfonts]
-    missing = [str(p) for p in sf_paths if not p.is_file()]
+    missing = [not_found_message(p) for p in sf_paths if not p.is_file()]
     if missing:
-        raise RenderError(f"soundfont(s) not found: {', '.join(missing)}")
+        raise RenderError("; ".join(missing))
     if pool is None:
         with RenderPool(workers) as own:
             return render_partitions(

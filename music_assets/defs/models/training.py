@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, model_validator
 
+from music_assets.audio import soundfonts
 from music_assets.defs import table_metadata as tm
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.guards import clear_errors, writing
@@ -178,7 +179,7 @@ class GenerationConfig(dg.Config):
     top_p: float = Field(default=1.0, gt=0, le=1)
     eval_samples: int = Field(default=64, ge=1)
     listening_samples: int = Field(default=3, ge=0)
-    soundfont: str = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+    soundfont: str = str(soundfonts.DEFAULT.path)
 
 
 class TrainingRunConfig(GenerationConfig):
