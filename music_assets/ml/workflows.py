@@ -35,7 +35,7 @@ from music_assets.ml import checkpoints as ck
 from music_assets.ml import timing
 from music_assets.ml.corpus import SCORES_FILE, Corpus
 from music_assets.ml.decoding import Prompt, perform
-from music_assets.ml.evaluation import GRAMMAR_EVENTS
+from music_assets.ml.evaluation.takes import GRAMMAR_EVENTS
 from music_assets.ml.generation import SamplingConfig, TorchStepper
 from music_assets.ml.grammar import grammar_report
 from music_assets.ml.listening import plot_loss_curve, write_performance

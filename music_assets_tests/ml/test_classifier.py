@@ -9,7 +9,7 @@ import pytest
 
 from music_assets.ml.classifier import RudimentClassifier, accuracy_report, features
 from music_assets.ml.corpus import Corpus, read_samples
-from music_assets.ml.evaluation import Reference, load_reference, real_takes, write_reference
+from music_assets.ml.evaluation.reference import Reference, load_reference, real_takes, write_reference
 
 
 @pytest.fixture(scope="module")
