@@ -70,12 +70,23 @@ def apply_lora(base: torch.nn.Module, settings: dict[str, Any]) -> torch.nn.Modu
     return get_peft_model(base, LoraConfig(**settings))
 
 
+def _sort_config_lists(path: Path) -> None:
+    """peft writes `target_modules` (a set) in the order of Python's per-process string hashing; sorted,
+    the file is the same bytes in every run. Written as peft writes it (indent 2, sorted keys)."""
+    doc = json.loads(path.read_text())
+    for key in ("target_modules", "modules_to_save"):
+        if isinstance(doc.get(key), list):
+            doc[key] = sorted(doc[key])
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True))
+
+
 def save_adapter(model: torch.nn.Module, adapter_dir: str | os.PathLike[str]) -> dict[str, str]:
     """`save_pretrained` into `adapter_dir`, then its manifest: file name -> sha256 (returned)."""
     from music_assets.io import sha256_file, write_json  # noqa: PLC0415
 
     folder = Path(adapter_dir)
     model.save_pretrained(str(folder))
+    _sort_config_lists(folder / "adapter_config.json")
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != ADAPTER_MANIFEST}
     write_json(folder / ADAPTER_MANIFEST, {"files": files})
     return files

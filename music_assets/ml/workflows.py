@@ -228,7 +228,11 @@ def train_adapter(
         raise ModelFilesError(
             f"{corpus_dir}: tier {tier!r} needs train and validation sequences (has {len(train)} and {len(val)})"
         )
-    model = apply_lora(base, settings)
+    # LoRA's A matrices start random: drawn from a stream seeded by the run's seed and the tier, not from
+    # the process's global generator, whose state depends on what ran before in the same process
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stable_seed(train_cfg.seed, "lora init", tier) & 0x7FFF_FFFF_FFFF_FFFF)
+        model = apply_lora(base, settings)
     watch = prompts_for(val, train_cfg.watch_samples, vocab)
     result = Trainer(
         model,

@@ -127,3 +127,28 @@ def test_learning_rate_schedule() -> None:
     cfg = TrainConfig(max_steps=100, learning_rate=1.0, warmup_steps=10, min_lr_ratio=0.1)
     assert lr_at(0, cfg) == 0.1 and lr_at(9, cfg) == 1.0
     assert lr_at(100, cfg) == 0.1 and lr_at(55, cfg) == 0.55
+
+
+def test_an_adapter_is_the_same_bytes_whatever_ran_before_in_the_process(
+    tiny_corpus: Path, tiny_base: Path, tmp_path: Path
+) -> None:
+    """Same config, identical adapter files: the LoRA init is seeded from the run's seed and the tier,
+    not taken from the process's global generator (which other work before it has moved on), and
+    adapter_config.json lists its modules sorted (peft writes a set in per-process hash order)."""
+    import json
+
+    import torch
+
+    cfg = TrainConfig(max_steps=2, batch_size=2, warmup_steps=1, checkpoint_every=2, watch_samples=1,
+                      watch_max_new_tokens=8, save_step_zero=True, num_threads=1)  # fmt: skip
+    adapters = []
+    for i, prior in enumerate((1, 2)):
+        torch.manual_seed(prior)  # what an earlier step in the same process left behind
+        torch.rand(prior * 7)
+        out = tmp_path / f"run{i}"
+        train_adapter(tiny_base, tiny_corpus, out, "beginner", load_lora_settings("default"), cfg,
+                      SamplingConfig(), log=lambda _m: None)  # fmt: skip
+        adapters.append({p.name: p.read_bytes() for p in sorted((out / "adapter").iterdir())})
+    assert adapters[0] == adapters[1]
+    modules = json.loads(adapters[0]["adapter_config.json"])["target_modules"]
+    assert modules == sorted(modules) and len(modules) > 1
