@@ -37,6 +37,7 @@ import soundfile as sf
 
 from music_assets.audio.analysis import BLOCK_FRAMES, AudioStats, analyze_array, analyze_file
 from music_assets.audio.io import write_flac
+from music_assets.checks import CheckResult
 
 TARGET_SAMPLE_RATE = 48000
 TARGET_CHANNELS = 2
@@ -180,14 +181,6 @@ def prepare_source(
     )
 
 
-@dataclass(frozen=True)
-class CheckOutcome:
-    name: str
-    passed: bool
-    description: str
-    metadata: dict[str, float | int | str]
-
-
 CHECK_DESCRIPTIONS = {
     "duration_in_range": f"duration between {MIN_DURATION_SEC:g} and {MAX_DURATION_SEC:g} s",
     "not_clipped": f"at most {MAX_CLIPPED_RATIO:.1%} of samples at full scale",
@@ -196,38 +189,42 @@ CHECK_DESCRIPTIONS = {
 }
 
 
-def check_prepared(path: str | os.PathLike[str]) -> list[CheckOutcome]:
+def check_prepared(path: str | os.PathLike[str]) -> list[CheckResult]:
     """The quality gates of a prepared file, measured from the file as written."""
     try:
         s = analyze_file(path)
     except Exception as exc:  # noqa: BLE001 - an unreadable output fails every gate, with the reason
-        return [CheckOutcome(n, False, f"{d}: cannot read {path}: {exc}", {}) for n, d in CHECK_DESCRIPTIONS.items()]
+        return [
+            CheckResult(name=n, passed=False, description=f"{d}: cannot read {path}: {exc}")
+            for n, d in CHECK_DESCRIPTIONS.items()
+        ]
     # Half a frame at 48 kHz of slack: the limits are on whole frames.
     eps = 0.5 / TARGET_SAMPLE_RATE
     d = s.duration_sec
     return [
-        CheckOutcome(
-            "duration_in_range",
-            MIN_DURATION_SEC - eps <= d <= MAX_DURATION_SEC + eps,
-            f"{d:.2f} s; want {CHECK_DESCRIPTIONS['duration_in_range']}",
-            {"duration_sec": round(d, 3)},
+        CheckResult(
+            name="duration_in_range",
+            passed=MIN_DURATION_SEC - eps <= d <= MAX_DURATION_SEC + eps,
+            description=f"{d:.2f} s; want {CHECK_DESCRIPTIONS['duration_in_range']}",
+            metadata={"duration_sec": round(d, 3)},
         ),
-        CheckOutcome(
-            "not_clipped",
-            s.clipped_ratio <= MAX_CLIPPED_RATIO,
-            f"{s.clipped_ratio:.4%} clipped; want {CHECK_DESCRIPTIONS['not_clipped']}",
-            {"clipped_ratio": s.clipped_ratio, "peak_dbfs": round(s.peak_dbfs, 3)},
+        CheckResult(
+            name="not_clipped",
+            passed=s.clipped_ratio <= MAX_CLIPPED_RATIO,
+            description=f"{s.clipped_ratio:.4%} clipped; want {CHECK_DESCRIPTIONS['not_clipped']}",
+            metadata={"clipped_ratio": s.clipped_ratio, "peak_dbfs": round(s.peak_dbfs, 3)},
         ),
-        CheckOutcome(
-            "not_mostly_silent",
-            s.silence_ratio <= MAX_SILENCE_RATIO,
-            f"{s.silence_ratio:.1%} silent; want {CHECK_DESCRIPTIONS['not_mostly_silent']}",
-            {"silence_ratio": s.silence_ratio},
+        CheckResult(
+            name="not_mostly_silent",
+            passed=s.silence_ratio <= MAX_SILENCE_RATIO,
+            description=f"{s.silence_ratio:.1%} silent; want {CHECK_DESCRIPTIONS['not_mostly_silent']}",
+            metadata={"silence_ratio": s.silence_ratio},
         ),
-        CheckOutcome(
-            "format_48k_stereo",
-            s.sample_rate == TARGET_SAMPLE_RATE and s.channels == TARGET_CHANNELS,
-            f"{s.sample_rate} Hz, {s.channels} ch ({s.subtype}); want {CHECK_DESCRIPTIONS['format_48k_stereo']}",
-            {"sample_rate": s.sample_rate, "channels": s.channels, "subtype": s.subtype or ""},
+        CheckResult(
+            name="format_48k_stereo",
+            passed=s.sample_rate == TARGET_SAMPLE_RATE and s.channels == TARGET_CHANNELS,
+            description=f"{s.sample_rate} Hz, {s.channels} ch ({s.subtype}); "
+            f"want {CHECK_DESCRIPTIONS['format_48k_stereo']}",
+            metadata={"sample_rate": s.sample_rate, "channels": s.channels, "subtype": s.subtype or ""},
         ),
     ]

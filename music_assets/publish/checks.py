@@ -1,6 +1,6 @@
 """Quality gates on a staging folder, computed from the files alone.
 
-Each check returns a `CheckOutcome` (passed, a one-line description, metadata)
+Each check returns a `CheckResult` (passed, a one-line description, metadata)
 and never raises for a bad folder: a corrupted staging folder is a failed
 check, not a crash.
 """
@@ -13,26 +13,20 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from music_assets.checks import CheckResult, listing
 from music_assets.publish import layout
 from music_assets.publish.card import parse_front_matter
 from music_assets.publish.staging import MEDIA_COLUMNS, MEDIA_DIRS, PLAN_COLUMNS, build_deferred_shard, plan_info
 
 REQUIRED_FRONT_MATTER = ("license", "task_categories", "size_categories", "configs", "dataset_info")
 SHOWN = 10  # examples of problems listed in metadata
-
-
-@dataclass
-class CheckOutcome:
-    passed: bool
-    description: str
-    metadata: dict[str, object] = field(default_factory=dict)
 
 
 def _parquet_files(staging: Path) -> list[Path]:
@@ -56,12 +50,12 @@ def _inside(staging: Path, rel: str) -> bool:
     return bool(rel) and not p.is_absolute() and ".." not in p.parts and (staging / rel).is_file()
 
 
-def paths_exist(staging: Path) -> CheckOutcome:
+def paths_exist(staging: Path) -> CheckResult:
     """Every embedded media cell has bytes; with browsable media files (files layout), each row's file exists
     under `audio|midi/<rudiment>/<name>` with exactly those bytes' length; any `*_path` column resolves."""
     files = _parquet_files(staging)
     if not files:
-        return CheckOutcome(False, f"no parquet files under {staging}", {})
+        return CheckResult(False, f"no parquet files under {staging}", {})
     browsable = [c for c in MEDIA_COLUMNS if (staging / MEDIA_DIRS[c]).is_dir()]
     checked = embedded = planned = 0
     problems: list[str] = []
@@ -114,12 +108,12 @@ def paths_exist(staging: Path) -> CheckOutcome:
         "problems": len(problems),
     }
     if problems:
-        meta["first_problems"] = "\n".join(problems[:SHOWN])
-        return CheckOutcome(False, f"{len(problems)} problem(s) with the media in the parquet files", meta)
+        meta["first_problems"] = listing(problems[:SHOWN])
+        return CheckResult(False, f"{len(problems)} problem(s) with the media in the parquet files", meta)
     what = f"all {embedded} embedded media have bytes" if embedded else ""
     if planned:
         what += ("; " if what else "") + f"all {planned} media of deferred shards are the files staging planned"
-    return CheckOutcome(True, f"{what}; {checked} browsable files match", meta)
+    return CheckResult(True, f"{what}; {checked} browsable files match", meta)
 
 
 def _plan_problems(staging: Path, path: Path, browsable: list[str], problems: list[str]) -> tuple[int, int]:
@@ -192,7 +186,7 @@ def _footer_rows(staging: Path, rels: list[str]) -> int:
     return sum(pq.ParquetFile(layout.shard_file(staging, r)).metadata.num_rows for r in rels)
 
 
-def card_split_sizes(staging: Path) -> CheckOutcome:
+def card_split_sizes(staging: Path) -> CheckResult:
     """For every config, the split sizes in the card's dataset_info equal the rows of the files it selects."""
     problems = _series_problems(staging)
     try:
@@ -210,22 +204,22 @@ def card_split_sizes(staging: Path) -> CheckOutcome:
             for split, rels in _config_files(staging, cfg).items()
         }
     except Exception as exc:  # noqa: BLE001 - a missing or malformed card or shard fails this check too
-        return CheckOutcome(False, f"cannot compare the card's split sizes with the parquet files: {exc}", {})
+        return CheckResult(False, f"cannot compare the card's split sizes with the parquet files: {exc}", {})
     for key in sorted(set(card) | set(rows)):
         if card.get(key) != rows.get(key):
             problems.append(f"{key[0]} split {key[1]}: card says {card.get(key)}, parquet files hold {rows.get(key)}")
     md = {
-        "card_splits": "\n".join(f"{c}/{s}: {n}" for (c, s), n in sorted(card.items())),
-        "parquet_rows": "\n".join(f"{c}/{s}: {n}" for (c, s), n in sorted(rows.items())),
+        "card_splits": listing([f"{c}/{s}: {n}" for (c, s), n in sorted(card.items())]),
+        "parquet_rows": listing([f"{c}/{s}: {n}" for (c, s), n in sorted(rows.items())]),
     }
     if problems:
-        md["problems"] = "\n".join(problems[:SHOWN])
-        return CheckOutcome(False, "; ".join(problems[:3]), md)
+        md["problems"] = listing(problems[:SHOWN])
+        return CheckResult(False, "; ".join(problems[:3]), md)
     default = {s: n for (c, s), n in rows.items() if c == layout.DEFAULT_CONFIG}
-    return CheckOutcome(True, f"card and parquet agree for {len(meta['configs'])} configs: default {default}", md)
+    return CheckResult(True, f"card and parquet agree for {len(meta['configs'])} configs: default {default}", md)
 
 
-def profiles_disjoint(staging: Path) -> CheckOutcome:
+def profiles_disjoint(staging: Path) -> CheckResult:
     """No profile_id appears in two splits; every row is in the files of its split and rudiment family."""
     from music_assets.rudiments.library import load_library  # noqa: PLC0415
 
@@ -252,26 +246,26 @@ def profiles_disjoint(staging: Path) -> CheckOutcome:
                 for pid in set(t["profile_id"].to_pylist()):
                     seen.setdefault(pid, set()).add(split)
     if not seen and not problems:
-        return CheckOutcome(False, "no data shards to check", {})
+        return CheckResult(False, "no data shards to check", {})
     shared = {pid: sorted(s) for pid, s in seen.items() if len(s) > 1}
     problems += [f"profile {pid} is in {', '.join(s)}" for pid, s in sorted(shared.items())]
     md = {"profiles": len(seen), "profiles_in_several_splits": len(shared)}
     if problems:
-        md["problems"] = "\n".join(problems[:SHOWN])
-        return CheckOutcome(False, f"{len(problems)} problem(s): {problems[0]}", md)
-    return CheckOutcome(True, f"{len(seen)} profiles, each in one split; every row in its family's files", md)
+        md["problems"] = listing(problems[:SHOWN])
+        return CheckResult(False, f"{len(problems)} problem(s): {problems[0]}", md)
+    return CheckResult(True, f"{len(seen)} profiles, each in one split; every row in its family's files", md)
 
 
-def front_matter_valid(staging: Path) -> CheckOutcome:
+def front_matter_valid(staging: Path) -> CheckResult:
     """The card's front matter parses and has the required keys; its configs are `default` (every sample
     shard), one per family folder and one per auxiliary table, each selecting only files of the right split,
     with a dataset_info entry each."""
     try:
         meta = _read_card(staging)
     except FileNotFoundError:
-        return CheckOutcome(False, f"{layout.CARD} is missing", {})
+        return CheckResult(False, f"{layout.CARD} is missing", {})
     except Exception as exc:  # noqa: BLE001 - yaml errors and a missing front matter
-        return CheckOutcome(False, f"the front matter does not parse: {exc}", {})
+        return CheckResult(False, f"the front matter does not parse: {exc}", {})
     problems = [f"missing key {k!r}" for k in REQUIRED_FRONT_MATTER if k not in meta]
     every = {_rel(staging, p) for p in _parquet_files(staging)}
     samples = {_rel(staging, p) for ps in layout.split_shards(staging).values() for p in ps}
@@ -316,9 +310,9 @@ def front_matter_valid(staging: Path) -> CheckOutcome:
         problems.append(f"parquet files in no config: {', '.join(uncovered[:SHOWN])}")
     md = {"keys": ", ".join(meta), "configs": ", ".join(names)}
     if problems:
-        md["problems"] = "\n".join(problems[:SHOWN])
-        return CheckOutcome(False, "; ".join(problems[:3]), md)
-    return CheckOutcome(True, f"front matter parses; configs {', '.join(names)} cover {len(covered)} files", md)
+        md["problems"] = listing(problems[:SHOWN])
+        return CheckResult(False, "; ".join(problems[:3]), md)
+    return CheckResult(True, f"front matter parses; configs {', '.join(names)} cover {len(covered)} files", md)
 
 
 @contextlib.contextmanager
@@ -390,7 +384,7 @@ FULL_LOAD_MAX_BYTES = 4 * 1024**3
 PREVIEW_ROWS = 4
 
 
-def loads_with_datasets(staging: Path, full_load_max_bytes: int = FULL_LOAD_MAX_BYTES) -> CheckOutcome:
+def loads_with_datasets(staging: Path, full_load_max_bytes: int = FULL_LOAD_MAX_BYTES) -> CheckResult:
     """`_load_check` of the staging folder; with deferred shards, of a preview of it in a temporary folder:
     the card, plots and auxiliary tables linked, and the first PREVIEW_ROWS rows of the first shard of each
     family and split built from its plan as the upload builds it (every config then streamed but the
@@ -414,15 +408,20 @@ def loads_with_datasets(staging: Path, full_load_max_bytes: int = FULL_LOAD_MAX_
             for p in firsts:
                 build_deferred_shard(staging, _rel(staging, p), dest=preview / _rel(staging, p), limit=PREVIEW_ROWS)
         except Exception as exc:  # noqa: BLE001 - a plan that cannot be built fails the gate
-            return CheckOutcome(False, f"building a preview of the deferred shards failed: {exc}", {})
+            return CheckResult(False, f"building a preview of the deferred shards failed: {exc}", {})
         outcome = _load_check(preview, full_load_max_bytes=-1)
-    outcome.metadata["deferred_shards"] = len(deferred)
-    outcome.metadata["preview"] = f"first {PREVIEW_ROWS} rows of {len(firsts)} shards built from their plans"
-    outcome.description = f"deferred shards, preview of {len(firsts)} built as at upload: {outcome.description}"
-    return outcome
+    return replace(
+        outcome,
+        description=f"deferred shards, preview of {len(firsts)} built as at upload: {outcome.description}",
+        metadata={
+            **outcome.metadata,
+            "deferred_shards": len(deferred),
+            "preview": f"first {PREVIEW_ROWS} rows of {len(firsts)} shards built from their plans",
+        },
+    )
 
 
-def _load_check(staging: Path, full_load_max_bytes: int) -> CheckOutcome:
+def _load_check(staging: Path, full_load_max_bytes: int) -> CheckResult:
     """What a Hub user does, offline, with a throw-away cache: `datasets.load_dataset(str(staging))` with no
     data_files and no casting returns every split with the rows of the parquet files (datasets itself checks
     them against the card), `audio` is the Audio feature and the first sample of each split decodes; then each
@@ -436,9 +435,9 @@ def _load_check(staging: Path, full_load_max_bytes: int) -> CheckOutcome:
         expected = {c["config_name"]: _config_files(staging, c) for c in card_configs}
         rows = {c: {s: _footer_rows(staging, fs) for s, fs in by_split.items()} for c, by_split in expected.items()}
     except Exception as exc:  # noqa: BLE001 - no card, no configs or unreadable shards: nothing a user could load
-        return CheckOutcome(False, f"the card's configs cannot be read: {type(exc).__name__}: {exc}", {})
+        return CheckResult(False, f"the card's configs cannot be read: {type(exc).__name__}: {exc}", {})
     if layout.DEFAULT_CONFIG not in expected:
-        return CheckOutcome(False, "the card has no default config", {})
+        return CheckResult(False, "the card has no default config", {})
     library = load_library()
     problems: list[str] = []
     md: dict[str, object] = {}
@@ -490,9 +489,9 @@ def _load_check(staging: Path, full_load_max_bytes: int) -> CheckOutcome:
                 shutil.rmtree(cache, ignore_errors=True)
     md["loads"] = ", ".join(f"{c or '(no name)'}{' streaming' if st else ''}" for c, st in plan)
     if problems:
-        md["problems"] = "\n".join(problems[:SHOWN])
-        return CheckOutcome(False, "; ".join(problems[:3]), md)
-    return CheckOutcome(
+        md["problems"] = listing(problems[:SHOWN])
+        return CheckResult(False, "; ".join(problems[:3]), md)
+    return CheckResult(
         True,
         f"load_dataset(staging) loads {sorted(rows[layout.DEFAULT_CONFIG])} offline and decodes audio in each; "
         f"configs {', '.join(c for c in expected if c != layout.DEFAULT_CONFIG)} load too, and streaming works",

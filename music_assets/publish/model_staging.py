@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from music_assets.checks import CheckResult
 from music_assets.io import read_json, sha256_file, write_bytes, write_json
 from music_assets.publish.model_card import (
     PRECISIONS,
@@ -338,13 +339,6 @@ def stage_repository(
 # ---------------------------------------------------------------- checks of the staged folder
 
 
-@dataclass
-class CheckOutcome:
-    passed: bool
-    description: str
-    metadata: dict[str, object] = field(default_factory=dict)
-
-
 def _inside(root: Path, rel: str) -> Path | None:
     p = PurePosixPath(rel)
     if not rel or p.is_absolute() or ".." in p.parts:
@@ -370,7 +364,7 @@ def staged_models(manifest_data: dict[str, Any]) -> list[StagedModel]:
     ]
 
 
-def files_match_sources(data_root: Path, staging: Path) -> CheckOutcome:
+def files_match_sources(data_root: Path, staging: Path) -> CheckResult:
     """Every staged file hashes to the sha256 in the manifest and to its source's current sha256; the
     folder holds exactly the manifest's files, the card and the manifest."""
     from music_assets.publish.layout import list_files  # noqa: PLC0415
@@ -379,7 +373,7 @@ def files_match_sources(data_root: Path, staging: Path) -> CheckOutcome:
         files = read_manifest(staging)["files"]
         sources = read_json(staging / SOURCES)
     except (ModelStagingError, OSError, ValueError, KeyError) as exc:
-        return CheckOutcome(False, f"no readable manifest: {exc}")
+        return CheckResult(False, f"no readable manifest: {exc}")
     problems = []
     for rel, rec in files.items():
         staged, src_rel = _inside(staging, rel), sources.get(rel, {}).get("source", "")
@@ -399,7 +393,7 @@ def files_match_sources(data_root: Path, staging: Path) -> CheckOutcome:
     on_disk = set(list_files(staging))
     extra = sorted(on_disk - set(files) - {CARD, MANIFEST})
     problems += [f"{rel}: staged but not in the manifest" for rel in extra]
-    return CheckOutcome(
+    return CheckResult(
         not problems,
         f"all {len(files)} staged files match the manifest and their sources"
         if not problems
@@ -408,7 +402,7 @@ def files_match_sources(data_root: Path, staging: Path) -> CheckOutcome:
     )
 
 
-def card_matches_evaluation(data_root: Path, staging: Path, eval_dir: Path) -> CheckOutcome:
+def card_matches_evaluation(data_root: Path, staging: Path, eval_dir: Path) -> CheckResult:
     """The card's metrics table shows, for exactly the staged models, the numbers of the current evaluation
     files (which must have evaluated the staged model files); the staged evaluation files are those files;
     the front matter parses as a model card with library_name onnx and the dataset link."""
@@ -421,7 +415,7 @@ def card_matches_evaluation(data_root: Path, staging: Path, eval_dir: Path) -> C
         table = parse_metrics_table((staging / CARD).read_text(encoding="utf-8"))
         card = ModelCard((staging / CARD).read_text(encoding="utf-8"))
     except (ModelStagingError, ModelCardError, OSError, ValueError, KeyError) as exc:
-        return CheckOutcome(False, str(exc))
+        return CheckResult(False, str(exc))
     problems = []
     shown = set(table)
     for m in models:
@@ -441,7 +435,7 @@ def card_matches_evaluation(data_root: Path, staging: Path, eval_dir: Path) -> C
     if data.get("dataset") and meta.get("datasets") != [data["dataset"]]:
         problems.append(f"front matter: datasets {meta.get('datasets')!r}, expected [{data['dataset']!r}]")
     failing = sum(not g["passed"] for ev in evals.by_model.values() for g in ev["gates"].values())
-    return CheckOutcome(
+    return CheckResult(
         not problems,
         f"the card shows the evaluation of all {len(models)} staged models ({failing} failing gate results stated)"
         if not problems
@@ -450,7 +444,7 @@ def card_matches_evaluation(data_root: Path, staging: Path, eval_dir: Path) -> C
     )
 
 
-def staged_models_run(staging: Path) -> CheckOutcome:
+def staged_models_run(staging: Path) -> CheckResult:
     """Each staged ONNX folder loads with `OnnxDrumModel` (its model.onnx matching the sha256 of its
     model.json), is the tier and precision its folder says, and runs one step on a conditioning header
     with onnxruntime: logits of the vocabulary's size, all finite, and a cache of the header's length."""
@@ -462,7 +456,7 @@ def staged_models_run(staging: Path) -> CheckOutcome:
     try:
         models = staged_models(read_manifest(staging))
     except (ModelStagingError, OSError, ValueError, KeyError) as exc:
-        return CheckOutcome(False, f"no readable manifest: {exc}")
+        return CheckResult(False, f"no readable manifest: {exc}")
     problems, ran = [], {}
     for m in models:
         folder = _inside(staging, m.folder)
@@ -485,7 +479,7 @@ def staged_models_run(staging: Path) -> CheckOutcome:
             ran[m.name] = model.vocab.tokens[int(logits[0, -1].argmax())]
         except (OnnxModelError, TokenizerError, KeyError, ValueError, StopIteration) as exc:
             problems.append(f"{m.folder}: {exc}")
-    return CheckOutcome(
+    return CheckResult(
         not problems,
         f"all {len(models)} staged models load and run a step with onnxruntime"
         if not problems

@@ -20,10 +20,10 @@ Warning:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from music_assets.checks import CheckResult, Table
 from music_assets.io import sha256_file
 from music_assets.training_sets import layouts
 from music_assets.training_sets.annotation import missing_fields
@@ -50,24 +50,29 @@ BLOCKING = (
     "split_has_validation",
     "datasets_loads_rows_match",
 )
-WARNING = ("style_balance", "low_confidence")
 
 
-@dataclass
-class Outcome:
-    name: str
-    passed: bool
-    description: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    table: list[dict[str, Any]] | None = None  # a distribution table for the UI
+STYLE_COLUMNS = (("category", "string"), ("style", "string"), ("tracks", "int"), ("share", "float"))
+LOW_CONFIDENCE_COLUMNS = (
+    ("file", "string"),
+    ("field", "string"),
+    ("value", "string"),
+    ("confidence", "float"),
+    ("threshold", "float"),
+)
 
 
-def _problems(name: str, problems: list[str], ok: str, metadata: dict[str, Any] | None = None) -> Outcome:
+def _problems(name: str, problems: list[str], ok: str, metadata: dict[str, Any] | None = None) -> CheckResult:
     shown = "; ".join(problems[:10]) + (f" ... and {len(problems) - 10} more" if len(problems) > 10 else "")
-    return Outcome(name, not problems, ok if not problems else shown, {"problems": len(problems), **(metadata or {})})
+    return CheckResult(
+        name=name,
+        passed=not problems,
+        description=ok if not problems else shown,
+        metadata={"problems": len(problems), **(metadata or {})},
+    )
 
 
-def annotations_complete(folder: Path) -> Outcome:
+def annotations_complete(folder: Path) -> CheckResult:
     problems = []
     tracks = read_tracks(folder)
     for t in tracks:
@@ -82,7 +87,7 @@ def annotations_complete(folder: Path) -> Outcome:
     )
 
 
-def tags_from_vocabulary(folder: Path, presets: dict[str, Preset]) -> Outcome:
+def tags_from_vocabulary(folder: Path, presets: dict[str, Preset]) -> CheckResult:
     problems, checked = [], 0
     for t in read_tracks(folder):
         preset = presets.get(t["style"])
@@ -108,7 +113,7 @@ def tags_from_vocabulary(folder: Path, presets: dict[str, Preset]) -> Outcome:
     )
 
 
-def caption_tempo_matches_bpm(folder: Path) -> Outcome:
+def caption_tempo_matches_bpm(folder: Path) -> CheckResult:
     problems = []
     tracks = read_tracks(folder)
     csv_bpm: dict[str, str] = {}
@@ -156,7 +161,7 @@ def _audio_stems(folder: Path) -> list[str]:
     )
 
 
-def split_has_validation(folder: Path) -> Outcome:
+def split_has_validation(folder: Path) -> CheckResult:
     problems, counts = [], {}
     summary = read_summary(folder)
     for layout in (layouts.V1, layouts.V15):
@@ -179,7 +184,7 @@ def split_has_validation(folder: Path) -> Outcome:
     )
 
 
-def datasets_loads_rows_match(folder: Path) -> Outcome:
+def datasets_loads_rows_match(folder: Path) -> CheckResult:
     import soundfile as sf  # noqa: PLC0415
     from datasets import load_from_disk  # noqa: PLC0415
 
@@ -225,7 +230,7 @@ def datasets_loads_rows_match(folder: Path) -> Outcome:
     )
 
 
-def style_balance(folder: Path, presets: dict[str, Preset], min_share: float) -> Outcome:
+def style_balance(folder: Path, presets: dict[str, Preset], min_share: float) -> CheckResult:
     tracks = read_tracks(folder)
     n = max(1, len(tracks))
     by_cat = Counter(t["category"] for t in tracks)
@@ -245,10 +250,20 @@ def style_balance(folder: Path, presets: dict[str, Preset], min_share: float) ->
         if not low
         else f"under {min_share:.0%}: " + ", ".join(f"{c} ({by_cat[c]}/{len(tracks)})" for c in low)
     )
-    return Outcome("style_balance", not low, desc, {"min_share": min_share, "categories_in_set": len(by_cat)}, table)
+    return CheckResult(
+        name="style_balance",
+        passed=not low,
+        description=desc,
+        metadata={
+            "min_share": min_share,
+            "categories_in_set": len(by_cat),
+            "style_distribution": Table(STYLE_COLUMNS, table),
+        },
+        severity="warn",
+    )
 
 
-def low_confidence(folder: Path, min_bpm_confidence: float, min_key_confidence: float) -> Outcome:
+def low_confidence(folder: Path, min_bpm_confidence: float, min_key_confidence: float) -> CheckResult:
     rows = []
     for t in read_tracks(folder):
         for name, threshold in (("bpm", min_bpm_confidence), ("key", min_key_confidence)):
@@ -268,4 +283,10 @@ def low_confidence(folder: Path, min_bpm_confidence: float, min_key_confidence: 
         if not rows
         else "; ".join(f"{r['file']} {r['field']} {r['value']} ({r['confidence']:.2f})" for r in rows[:10])
     )
-    return Outcome("low_confidence", not rows, desc, {"low": len(rows)}, rows)
+    return CheckResult(
+        name="low_confidence",
+        passed=not rows,
+        description=desc,
+        metadata={"low": len(rows), "low_confidence_files": Table(LOW_CONFIDENCE_COLUMNS, rows)},
+        severity="warn",
+    )

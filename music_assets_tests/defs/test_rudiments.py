@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from music_assets import layout
+from music_assets.checks import CheckResult
 from music_assets.defs.partitions import rudiment_partitions
 from music_assets.defs.rudiments import assets as R
 from music_assets.io import read_json, write_json
 from music_assets.rudiments.constants import RUDIMENT_SLUGS
-from music_assets.rudiments.labels import CheckOutcome
 from music_assets_tests.rudiments.audio_stub import render_stub_audio
 
 TWO = list(RUDIMENT_SLUGS[:2])  # single_stroke_roll, single_stroke_four
@@ -112,7 +112,7 @@ def test_a_failing_validity_check_blocks_downstream(data_dir: Path, instance, mo
         raise AssertionError("must not run after a failed blocking check")
 
     monkeypatch.setattr(
-        "music_assets.rudiments.labels.check_scores", lambda tables: CheckOutcome(False, "scores out of range", {})
+        "music_assets.rudiments.labels.check_scores", lambda tables: CheckResult(False, "scores out of range", {})
     )
     result = dg.materialize(
         [R.rudiment_performances, downstream],

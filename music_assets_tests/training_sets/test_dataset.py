@@ -170,7 +170,8 @@ def test_gates_pass_on_a_good_set(built) -> None:
     ]
     assert all(o.passed for o in outcomes), [o.description for o in outcomes if not o.passed]
     balance = checks.style_balance(folder, PRESETS, 0.1)
-    assert balance.table and sum(r["tracks"] for r in balance.table if r["style"] == "(all)") == 4
+    table = balance.metadata["style_distribution"].rows
+    assert table and sum(r["tracks"] for r in table if r["style"] == "(all)") == 4
 
 
 def _first(folder: Path, pattern: str) -> Path:
@@ -203,6 +204,7 @@ def test_warnings(built) -> None:
     tracks[0]["bpm_confidence"] = 0.1
     (folder / "tracks.json").write_text(json.dumps(tracks))
     low = checks.low_confidence(folder, 0.43, 0.5)
-    assert not low.passed and low.table[0]["file"] == f"{tracks[0]['stem']}.flac" and low.table[0]["field"] == "bpm"
+    first = low.metadata["low_confidence_files"].rows[0]
+    assert not low.passed and first["file"] == f"{tracks[0]['stem']}.flac" and first["field"] == "bpm"
     assert checks.style_balance(folder, PRESETS, 0.5).passed  # 2 core + 2 instrumental
     assert not checks.style_balance(folder, PRESETS, 0.6).passed

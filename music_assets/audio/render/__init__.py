@@ -40,7 +40,6 @@ from music_assets.audio.render.gates import (
     MAX_ALIGN_MEDIAN_MS,
     MAX_CLIPPED_RATIO,
     SILENCE_DBFS,
-    GateResult,
     check_partition,
 )
 from music_assets.audio.render.plan import (
@@ -63,7 +62,6 @@ __all__ = [
     "DEFAULT_CHANNELS",
     "DURATION_TOLERANCE_SEC",
     "FLAC_COMPRESSION",
-    "GateResult",
     "MAX_ALIGN_MEDIAN_MS",
     "MAX_CLIPPED_RATIO",
     "PENDING_JOBS_PER_WORKER",

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from music_assets import layout
 from music_assets.audio.render.plan import SAMPLE_RATE, SUBTYPE, TAIL_SEC, read_table
+from music_assets.checks import CheckResult
 
 # gate thresholds (the issue's acceptance limits)
 DURATION_TOLERANCE_SEC = 0.050
 MAX_CLIPPED_RATIO = 0.001
 SILENCE_DBFS = -60.0  # a file whose peak stays below this is silent
 MAX_ALIGN_MEDIAN_MS = 5.0
-
-
-@dataclass
-class GateResult:
-    name: str
-    passed: bool
-    description: str
-    metadata: dict[str, object]
 
 
 def _duration_problems(merged, data: Path) -> tuple[list[str], float]:
@@ -61,7 +53,7 @@ def _duration_problems(merged, data: Path) -> tuple[list[str], float]:
     return bad_duration, worst_dur
 
 
-def check_partition(slug: str, data: Path) -> list[GateResult]:
+def check_partition(slug: str, data: Path) -> list[CheckResult]:
     """The blocking gates of one partition, computed from its written files and tables.
 
     - duration: every FLAC exists, is 44.1 kHz 24-bit with the channel count its
@@ -100,34 +92,34 @@ def check_partition(slug: str, data: Path) -> list[GateResult]:
     silent = merged.loc[~(peak >= SILENCE_DBFS), "sample_id"].tolist()
     misaligned = merged.loc[~(align <= MAX_ALIGN_MEDIAN_MS), "sample_id"].tolist()
     return [
-        GateResult(
-            "audio_duration_matches_midi",
-            not bad_duration and n > 0,
-            f"{n - len(bad_duration)}/{n} files last the MIDI length + {TAIL_SEC} s within "
+        CheckResult(
+            name="audio_duration_matches_midi",
+            passed=not bad_duration and n > 0,
+            description=f"{n - len(bad_duration)}/{n} files last the MIDI length + {TAIL_SEC} s within "
             f"+-{DURATION_TOLERANCE_SEC * 1000:.0f} ms"
             + (f"; failing: {_listing(bad_duration)}" if bad_duration else ""),
-            {"samples": n, "failing": len(bad_duration), "worst_offset_ms": round(worst_dur * 1000, 2)},
+            metadata={"samples": n, "failing": len(bad_duration), "worst_offset_ms": round(worst_dur * 1000, 2)},
         ),
-        GateResult(
-            "audio_not_clipped",
-            not clipped and n > 0,
-            f"{n - len(clipped)}/{n} files with at most {MAX_CLIPPED_RATIO:.1%} clipped samples"
+        CheckResult(
+            name="audio_not_clipped",
+            passed=not clipped and n > 0,
+            description=f"{n - len(clipped)}/{n} files with at most {MAX_CLIPPED_RATIO:.1%} clipped samples"
             + (f"; failing: {_listing(clipped)}" if clipped else ""),
-            {"samples": n, "failing": len(clipped), "max_clipped_ratio": float(clip.max()) if n else 0.0},
+            metadata={"samples": n, "failing": len(clipped), "max_clipped_ratio": float(clip.max()) if n else 0.0},
         ),
-        GateResult(
-            "audio_not_silent",
-            not silent and n > 0,
-            f"{n - len(silent)}/{n} files peak above {SILENCE_DBFS:.0f} dBFS"
+        CheckResult(
+            name="audio_not_silent",
+            passed=not silent and n > 0,
+            description=f"{n - len(silent)}/{n} files peak above {SILENCE_DBFS:.0f} dBFS"
             + (f"; silent: {_listing(silent)}" if silent else ""),
-            {"samples": n, "failing": len(silent), "min_peak_dbfs": float(peak.min()) if n else 0.0},
+            metadata={"samples": n, "failing": len(silent), "min_peak_dbfs": float(peak.min()) if n else 0.0},
         ),
-        GateResult(
-            "audio_aligned_with_labels",
-            not misaligned and n > 0,
-            f"{n - len(misaligned)}/{n} samples with median |onset - labelled stroke| <= {MAX_ALIGN_MEDIAN_MS} ms"
-            + (f"; failing: {_listing(misaligned)}" if misaligned else ""),
-            {"samples": n, "failing": len(misaligned)}
+        CheckResult(
+            name="audio_aligned_with_labels",
+            passed=not misaligned and n > 0,
+            description=f"{n - len(misaligned)}/{n} samples with median |onset - labelled stroke| "
+            f"<= {MAX_ALIGN_MEDIAN_MS} ms" + (f"; failing: {_listing(misaligned)}" if misaligned else ""),
+            metadata={"samples": n, "failing": len(misaligned)}
             | (
                 {
                     "median_error_ms": round(float(np.nanmedian(align)), 3),

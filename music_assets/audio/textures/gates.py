@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from music_assets.audio.analysis import AudioAnalysisError
-from music_assets.audio.preparation import CheckOutcome
 from music_assets.audio.textures.build import INDEX_NAME, measure
 from music_assets.audio.textures.profiles import CHANNELS, KINDS, LOOPABLE_KINDS, PROFILES, SAMPLE_RATE, SUBTYPE
+from music_assets.checks import CheckResult
 
 SEAM_MAX_RATIO = 8.0
 MAX_CLIPPED_RATIO = 0.001
@@ -25,7 +25,7 @@ CHECK_DESCRIPTIONS = {
 }
 
 
-def check_textures(folder: str | os.PathLike[str]) -> list[CheckOutcome]:
+def check_textures(folder: str | os.PathLike[str]) -> list[CheckResult]:
     """The gates of one source's textures, measured again from the files as they are on disk."""
     import pyarrow.parquet as pq  # noqa: PLC0415
 
@@ -34,7 +34,10 @@ def check_textures(folder: str | os.PathLike[str]) -> list[CheckOutcome]:
     try:
         rows = pq.read_table(index).to_pylist()
     except (OSError, ValueError) as exc:
-        return [CheckOutcome(n, False, f"{d}: cannot read {index}: {exc}", {}) for n, d in CHECK_DESCRIPTIONS.items()]
+        return [
+            CheckResult(name=n, passed=False, description=f"{d}: cannot read {index}: {exc}")
+            for n, d in CHECK_DESCRIPTIONS.items()
+        ]
     measured: dict[str, dict[str, Any]] = {}
     unreadable: list[str] = []
     for r in rows:
@@ -102,11 +105,11 @@ def check_textures(folder: str | os.PathLike[str]) -> list[CheckOutcome]:
             problems = problems + [f"{u.split(':')[0]}: not readable" for u in unreadable]
         text = f"{len(rows)} files; want {desc}" + ("" if not problems else ": " + "; ".join(problems[:10]))
         out.append(
-            CheckOutcome(
-                name,
-                not problems and bool(rows),
-                text,
-                {"files": len(rows), "failing": len(problems), **extra.get(name, {})},
+            CheckResult(
+                name=name,
+                passed=not problems and bool(rows),
+                description=text,
+                metadata={"files": len(rows), "failing": len(problems), **extra.get(name, {})},
             )
         )
     return out

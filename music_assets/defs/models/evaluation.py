@@ -24,6 +24,7 @@ from typing import Any
 
 import dagster as dg
 
+from music_assets.checks import CheckResult
 from music_assets.defs import table_metadata as tm
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.models.export import onnx_models, quantized_models
@@ -261,15 +262,15 @@ def model_evaluation(context: dg.AssetExecutionContext, config: ModelEvaluationC
     results = {
         f"{precision}|{tier}": [
             *[
-                dg.AssetCheckResult(
-                    check_name=name,
+                CheckResult(
+                    name=name,
                     passed=g["passed"],
                     metadata={"value": _num(g["value"]), "threshold": g["threshold"]},
                 )
                 for name, g in ev["gates"].items()
             ],
             *[
-                dg.AssetCheckResult(check_name=name, passed=True, description=f"not applicable to {precision}")
+                CheckResult(name=name, passed=True, description=f"not applicable to {precision}")
                 for name in GATES
                 if name not in ev["gates"]
             ],
@@ -299,7 +300,7 @@ def _promote(
     models: Any,
     reference: Any,
     report: dict[str, Any],
-) -> dg.AssetCheckResult:
+) -> CheckResult:
     """Decide on the candidate set (when whole) and promote or reject it; the champion_challenger result."""
     from music_assets.io import read_json, write_json  # noqa: PLC0415
     from music_assets.ml import promotion  # noqa: PLC0415
@@ -307,14 +308,14 @@ def _promote(
     name = "champion_challenger"
     items = promotion.candidate_items(models)
     if not items:
-        return dg.AssetCheckResult(check_name=name, passed=True, description="no candidate: the promoted models")
+        return CheckResult(name=name, passed=True, description="no candidate: the promoted models")
     problems = promotion.check_set(models, list(SKILL_TIERS), list(EVAL_PRECISIONS))
     if problems:
         context.log.warning(f"promotion pending: {problems}")
-        return dg.AssetCheckResult(
-            check_name=name,
+        return CheckResult(
+            name=name,
             passed=False,
-            severity=dg.AssetCheckSeverity.WARN,
+            severity="warn",
             description="the candidate set is not whole yet: " + "; ".join(problems[:5]),
             metadata={"pending": dg.MetadataValue.json(problems)},
         )
@@ -354,10 +355,10 @@ def _promote(
         decision.rows,
     )
     if not config.promote:
-        return dg.AssetCheckResult(
-            check_name=name,
+        return CheckResult(
+            name=name,
             passed=decision.promote,
-            severity=dg.AssetCheckSeverity.WARN,
+            severity="warn",
             description="promote=False: evaluated only"
             + ("" if decision.promote else ": " + "; ".join(decision.reasons[:5])),
             metadata={"comparison": table},
@@ -379,16 +380,16 @@ def _promote(
             },
         )
         context.log.info(f"promoted {len(items)} candidate items")
-        return dg.AssetCheckResult(
-            check_name=name,
+        return CheckResult(
+            name=name,
             passed=True,
             description=f"promoted: {', '.join(i for i in items if not i.startswith('evaluation'))}",
             metadata={"comparison": table, "items": dg.MetadataValue.json(items)},
         )
     where = promotion.reject(models, decision)
     context.log.error(f"not promoted ({where}): {decision.reasons}")
-    return dg.AssetCheckResult(
-        check_name=name,
+    return CheckResult(
+        name=name,
         passed=False,
         description="not promoted, the promoted models stay: " + "; ".join(decision.reasons[:8]),
         metadata={"comparison": table, "reasons": dg.MetadataValue.json(decision.reasons), "rejected_to": str(where)},

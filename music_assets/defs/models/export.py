@@ -23,6 +23,7 @@ from typing import Any
 
 import dagster as dg
 
+from music_assets.checks import CheckResult
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.models.training import GRAMMAR_GATE, POOL, md_table
 from music_assets.defs.partitions import backfill_policy, quantized_partitions, tier_partitions
@@ -74,7 +75,7 @@ def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
     promotion.recover(models)
     corpus = Corpus(models / "corpus")
     rows: list[list[Any]] = []
-    results: dict[str, list[dg.AssetCheckResult]] = {}
+    results: dict[str, list[CheckResult]] = {}
     metadata: dict[str, Any] = {}
     progress = ProgressLog(context.log.info, "exporting", "tiers")
     progress(0, len(context.partition_keys))
@@ -99,8 +100,8 @@ def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
         context.log.info(f"[{tier}] exported {meta['size_bytes']} bytes; parity {parity.as_dict()}")
         progress(len(results) + 1, len(context.partition_keys))
         results[tier] = [
-            dg.AssetCheckResult(
-                check_name="onnx_parity",
+            CheckResult(
+                name="onnx_parity",
                 passed=parity.passed,
                 metadata={
                     **{k: v for k, v in parity.as_dict().items() if k != "passed"},
@@ -241,7 +242,7 @@ def quantized_models(context: dg.AssetExecutionContext, config: QuantizedModelsC
         dims = quantized_partitions.get_partition_key_from_str(str(key)).keys_by_dimension
         by_tier[dims["tier"]].append(dims["precision"])
 
-    results: dict[str, list[dg.AssetCheckResult]] = {}
+    results: dict[str, list[CheckResult]] = {}
     metadata: dict[str, Any] = {}
     progress = ProgressLog(context.log.info, "quantizing", "variants")
     progress(0, len(context.partition_keys))
@@ -281,18 +282,17 @@ def quantized_models(context: dg.AssetExecutionContext, config: QuantizedModelsC
     yield from materialize_with_checks(context, metadata, results)
 
 
-def _variant_checks(precision: str, r: dict[str, Any]) -> list[dg.AssetCheckResult]:
-    warn = dg.AssetCheckSeverity.WARN
+def _variant_checks(precision: str, r: dict[str, Any]) -> list[CheckResult]:
     grammar = {k: r[k] for k in ("grammar_score", "grammar_min", "ended_with_eos", "samples")}
     return [
-        dg.AssetCheckResult(
-            check_name="grammar_score",
+        CheckResult(
+            name="grammar_score",
             passed=r["grammar_score"] >= GRAMMAR_GATE,
             metadata={**grammar, "threshold": GRAMMAR_GATE},
         ),
-        dg.AssetCheckResult(
-            check_name="top1_agreement",
-            severity=warn,
+        CheckResult(
+            name="top1_agreement",
+            severity="warn",
             passed=r["top1_agreement"] >= MIN_TOP1_AGREEMENT[precision],
             metadata={
                 "top1_agreement": r["top1_agreement"],
@@ -301,9 +301,9 @@ def _variant_checks(precision: str, r: dict[str, Any]) -> list[dg.AssetCheckResu
                 "val_sequences": r["val_sequences"],
             },
         ),
-        dg.AssetCheckResult(
-            check_name="int8_size_ratio",
-            severity=warn,
+        CheckResult(
+            name="int8_size_ratio",
+            severity="warn",
             passed=precision != "int8" or r["size_ratio"] <= MAX_INT8_SIZE_RATIO,
             description=None if precision == "int8" else f"applies to int8 only; {precision} reported",
             metadata={

@@ -24,6 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from music_assets.defs.check_results import asset_check_result
 from music_assets.defs.publish.assets import RETRY, HuggingFaceHub, uploaded_metadata
 from music_assets.paths import data_dir, hf_model_staging_dir, models_dir
 from music_assets.publish.model_card import PRECISIONS
@@ -221,8 +222,7 @@ def hf_model(context: dg.AssetExecutionContext, config: HfModelConfig, hf_hub: H
 def _model_check(name: str, description: str):
     @dg.asset_check(asset=hf_model, name=name, blocking=True, description=description)
     def _check() -> dg.AssetCheckResult:
-        outcome = _checks()[name]()
-        return dg.AssetCheckResult(passed=outcome.passed, description=outcome.description, metadata=outcome.metadata)
+        return asset_check_result(_checks()[name]())
 
     return _check
 

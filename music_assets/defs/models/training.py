@@ -14,6 +14,7 @@ it measures not worse than the models in place.
 
 import base64
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ import dagster as dg
 from pydantic import Field, model_validator
 
 from music_assets.audio import soundfonts
+from music_assets.checks import CheckResult
 from music_assets.defs import table_metadata as tm
-from music_assets.defs.check_results import materialize_with_checks
+from music_assets.defs.check_results import asset_check_result, materialize_with_checks
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import backfill_policy, tier_partitions
 from music_assets.integrity import confine
@@ -156,14 +158,16 @@ def token_corpus_covers_tiers() -> dg.AssetCheckResult:
     total = sum(s["sequences"] for s in corpus.summary["splits"].values())
     truncated = sum(s["truncated"] for s in corpus.summary["splits"].values())
     frac = truncated / total if total else 1.0
-    return dg.AssetCheckResult(
-        passed=not missing and frac <= MAX_TRUNCATED_FRACTION,
-        metadata={
-            "missing_tier_splits": ", ".join(missing) or "none",
-            "truncated_fraction": frac,
-            "sequences": total,
-            "splits": ", ".join(SPLITS),
-        },
+    return asset_check_result(
+        CheckResult(
+            passed=not missing and frac <= MAX_TRUNCATED_FRACTION,
+            metadata={
+                "missing_tier_splits": ", ".join(missing) or "none",
+                "truncated_fraction": frac,
+                "sequences": total,
+                "splits": ", ".join(SPLITS),
+            },
+        )
     )
 
 
@@ -294,7 +298,7 @@ def _checkpoint_settings(config: TrainingRunConfig):
         )
     ],
 )
-def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg.MaterializeResult:
+def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> Iterator:
     """A small decoder-only transformer trained on the train split of the whole corpus: it plays a rudiment's
     written strokes (timing and velocity of each) at the tier and tempo of its header. Written as a candidate
     (`models/candidate/base`); `model_evaluation` promotes it."""
@@ -347,8 +351,9 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
         write_json(out / "checkpoints.json", rows)
         metadata["checkpoints"] = checkpoint_table(rows, list(SKILL_TIERS))
     passed = ev["grammar_score"] >= GRAMMAR_GATE
-    return dg.MaterializeResult(
-        metadata={
+    yield from materialize_with_checks(
+        context,
+        {
             "path": dg.MetadataValue.path(str(out)),
             "parameters": meta["parameters"],
             "val_perplexity": ev["val_perplexity"],
@@ -377,9 +382,9 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> dg
             "loss_curve_plot": _png_md(out / "loss_curve.png", "base model loss curve"),
             "listening": _listening_md(listening),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="grammar_score",
+        [
+            CheckResult(
+                name="grammar_score",
                 passed=passed,
                 metadata={
                     "grammar_score": ev["grammar_score"],
@@ -562,15 +567,15 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
             medians[tier] = ev["timing_generated"][tier]["median_ms"]
     ordered = timing.tiers_ordered(medians, SKILL_TIERS) and len(medians) == len(SKILL_TIERS)
 
-    results: dict[str, list[dg.AssetCheckResult]] = {}
+    results: dict[str, list[CheckResult]] = {}
     rows: list[list[Any]] = []
     for tier, (ev, result, _out) in tier_meta.items():
         gen = ev["timing_generated"].get(tier)
         real = ev["timing_real"]
         inside = bool(gen and real and real["low_ms"] <= gen["median_ms"] <= real["high_ms"])
         results[tier] = [
-            dg.AssetCheckResult(
-                check_name="grammar_score",
+            CheckResult(
+                name="grammar_score",
                 passed=ev["grammar_score"] >= GRAMMAR_GATE,
                 metadata={
                     "grammar_score": ev["grammar_score"],
@@ -580,15 +585,15 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
                     "rollbacks": result.rollbacks,
                 },
             ),
-            dg.AssetCheckResult(
-                check_name="val_loss_not_worse_than_base",
+            CheckResult(
+                name="val_loss_not_worse_than_base",
                 passed=ev["val_loss"] <= ev["base_val_loss"],
                 metadata={"val_loss": ev["val_loss"], "base_val_loss": ev["base_val_loss"]},
             ),
-            dg.AssetCheckResult(
-                check_name="timing_realism",
+            CheckResult(
+                name="timing_realism",
                 passed=inside and ordered,
-                severity=dg.AssetCheckSeverity.WARN,
+                severity="warn",
                 metadata={
                     "inside_real_range": inside,
                     "tiers_ordered": ordered,

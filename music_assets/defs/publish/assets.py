@@ -24,6 +24,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from music_assets.defs.check_results import asset_check_result
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.paths import data_dir, hf_staging_dir
 from music_assets.publish import layout
@@ -218,20 +219,12 @@ def _every_file(root) -> list:
     return sorted(p for p in paths if p.relative_to(root).as_posix() != layout.BUILT_RECORD)
 
 
-def _check_result(outcome) -> dg.AssetCheckResult:
-    metadata = {
-        k: (dg.MetadataValue.md(f"```\n{v}\n```") if isinstance(v, str) and "\n" in v else v)
-        for k, v in outcome.metadata.items()
-    }
-    return dg.AssetCheckResult(passed=outcome.passed, description=outcome.description, metadata=metadata)
-
-
 def _staging_check(name: str, description: str):
     @dg.asset_check(asset=hf_staging, name=name, blocking=True, description=description)
     def _check() -> dg.AssetCheckResult:
         from music_assets.publish import checks  # noqa: PLC0415
 
-        return _check_result(checks.ALL_CHECKS[name](hf_staging_dir()))
+        return asset_check_result(checks.ALL_CHECKS[name](hf_staging_dir()))
 
     return _check
 

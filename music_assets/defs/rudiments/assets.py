@@ -3,25 +3,24 @@
 Thin wiring over `music_assets.rudiments`. The dataset's size comes from the
 `rudiment_dataset` resource (preset `demo` by default, `full` for ~100,000
 samples; see README). rudiment_performances runs many partitions in one run
-(single-run backfill policy) and reports its checks per partition.
+(single-run backfill policy) and reports its checks per partition
+(`music_assets.defs.check_results`).
 """
 
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from music_assets import layout
+from music_assets.checks import CheckResult, Markdown
+from music_assets.defs.check_results import asset_check_result, materialize_with_checks
 from music_assets.defs.guards import writing
 from music_assets.defs.partitions import backfill_policy, rudiment_partitions
 from music_assets.paths import data_dir
 from music_assets.progress import ProgressLog
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS, SPLITS
-
-if TYPE_CHECKING:
-    from music_assets.rudiments.labels import CheckOutcome
 
 GROUP = "rudiments"
 PERFORMANCES = dg.AssetKey("rudiment_performances")
@@ -93,10 +92,6 @@ def _md_rows(rows: Sequence[dict]) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_table(list(rows)))
 
 
-def _check_metadata(meta: dict) -> dict:
-    return {k: (dg.MetadataValue.md(v) if isinstance(v, str) and "|" in v else v) for k, v in meta.items()}
-
-
 # ---------------------------------------------------------------- rudiment_library
 @dg.asset(group_name=GROUP, kinds={"python"})
 def rudiment_library() -> dg.MaterializeResult:
@@ -143,10 +138,12 @@ def library_complete() -> dg.AssetCheckResult:
         problems.append("PAS numbers are not 1..40 in order")
     if not (df["tempo_min_bpm"] < df["tempo_max_bpm"]).all():
         problems.append("a tempo range is empty")
-    return dg.AssetCheckResult(
-        passed=not problems,
-        description="; ".join(problems) or "40 unique PAS rudiments",
-        metadata={"rows": len(df), "unique slugs": int(df["slug"].nunique())},
+    return asset_check_result(
+        CheckResult(
+            passed=not problems,
+            description="; ".join(problems) or "40 unique PAS rudiments",
+            metadata={"rows": len(df), "unique slugs": int(df["slug"].nunique())},
+        )
     )
 
 
@@ -205,16 +202,20 @@ def profiles_split_by_player() -> dg.AssetCheckResult:
         missing = [f"{t}/{s}" for t in SKILL_TIERS for s in SPLITS if (t, s) not in have]
         if missing:
             problems.append(f"tiers missing from a split: {missing}")
-    return dg.AssetCheckResult(
-        passed=not problems,
-        description="; ".join(problems) or "split by player, every tier in every split",
-        metadata={"players": len(profiles), **{s: len(splits.get(s, [])) for s in SPLITS}},
+    return asset_check_result(
+        CheckResult(
+            passed=not problems,
+            description="; ".join(problems) or "split by player, every tier in every split",
+            metadata={"players": len(profiles), **{s: len(splits.get(s, [])) for s in SPLITS}},
+        )
     )
 
 
 # ---------------------------------------------------------------- rudiment_performances
-def _partition_outcomes(slug: str, rudiment, profiles, root: Path) -> tuple["CheckOutcome", "CheckOutcome"]:
-    """(validity, realism) outcomes of one written partition under the data dir `root`, computed from its files."""
+def _partition_outcomes(slug: str, rudiment, profiles, root: Path) -> tuple[CheckResult, CheckResult]:
+    """(validity, realism) results of one written partition under the data dir `root`, computed from its files."""
+    import dataclasses  # noqa: PLC0415
+
     from music_assets.rudiments import labels  # noqa: PLC0415
 
     tables = labels.TableSet.in_folder(layout.performance_dir(slug, root))
@@ -229,25 +230,17 @@ def _partition_outcomes(slug: str, rudiment, profiles, root: Path) -> tuple["Che
     for p in parts:
         meta.update({k: v for k, v in p.metadata.items() if k != "examples"})
     examples = [p.metadata["examples"] for p in parts if "examples" in p.metadata]
-    if examples:
-        meta["examples"] = "\n\n".join(examples)
-    valid = labels.CheckOutcome(all(p.passed for p in parts), "; ".join(p.description for p in parts), meta)
+    if examples:  # Markdown when one of them is a table
+        joined = "\n\n".join(examples)
+        meta["examples"] = Markdown(joined) if any(isinstance(e, Markdown) for e in examples) else joined
+    valid = CheckResult(
+        name=VALID_CHECK,
+        passed=all(p.passed for p in parts),
+        description="; ".join(p.description for p in parts),
+        metadata=meta,
+    )
     realism, _ = labels.check_realism(tables)
-    return valid, realism
-
-
-def _evaluations(slug: str, valid, realism) -> Iterator[dg.AssetCheckEvaluation]:
-    for name, outcome, blocking in ((VALID_CHECK, valid, True), (REALISM_CHECK, realism, False)):
-        yield dg.AssetCheckEvaluation(
-            asset_key=PERFORMANCES,
-            check_name=name,
-            passed=outcome.passed,
-            partition=slug,
-            metadata=_check_metadata(outcome.metadata),
-            description=outcome.description,
-            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
-            blocking=blocking,
-        )
+    return valid, dataclasses.replace(realism, name=REALISM_CHECK)
 
 
 @dg.asset(
@@ -330,42 +323,16 @@ def rudiment_performances(
             progress(len(rows), len(keys))
     elapsed = time.monotonic() - started
     n = sum(r["samples"] for r in rows)
-    if len(keys) > 1:
-        for slug in keys:
-            yield from _evaluations(slug, *outcomes[slug])
-    failed = {
-        name: [k for k in keys if not outcomes[k][i].passed] for i, name in enumerate((VALID_CHECK, REALISM_CHECK))
+    metadata = {
+        "preset": settings.preset,
+        "partitions": len(keys),
+        "samples": n,
+        "seconds": round(elapsed, 2),
+        "samples per second": round(n / elapsed, 1) if elapsed > 0 else 0.0,
+        "per rudiment": _md_rows(rows),
+        "dagster/row_count": n,
     }
-    summary = []
-    for i, name in enumerate((VALID_CHECK, REALISM_CHECK)):
-        if len(keys) == 1:
-            o = outcomes[keys[0]][i]
-            passed, desc, meta = o.passed, o.description, _check_metadata(o.metadata)
-        else:
-            passed = not failed[name]
-            desc = f"failed for {failed[name]}" if failed[name] else f"passed for all {len(keys)} partitions"
-            meta = {"partitions": len(keys), "failed": len(failed[name])}
-        summary.append(
-            dg.AssetCheckResult(
-                check_name=name,
-                passed=passed,
-                description=desc,
-                metadata=meta,
-                severity=dg.AssetCheckSeverity.ERROR if name == VALID_CHECK else dg.AssetCheckSeverity.WARN,
-            )
-        )
-    yield dg.MaterializeResult(
-        metadata={
-            "preset": settings.preset,
-            "partitions": len(keys),
-            "samples": n,
-            "seconds": round(elapsed, 2),
-            "samples per second": round(n / elapsed, 1) if elapsed > 0 else 0.0,
-            "per rudiment": _md_rows(rows),
-            "dagster/row_count": n,
-        },
-        check_results=summary,
-    )
+    yield from materialize_with_checks(context, metadata, {slug: list(outcomes[slug]) for slug in keys})
 
 
 # ---------------------------------------------------------------- rudiment_labels
@@ -457,22 +424,13 @@ def rudiment_labels(context: dg.AssetExecutionContext, config: LabelsConfig) -> 
 
 
 def _checked(run) -> dg.AssetCheckResult:
-    """A check's result; labels that do not verify against their manifest fail it, saying why."""
+    """A check's result; labels that do not verify against their manifest fail it (an error), saying why."""
     from music_assets.integrity import IntegrityError  # noqa: PLC0415
 
     try:
-        return run()
+        return asset_check_result(run())
     except IntegrityError as exc:
-        return dg.AssetCheckResult(passed=False, description=str(exc), severity=dg.AssetCheckSeverity.ERROR)
-
-
-def _to_result(outcome, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=outcome.passed,
-        description=outcome.description,
-        metadata=_check_metadata(outcome.metadata),
-        severity=severity,
-    )
+        return asset_check_result(CheckResult(passed=False, description=str(exc)))
 
 
 @dg.asset_check(asset=rudiment_labels, blocking=True)
@@ -480,7 +438,7 @@ def labels_referential_integrity() -> dg.AssetCheckResult:
     """Every stroke, measure and exercise row has its sample; every sample has its MIDI and audio file."""
     from music_assets.rudiments.labels import check_integrity  # noqa: PLC0415
 
-    return _checked(lambda: _to_result(check_integrity(_label_tables(), data_dir(), require_audio=True)))
+    return _checked(lambda: check_integrity(_label_tables(), data_dir(), require_audio=True))
 
 
 @dg.asset_check(asset=rudiment_labels, blocking=True)
@@ -488,7 +446,7 @@ def labels_scores_in_range() -> dg.AssetCheckResult:
     """Every exercise score is within 0-100 (or null where it does not apply)."""
     from music_assets.rudiments.labels import check_scores  # noqa: PLC0415
 
-    return _checked(lambda: _to_result(check_scores(_label_tables())))
+    return _checked(lambda: check_scores(_label_tables()))
 
 
 @dg.asset_check(asset=rudiment_labels, blocking=True)
@@ -496,7 +454,7 @@ def labels_stroke_counts_match_midi() -> dg.AssetCheckResult:
     """Each sample's stroke rows = num_strokes = the note count of its MIDI file."""
     from music_assets.rudiments.labels import check_stroke_counts  # noqa: PLC0415
 
-    return _checked(lambda: _to_result(check_stroke_counts(_label_tables(), data_dir())))
+    return _checked(lambda: check_stroke_counts(_label_tables(), data_dir()))
 
 
 @dg.asset_check(asset=rudiment_labels)
@@ -505,7 +463,7 @@ def labels_realism() -> dg.AssetCheckResult:
     timing_accuracy ordered by tier (warning)."""
     from music_assets.rudiments.labels import check_realism  # noqa: PLC0415
 
-    return _checked(lambda: _to_result(check_realism(_label_tables())[0], dg.AssetCheckSeverity.WARN))
+    return _checked(lambda: check_realism(_label_tables())[0])
 
 
 @dg.asset_check(asset=rudiment_labels, blocking=True)
@@ -515,7 +473,7 @@ def labels_values_in_range() -> dg.AssetCheckResult:
     (damage that keeps a file readable, such as a flipped byte in a data page, stops here)."""
     from music_assets.rudiments.labels import check_value_ranges  # noqa: PLC0415
 
-    return _checked(lambda: _to_result(check_value_ranges(_label_tables())))
+    return _checked(lambda: check_value_ranges(_label_tables()))
 
 
 defs = dg.Definitions(

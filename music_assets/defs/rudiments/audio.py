@@ -178,14 +178,7 @@ def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfi
     }
     if len(slugs) == 1:
         metadata["audio_table"] = dg.MetadataValue.path(str(results[slugs[0]].table_path))
-    results_by_partition = {
-        slug: [
-            dg.AssetCheckResult(check_name=g.name, passed=g.passed, metadata=g.metadata, description=g.description)
-            for g in gates[slug]
-        ]
-        for slug in slugs
-    }
-    yield from materialize_with_checks(context, metadata, results_by_partition)
+    yield from materialize_with_checks(context, metadata, gates)
 
 
 def _file_identity(path: str) -> dict:

@@ -18,6 +18,7 @@ not the whole selection (`automation.per_source_condition`).
 
 # No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from pydantic import Field, model_validator
 
 from music_assets import layout, paths
 from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC, PREPARATION_VERSION
+from music_assets.checks import CheckResult
 from music_assets.defs.automation import per_source_condition, schedule_status, sensor_status
-from music_assets.defs.check_results import partition_evaluation
+from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
 from music_assets.defs.sources import keys as source_keys
@@ -135,15 +137,15 @@ CATALOG_CHECKS = [
 ]
 
 
-def check_unique_source_id(path: Path) -> dg.AssetCheckResult:
+def check_unique_source_id(path: Path) -> CheckResult:
     from collections import Counter  # noqa: PLC0415
 
     rows = _read_parquet(path).select(["source_id", "status", "rel_path"]).to_pylist()
     counts = Counter(r["source_id"] for r in rows if r["source_id"] is not None)
     duplicated = sorted(k for k, n in counts.items() if n > 1)
     missing = [r["rel_path"] for r in rows if r["status"] == "ok" and r["source_id"] is None]
-    return dg.AssetCheckResult(
-        check_name="unique_source_id",
+    return CheckResult(
+        name="unique_source_id",
         passed=not duplicated and not missing,
         metadata={
             "rows": len(rows),
@@ -154,14 +156,14 @@ def check_unique_source_id(path: Path) -> dg.AssetCheckResult:
     )
 
 
-def check_error_ratio(path: Path, max_error_ratio: float) -> dg.AssetCheckResult:
+def check_error_ratio(path: Path, max_error_ratio: float) -> CheckResult:
     status = _read_parquet(path).column("status").to_pylist()
     errors = sum(s == "error" for s in status)
     ratio = errors / len(status) if status else 0.0
-    return dg.AssetCheckResult(
-        check_name="error_ratio",
+    return CheckResult(
+        name="error_ratio",
         passed=ratio <= max_error_ratio,
-        severity=dg.AssetCheckSeverity.WARN,
+        severity="warn",
         metadata={
             "error_ratio": round(ratio, 4),
             "errors": errors,
@@ -172,9 +174,7 @@ def check_error_ratio(path: Path, max_error_ratio: float) -> dg.AssetCheckResult
 
 
 @dg.asset(group_name=GROUP, kinds={"parquet"}, check_specs=CATALOG_CHECKS)
-def audio_catalog(
-    context: dg.AssetExecutionContext, config: CatalogConfig, audio_roots: AudioRoots
-) -> dg.MaterializeResult:
+def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig, audio_roots: AudioRoots) -> Iterator:
     """Every audio file under the roots: format, duration, sample rate, channels, size, mtime, peak,
     RMS, clipped and silence ratios, EBU R128 loudness, and `ok` or the reason it is unusable;
     its provenance (provider, license, author, url, acquired, cost) from a sidecar JSON, the root's
@@ -211,8 +211,9 @@ def audio_catalog(
         "unique_source_id": lambda: check_unique_source_id(catalog_file()),
         "error_ratio": lambda: check_error_ratio(catalog_file(), config.max_error_ratio),
     }
-    return dg.MaterializeResult(
-        metadata={
+    yield from materialize_with_checks(
+        context,
+        {
             "files": s["files"],
             "ok": s["ok"],
             "error_count": s["error"],
@@ -237,7 +238,7 @@ def audio_catalog(
             ),
             "path": dg.MetadataValue.path(str(catalog_file())),
         },
-        check_results=[checks[k.name]() for k in context.selected_asset_check_keys],
+        [checks[k.name]() for k in context.selected_asset_check_keys],
     )
 
 
@@ -618,26 +619,9 @@ def prepared_sources(context: dg.AssetExecutionContext, config: PreparedSourcesC
                 "path": dg.MetadataValue.path(str(p.path)),
             },
         )
-    yield dg.MaterializeResult()
-    selected_checks = {k.name for k in context.selected_asset_check_keys}
-    for key, _row, p in prepared:
-        for outcome in check_prepared(p.path):
-            if outcome.name in selected_checks:
-                # pointing at the partition's new materialization: automation counts a check as passed
-                # (texture_beds waits on these gates) only when it evaluated the latest materialization
-                yield partition_evaluation(
-                    context,
-                    dg.AssetCheckResult(
-                        check_name=outcome.name,
-                        passed=outcome.passed,
-                        description=outcome.description,
-                        metadata=outcome.metadata,
-                    ),
-                    key,
-                )
-    # One output per check lets downstream steps wait on the gates; the results are the evaluations above.
-    for check_key in context.selected_asset_check_keys:
-        yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
+    # each result points at its partition's new materialization: automation counts a check as passed
+    # (texture_beds waits on these gates) only when it evaluated the latest materialization
+    yield from materialize_with_checks(context, {}, {key: check_prepared(p.path) for key, _row, p in prepared})
 
 
 # ---------------------------------------------------------------------------

@@ -177,12 +177,7 @@ def texture_beds(context: dg.AssetExecutionContext, config: TextureConfig):
                 "path": dg.MetadataValue.path(str(t.folder)),
             },
         )
-        results[key] = [
-            dg.AssetCheckResult(
-                check_name=o.name, passed=o.passed, description=o.description, metadata=dict(o.metadata)
-            )
-            for o in textures.check_textures(t.folder)
-        ]
+        results[key] = textures.check_textures(t.folder)
     stale = _remove_stale(set(context.instance.get_dynamic_partitions(prepared_source_partitions.name)))
     context.log.info(
         f"textures ({profile.name}) for {len(made)} sources under {textures_dir()}"

@@ -13,6 +13,7 @@ client, or plans the upload when no token or repository is configured.
 
 # No `from __future__ import annotations`: Dagster resolves the Config annotations at definition time.
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,7 @@ from pydantic import Field
 
 from music_assets import paths
 from music_assets.defs.automation import per_source_condition
+from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
 from music_assets.defs.publish.assets import RETRY, HuggingFaceHub
 from music_assets.defs.sources.assets import prepared_file, prepared_sources, selected_file
@@ -294,7 +296,7 @@ SET_CHECKS = _set_checks()
     check_specs=SET_CHECKS,
     automation_condition=FOLLOW,
 )
-def lora_training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig) -> dg.MaterializeResult:
+def lora_training_set(context: dg.AssetExecutionContext, config: TrainingSetConfig) -> Iterator:
     """The captioned tracks in both ACE-Step layouts (v1: audio + _prompt.txt + _lyrics.txt and the HF
     dataset its converter builds; 1.5: audio + .lyrics.txt + .caption.txt + .json and the key/BPM
     CSV), with a seeded validation split, a repeat count, a dataset hash and a JSON summary; audio
@@ -334,41 +336,15 @@ def lora_training_set(context: dg.AssetExecutionContext, config: TrainingSetConf
         "style_balance": lambda: checks.style_balance(folder, presets, config.min_category_share),
         "low_confidence": lambda: checks.low_confidence(folder, config.min_bpm_confidence, config.min_key_confidence),
     }
-    results = []
-    for check_key in context.selected_asset_check_keys:
-        o = outcomes[check_key.name]()
-        meta = dict(o.metadata)
-        if o.name == "style_balance":
-            meta["style_distribution"] = _table(
-                o.table or [], [("category", "string"), ("style", "string"), ("tracks", "int"), ("share", "float")]
-            )
-        elif o.name == "low_confidence":
-            meta["low_confidence_files"] = _table(
-                o.table or [],
-                [
-                    ("file", "string"),
-                    ("field", "string"),
-                    ("value", "string"),
-                    ("confidence", "float"),
-                    ("threshold", "float"),
-                ],
-            )
-        results.append(
-            dg.AssetCheckResult(
-                check_name=o.name,
-                passed=o.passed,
-                description=o.description,
-                metadata=meta,
-                severity=dg.AssetCheckSeverity.WARN if o.name in checks.WARNING else dg.AssetCheckSeverity.ERROR,
-            )
-        )
+    results = [outcomes[check_key.name]() for check_key in context.selected_asset_check_keys]  # only those run
     distribution = [
         {"category": c, "style": s, "tracks": n}
         for s, n in summary["per_style"].items()
         for c in [next(t["category"] for t in tracks if t["style"] == s)]
     ]
-    return dg.MaterializeResult(
-        metadata={
+    yield from materialize_with_checks(
+        context,
+        {
             "tracks": summary["tracks"],
             "train": summary["train"],
             "validation": summary["validation"],
@@ -386,7 +362,7 @@ def lora_training_set(context: dg.AssetExecutionContext, config: TrainingSetConf
             "ace_step_v15_folder": dg.MetadataValue.path(str(folder / "ace_step_v15" / "train")),
             "path": dg.MetadataValue.path(str(folder)),
         },
-        check_results=results,
+        results,
     )
 
 

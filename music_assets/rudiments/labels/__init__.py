@@ -7,12 +7,12 @@ partition's performance samples joined with its `audio.parquet` on `sample_id`
 (all columns of both; an audio column that repeats a samples column is dropped).
 
 The checks read the written files back (in record batches) and return a
-`CheckOutcome`; they are shared by the per-partition checks of
+`music_assets.checks.CheckResult`; they are shared by the per-partition checks of
 `rudiment_performances` and the dataset-level checks of `rudiment_labels`.
 Per-sample bookkeeping (ids, stroke counts) grows with the number of samples,
 never with the number of strokes.
 
-The package: `tables` (the table set, the outcome type, batched readers),
+The package: `tables` (the table set, batched readers),
 `merge` (`merge_labels`), `checks` (integrity, scores, value ranges, stroke
 counts, tempos), `realism` (the per-tier realism table and its check).
 """
@@ -42,7 +42,6 @@ from music_assets.rudiments.labels.realism import (
 from music_assets.rudiments.labels.tables import (
     BATCH_ROWS,
     EXAMPLES,
-    CheckOutcome,
     LabelsError,
     TableSet,
     count_by_sample,
@@ -53,7 +52,6 @@ from music_assets.rudiments.labels.tables import (
 
 __all__ = [
     "BATCH_ROWS",
-    "CheckOutcome",
     "EXAMPLES",
     "LabelsError",
     "MAX_ABS_TIMING_ERROR_MS",

@@ -13,9 +13,9 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from music_assets.checks import CheckResult
 from music_assets.rudiments.labels.tables import (
     EXAMPLES,
-    CheckOutcome,
     TableSet,
     count_by_sample,
     markdown_table,
@@ -28,7 +28,7 @@ from music_assets.rudiments.performance import SNARE_PITCH
 from music_assets.rudiments.scores import SCORE_COLUMNS
 
 
-def check_integrity(tables: TableSet, root: Path, require_audio: bool = False) -> CheckOutcome:
+def check_integrity(tables: TableSet, root: Path, require_audio: bool = False) -> CheckResult:
     """Every stroke/measure/exercise row has its sample; every sample has its MIDI (and audio) file."""
     root = Path(root)
     cols = ["sample_id", "midi_path"] + (["audio_path"] if require_audio else [])
@@ -74,11 +74,11 @@ def check_integrity(tables: TableSet, root: Path, require_audio: bool = False) -
                 for k, v in problems.items()
             ]
         )
-        return CheckOutcome(False, "; ".join(f"{len(v)} {k}" for k, v in problems.items()), meta)
-    return CheckOutcome(True, f"{len(ids)} samples, every row has its sample and every sample its files", meta)
+        return CheckResult(False, "; ".join(f"{len(v)} {k}" for k, v in problems.items()), meta)
+    return CheckResult(True, f"{len(ids)} samples, every row has its sample and every sample its files", meta)
 
 
-def check_scores(tables: TableSet) -> CheckOutcome:
+def check_scores(tables: TableSet) -> CheckResult:
     """Every exercise score is null or within 0-100, and overall_score is never null."""
     bad: dict[str, int] = dict.fromkeys(SCORE_COLUMNS, 0)
     n = 0
@@ -93,8 +93,8 @@ def check_scores(tables: TableSet) -> CheckOutcome:
     failing = {k: v for k, v in bad.items() if v}
     meta = {"rows": n, **{f"out of range: {k}": v for k, v in failing.items()}}
     if failing:
-        return CheckOutcome(False, f"scores outside 0-100 (or a missing overall score) in {failing}", meta)
-    return CheckOutcome(True, f"all 14 scores of {n} samples are within 0-100", meta)
+        return CheckResult(False, f"scores outside 0-100 (or a missing overall score) in {failing}", meta)
+    return CheckResult(True, f"all 14 scores of {n} samples are within 0-100", meta)
 
 
 # Value ranges of the label columns: what any performance can produce (measured over 6 rudiments x
@@ -108,7 +108,7 @@ MAX_FLAM_SPACING_MS = 1000.0
 TIME_TOLERANCE_MS = 1e-6
 
 
-def check_value_ranges(tables: TableSet) -> CheckOutcome:
+def check_value_ranges(tables: TableSet) -> CheckResult:
     """Every label value is finite and in range: performed onsets inside the take (0 <= t <= duration),
     intended ones within 1 s of it,
     |timing_error_ms| <= 1 s and equal to actual - intended, velocities 1-127, flam spacing 0-1 s,
@@ -183,11 +183,11 @@ def check_value_ranges(tables: TableSet) -> CheckOutcome:
         meta["examples"] = markdown_table(
             [{"problem": k, "rows": len(v), "samples": ", ".join(sorted(set(v))[:EXAMPLES])} for k, v in bad.items()]
         )
-        return CheckOutcome(False, "; ".join(f"{len(v)} {k}" for k, v in bad.items()), meta)
-    return CheckOutcome(True, f"every value of {len(samples)} samples and {n} strokes is finite and in range", meta)
+        return CheckResult(False, "; ".join(f"{len(v)} {k}" for k, v in bad.items()), meta)
+    return CheckResult(True, f"every value of {len(samples)} samples and {n} strokes is finite and in range", meta)
 
 
-def check_stroke_counts(tables: TableSet, root: Path) -> CheckOutcome:
+def check_stroke_counts(tables: TableSet, root: Path) -> CheckResult:
     """Stroke rows per sample = num_strokes = note count of its MIDI file (all snare, channel 10)."""
     root = Path(root)
     samples = sample_frame(tables.samples, ["sample_id", "num_strokes", "midi_path"])
@@ -216,18 +216,18 @@ def check_stroke_counts(tables: TableSet, root: Path) -> CheckOutcome:
     problems = mismatch + not_drums + unreadable
     if problems:
         meta["examples"] = "\n".join(problems[:EXAMPLES])
-        return CheckOutcome(
+        return CheckResult(
             False,
             f"{len(mismatch)} count mismatches, {len(not_drums)} files not snare on channel 10, "
             f"{len(unreadable)} unreadable",
             meta,
         )
-    return CheckOutcome(
+    return CheckResult(
         True, f"stroke rows = num_strokes = MIDI notes for {len(samples)} samples; all snare 38 on channel 10", meta
     )
 
 
-def check_tempos(tables: TableSet, rudiments: Mapping[str, Rudiment], profiles: pd.DataFrame) -> CheckOutcome:
+def check_tempos(tables: TableSet, rudiments: Mapping[str, Rudiment], profiles: pd.DataFrame) -> CheckResult:
     """Every tempo lies inside the rudiment's tempo range and the player's comfortable range."""
     s = sample_frame(tables.samples, ["sample_id", "rudiment_slug", "profile_id", "tempo_bpm"]).merge(
         profiles[["profile_id", "comfort_tempo_min_bpm", "comfort_tempo_max_bpm"]], on="profile_id", how="left"
@@ -245,5 +245,5 @@ def check_tempos(tables: TableSet, rudiments: Mapping[str, Rudiment], profiles: 
     meta = {"samples": len(s), "outside": len(outside)}
     if outside:
         meta["examples"] = "\n".join(outside[:EXAMPLES])
-        return CheckOutcome(False, f"{len(outside)} tempos outside the rudiment's or the player's range", meta)
-    return CheckOutcome(True, "every tempo is inside the rudiment's and the player's range", meta)
+        return CheckResult(False, f"{len(outside)} tempos outside the rudiment's or the player's range", meta)
+    return CheckResult(True, "every tempo is inside the rudiment's and the player's range", meta)

@@ -9,8 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from music_assets.checks import CheckResult
 from music_assets.rudiments.constants import SKILL_TIERS
-from music_assets.rudiments.labels.tables import CheckOutcome, TableSet, markdown_table, read_columns, sample_frame
+from music_assets.rudiments.labels.tables import TableSet, markdown_table, read_columns, sample_frame
 from music_assets.rudiments.performance import PRIMARY_TYPES, STROKE_TYPES
 
 # Published ranges per tier: SD of the timing error (ms) and velocity coefficient of variation.
@@ -94,9 +95,9 @@ def realism_table(tables: TableSet | Sequence[TableSet]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def check_realism(tables: TableSet | Sequence[TableSet]) -> tuple[CheckOutcome, pd.DataFrame]:
+def check_realism(tables: TableSet | Sequence[TableSet]) -> tuple[CheckResult, pd.DataFrame]:
     """Per tier, the mean measured timing SD and velocity CV lie in the published ranges, and the
-    tier means of timing_accuracy are strictly ordered (beginner < ... < professional)."""
+    tier means of timing_accuracy are strictly ordered (beginner < ... < professional). A warning."""
     table = realism_table(tables)
     problems = []
     for row in table.to_dict("records"):
@@ -115,7 +116,8 @@ def check_realism(tables: TableSet | Sequence[TableSet]) -> tuple[CheckOutcome, 
         )
     meta = {"realism": markdown_table(table.to_dict("records"))}
     if table.empty:
-        return CheckOutcome(False, "no samples", meta), table
+        return CheckResult(False, "no samples", meta, severity="warn"), table
     if problems:
-        return CheckOutcome(False, "; ".join(problems), meta), table
-    return CheckOutcome(True, "every tier inside the published ranges; timing_accuracy ordered by tier", meta), table
+        return CheckResult(False, "; ".join(problems), meta, severity="warn"), table
+    ok = "every tier inside the published ranges; timing_accuracy ordered by tier"
+    return CheckResult(True, ok, meta, severity="warn"), table

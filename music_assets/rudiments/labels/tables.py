@@ -1,11 +1,11 @@
-"""The label tables as a set of files, the outcome a check returns, and the batched readers the checks share."""
+"""The label tables as a set of files, and the batched readers the checks share."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from music_assets import layout
+from music_assets.checks import Markdown
 
 BATCH_ROWS = 65_536
 EXAMPLES = 5
@@ -44,13 +45,6 @@ class TableSet:
         )
 
 
-@dataclass
-class CheckOutcome:
-    passed: bool
-    description: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
 def read_columns(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
     yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
 
@@ -69,14 +63,14 @@ def count_by_sample(path: Path) -> Counter:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """A small markdown table (for metadata)."""
+    """A small markdown table (for metadata); "(none)", a plain text, without rows."""
     if not rows:
         return "(none)"
     cols = list(rows[0])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
-    return "\n".join(lines)
+    return Markdown("\n".join(lines))
 
 
 def _fmt(v: Any) -> str:
