@@ -27,3 +27,19 @@ def test_workspace_points_at_the_module() -> None:
 
     ws = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
     assert ws["load_from"][0]["python_module"]["module_name"] == "music_assets.definitions"
+
+
+def test_every_asset_has_owners_and_a_code_version() -> None:
+    import dagster as dg
+
+    from music_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    missing = {
+        key.to_user_string(): [a for a in ("owners", "code_version") if not getattr(graph.get(key), a)]
+        for key in graph.get_all_asset_keys()
+        if not graph.get(key).is_external
+    }
+    assert {k: v for k, v in missing.items() if v} == {}
+    assert all(o.startswith("team:") for k in graph.get_all_asset_keys() for o in graph.get(k).owners)
+    assert graph.get(dg.AssetKey("hf_staging")).owners == ["team:publish"]

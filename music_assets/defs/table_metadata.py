@@ -1,7 +1,8 @@
 """Dagster table metadata, made one way for every group.
 
-- `table(columns, rows)`: a table the UI shows as one (sortable columns, types), for results that
-  are tables (per-tier figures, checkpoints, per-rudiment counts), instead of hand-made markdown.
+- `table(columns, rows)` / `rows_table(header, rows)`: a table the UI shows as one (sortable
+  columns, types), for results that are tables (per-tier figures, checkpoints, per-rudiment
+  counts), instead of hand-made markdown.
 - `parquet_columns(files, main=...)`: the column schema of the parquet tables an asset writes,
   read from the files themselves: the main table's as `dagster/column_schema` (what the UI's
   "Columns" tab and column lineage read), every table's as `columns/<name>`. Column meanings come
@@ -32,6 +33,31 @@ def table(columns: Sequence[tuple[str, str]], rows: Sequence[Mapping[str, Any]])
     )
 
 
+def _kind(values: Sequence[Any]) -> str:
+    present = [_cell(v) for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return "bool"
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "int"
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return "float"
+    return "string"
+
+
+def rows_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> dg.TableMetadataValue:
+    """`table` for rows given as lists under `header`; each column's type from its values (bool, int,
+    float, else string, where a value that is none of those is shown as its text)."""
+    columns = [(name, _kind([r[i] for r in rows])) for i, name in enumerate(header)]
+    records = [
+        {
+            name: (v if kind != "string" or v is None or isinstance(v, str) else str(v))
+            for (name, kind), v in zip(columns, r, strict=True)
+        }
+        for r in rows
+    ]
+    return table(columns, records)
+
+
 def _type_name(arrow_type: Any) -> str:
     return str(arrow_type).replace("large_string", "string")
 
@@ -41,9 +67,13 @@ def schema_of(path: str | Path, documented_as: str | None = None) -> dg.TableSch
     column's meaning from the published dataset's table `documented_as` ("data", "strokes", "measures")."""
     import pyarrow.parquet as pq  # noqa: PLC0415
 
+    return columns_of(pq.read_schema(path), documented_as)
+
+
+def columns_of(schema: Any, documented_as: str | None = None) -> dg.TableSchema:
+    """`schema_of` for an Arrow schema already in hand."""
     from music_assets.publish.columns import describe  # noqa: PLC0415
 
-    schema = pq.read_schema(path)
     return dg.TableSchema(
         columns=[
             dg.TableColumn(

@@ -12,6 +12,7 @@ import pytest
 from music_assets.defs.publish import assets as publish
 from music_assets.defs.publish.assets import HuggingFaceHub, hf_dataset, hf_staging, staging_checks
 from music_assets.publish import layout
+from music_assets.rudiments.constants import SPLITS
 from music_assets_tests.publish.conftest import link_tree
 from music_assets_tests.publish.hub_double import Failure, RecordingHfApi
 from music_assets_tests.publish.labelled_dataset import build
@@ -104,6 +105,10 @@ def test_staging_passes_its_gates_and_dry_run_without_a_token(first_run) -> None
     assert staging["undocumented_columns"] == "(none)"
     assert staging["configs"] == "default, roll, diddle, flam, strokes, measures"
     assert staging["samples_per_family"] == str({"roll": 6, "diddle": 6, "flam": 6})
+    # the UI's Columns tab: the published table's columns, typed and with the card's meanings
+    columns = {c.name: c for c in staging["dagster/column_schema"].columns}
+    assert columns["audio"].type.startswith("struct") and columns["sample_id"].description
+    assert {r.data["split"]: r.data["samples"] for r in staging["splits"].records} == dict.fromkeys(SPLITS, 6)
     plan = _metadata(result, "hf_dataset")
     files = layout.list_files(data / "hf_staging")
     assert plan["mode"] == "dry run" and plan["reason"] == "no token in $HF_TOKEN"

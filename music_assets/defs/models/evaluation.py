@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 
 from music_assets.checks import CheckResult
+from music_assets.defs import owners
 from music_assets.defs import table_metadata as tm
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.models.export import onnx_models, quantized_models
@@ -65,6 +66,8 @@ class RudimentClassifierConfig(dg.Config):
 
 
 @dg.asset(
+    owners=owners.MODELS,
+    code_version="1",
     group_name="models",
     deps=[dg.AssetKey("rudiment_labels"), dg.AssetKey("token_corpus")],
     kinds={"python", "scikitlearn"},
@@ -89,6 +92,7 @@ def rudiment_classifier(context: dg.AssetExecutionContext, config: RudimentClass
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(out)),
+            **tm.parquet_columns({"real_takes": out / "real_takes.parquet"}, main="real_takes"),
             "heldout_accuracy": report["heldout_accuracy"],
             "train_takes": report["train_takes"],
             "test_takes": report["test_takes"],
@@ -169,6 +173,8 @@ _EVAL_CHECKS = [
 
 
 @dg.asset(
+    owners=owners.MODELS,
+    code_version="1",
     group_name="models",
     partitions_def=evaluation_partitions,
     backfill_policy=backfill_policy(),

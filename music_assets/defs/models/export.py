@@ -24,8 +24,10 @@ from typing import Any
 import dagster as dg
 
 from music_assets.checks import CheckResult
+from music_assets.defs import owners
+from music_assets.defs import table_metadata as tm
 from music_assets.defs.check_results import materialize_with_checks
-from music_assets.defs.models.training import GRAMMAR_GATE, POOL, md_table
+from music_assets.defs.models.training import GRAMMAR_GATE, POOL
 from music_assets.defs.partitions import backfill_policy, quantized_partitions, tier_partitions
 from music_assets.paths import models_dir
 from music_assets.progress import ProgressLog
@@ -45,6 +47,8 @@ class OnnxModelsConfig(dg.Config):
 
 
 @dg.asset(
+    owners=owners.MODELS,
+    code_version="1",
     group_name="models",
     partitions_def=tier_partitions,
     backfill_policy=backfill_policy(),
@@ -124,7 +128,7 @@ def onnx_models(context: dg.AssetExecutionContext, config: OnnxModelsConfig):
         metadata[f"{tier}/size_bytes"] = meta["size_bytes"]
         metadata[f"{tier}/parity_max_abs_diff"] = max(parity.prefill_max_abs_diff, parity.decode_max_abs_diff)
         metadata[f"{tier}/sha256"] = meta["sha256"]
-    metadata["tiers"] = md_table(
+    metadata["tiers"] = tm.rows_table(
         [
             "tier",
             "bytes",
@@ -200,6 +204,8 @@ _QUANT_CHECKS = [
 
 
 @dg.asset(
+    owners=owners.MODELS,
+    code_version="1",
     group_name="models",
     partitions_def=quantized_partitions,
     backfill_policy=backfill_policy(),

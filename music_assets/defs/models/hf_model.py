@@ -24,6 +24,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from music_assets.defs import owners
 from music_assets.defs.check_results import asset_check_result
 from music_assets.defs.publish.assets import RETRY, HuggingFaceHub, uploaded_metadata
 from music_assets.paths import data_dir, hf_model_staging_dir, models_dir
@@ -103,6 +104,8 @@ def _checks() -> dict[str, Callable[[], Any]]:
 
 
 @dg.asset(
+    owners=owners.MODELS,
+    code_version="1",
     group_name="models",
     deps=[dg.AssetKey(k) for k in UPSTREAM],
     kinds={"onnx", "huggingface"},

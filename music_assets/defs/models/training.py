@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from music_assets.audio import soundfonts
 from music_assets.checks import CheckResult
+from music_assets.defs import owners
 from music_assets.defs import table_metadata as tm
 from music_assets.defs.check_results import asset_check_result, materialize_with_checks
 from music_assets.defs.guards import clear_errors, writing
@@ -42,19 +43,8 @@ def _png_md(path: Path, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{alt}](data:image/png;base64,{data})")
 
 
-def md_table(header: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
-    """A markdown table for asset metadata; floats to 4 significant digits."""
-
-    def fmt(v: Any) -> str:
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
-    return dg.MetadataValue.md("\n".join(lines))
-
-
 def _listening_md(items: list[dict[str, Any]]) -> dg.MetadataValue:
-    return md_table(
+    return tm.rows_table(
         ["rudiment", "tier", "tempo", "notes", "seconds", "FLAC", "MIDI"],
         [[i["rudiment"], i["tier"], i["tempo_bpm"], i["notes"], i["seconds"], i["flac"], i["midi"]] for i in items],
     )
@@ -70,7 +60,13 @@ class TokenCorpusConfig(dg.Config):
     max_seq_len: int = Field(default=1024, ge=8)
 
 
-@dg.asset(group_name="models", deps=[dg.AssetKey("rudiment_labels")], kinds={"python", "numpy"})
+@dg.asset(
+    owners=owners.MODELS,
+    code_version="1",
+    group_name="models",
+    deps=[dg.AssetKey("rudiment_labels")],
+    kinds={"python", "numpy"},
+)
 def token_corpus(context: dg.AssetExecutionContext, config: TokenCorpusConfig) -> dg.MaterializeResult:
     """Every split's rudiment performances as score-conditioned tokens (memory-mappable arrays), the vocabulary
     and every rudiment's written score."""
@@ -136,9 +132,10 @@ def token_corpus(context: dg.AssetExecutionContext, config: TokenCorpusConfig) -
             "offset_step_ms": config.offset_step_ms,
             "sequences": sum(s["sequences"] for s in summary["splits"].values()),
             "tokens": sum(s["tokens"] for s in summary["splits"].values()),
-            "splits": md_table(
+            "splits": tm.rows_table(
                 ["split", "sequences", "tokens", "mean length", "max length", "truncated", "by tier"], rows
             ),
+            **tm.parquet_columns({s: out / f"{s}.index.parquet" for s in SPLITS}, main="train"),
         }
     )
 
@@ -285,6 +282,8 @@ def _checkpoint_settings(config: TrainingRunConfig):
 
 
 @dg.asset(
+    owners=owners.MODELS,
+    code_version="1",
     group_name="models",
     deps=[token_corpus, dg.AssetKey("rudiment_classifier")],
     pool=POOL,
@@ -364,7 +363,7 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig) -> It
             "best_step": result.best_step,
             "resumed_from_step": result.resumed_from if result.resumed_from is not None else -1,
             "train_seconds": round(result.seconds, 1),
-            "by_tier": md_table(
+            "by_tier": tm.rows_table(
                 ["tier", "val loss", "val perplexity", "generated timing median (ms)", "real timing median (ms)"],
                 [
                     [
@@ -485,6 +484,8 @@ _LORA_CHECKS = [  # reported per tier partition (`checks.materialize_with_checks
 
 
 @dg.asset(
+    owners=owners.MODELS,
+    code_version="1",
     group_name="models",
     deps=[base_model],
     pool=POOL,
@@ -618,7 +619,7 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
                 round(result.seconds, 1),
             ]
         )
-    table = md_table(
+    table = tm.rows_table(
         [
             "tier",
             "grammar",

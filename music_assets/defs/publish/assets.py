@@ -24,6 +24,8 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from music_assets.defs import owners
+from music_assets.defs import table_metadata as tm
 from music_assets.defs.check_results import asset_check_result
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.paths import data_dir, hf_staging_dir
@@ -120,6 +122,8 @@ def _bed_provenance() -> dict[str, dict]:
 
 
 @dg.asset(
+    owners=owners.PUBLISH,
+    code_version="1",
     group_name="publish",
     deps=["rudiment_labels"],
     kinds={"parquet", "huggingface"},
@@ -177,7 +181,6 @@ def hf_staging(
         f"{staged.shard_storage} ({staged.shard_storage_reason})"
     )
     by_split = staged.split_shards()
-    split_rows = "\n".join(f"| {s} | {n} | {len(by_split[s])} |" for s, n in staged.split_rows.items())
     families = {f: sum(1 for x in staged.families if x == f) for f in staged.shards}
     return dg.MaterializeResult(
         metadata={
@@ -188,7 +191,11 @@ def hf_staging(
             "shard_storage_reason": staged.shard_storage_reason,
             "sample_shards_bytes_estimated": staged.sample_shard_bytes,
             "samples": staged.table.num_rows,
-            "splits": dg.MetadataValue.md("| split | samples | parquet files |\n|---|---|---|\n" + split_rows),
+            "splits": tm.table(
+                [("split", "string"), ("samples", "int"), ("parquet files", "int")],
+                [{"split": s, "samples": n, "parquet files": len(by_split[s])} for s, n in staged.split_rows.items()],
+            ),
+            tm.COLUMN_SCHEMA_KEY: dg.MetadataValue.table_schema(tm.columns_of(staged.data_schema, "data")),
             "configs": ", ".join(["default", *staged.shards, *staged.aux_shards]),
             "samples_per_family": str(families),
             "files": len(files),
@@ -260,6 +267,8 @@ staging_checks = [
 
 
 @dg.asset(
+    owners=owners.PUBLISH,
+    code_version="1",
     group_name="publish",
     deps=[hf_staging],
     kinds={"huggingface"},

@@ -15,9 +15,11 @@ import dagster as dg
 
 from music_assets import layout
 from music_assets.checks import CheckResult, Markdown
+from music_assets.defs import owners
 from music_assets.defs.check_results import asset_check_result, materialize_with_checks
 from music_assets.defs.guards import writing
 from music_assets.defs.partitions import backfill_policy, rudiment_partitions
+from music_assets.defs.table_metadata import parquet_columns
 from music_assets.paths import data_dir
 from music_assets.progress import ProgressLog
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS, SPLITS
@@ -93,7 +95,7 @@ def _md_rows(rows: Sequence[dict]) -> dg.MetadataValue:
 
 
 # ---------------------------------------------------------------- rudiment_library
-@dg.asset(group_name=GROUP, kinds={"python"})
+@dg.asset(owners=owners.RUDIMENTS, code_version="1", group_name=GROUP, kinds={"python"})
 def rudiment_library() -> dg.MaterializeResult:
     """The 40 PAS rudiments as validated data (sticking, accents, grace notes, diddles, buzzes,
     subdivision, cycle length, tempo range), summarized in `rudiments/library.parquet`."""
@@ -120,6 +122,7 @@ def rudiment_library() -> dg.MaterializeResult:
             "rudiments": len(records),
             "triplet rudiments": sum(r["is_triplet"] for r in records),
             "path": dg.MetadataValue.path(str(path)),
+            **parquet_columns({"library": path}, main="library"),
             "library": _md_rows([{c: r[c] for c in cols} for r in records]),
         }
     )
@@ -148,7 +151,7 @@ def library_complete() -> dg.AssetCheckResult:
 
 
 # ---------------------------------------------------------------- player_profiles
-@dg.asset(group_name=GROUP, kinds={"pandas"})
+@dg.asset(owners=owners.RUDIMENTS, code_version="1", group_name=GROUP, kinds={"pandas"})
 def player_profiles(rudiment_dataset: RudimentDataset) -> dg.MaterializeResult:
     """Simulated players in four skill tiers with correlated traits, split train/validation/test
     by player: `rudiments/profiles.parquet` and `rudiments/splits.json`."""
@@ -169,6 +172,7 @@ def player_profiles(rudiment_dataset: RudimentDataset) -> dg.MaterializeResult:
             "left-handed": int((profiles["dominant_hand"] == "left").sum()),
             "players per tier and split": _md_rows(rows),
             "path": dg.MetadataValue.path(str(layout.profiles_path(data_dir()))),
+            **parquet_columns({"profiles": layout.profiles_path(data_dir())}, main="profiles"),
             "splits": dg.MetadataValue.path(str(layout.splits_path(data_dir()))),
         }
     )
@@ -244,6 +248,8 @@ def _partition_outcomes(slug: str, rudiment, profiles, root: Path) -> tuple[Chec
 
 
 @dg.asset(
+    owners=owners.RUDIMENTS,
+    code_version="1",
     group_name=GROUP,
     kinds={"midi"},
     partitions_def=rudiment_partitions,
@@ -331,6 +337,11 @@ def rudiment_performances(
         "samples per second": round(n / elapsed, 1) if elapsed > 0 else 0.0,
         "per rudiment": _md_rows(rows),
         "dagster/row_count": n,
+        **parquet_columns(
+            {t: layout.performance_dir(keys[0], data_dir()) / f"{t}.parquet" for t in layout.PARTITION_TABLES},
+            main="samples",
+            documented_as={"samples": "data", "strokes": "strokes", "measures": "measures"},
+        ),
     }
     yield from materialize_with_checks(context, metadata, {slug: list(outcomes[slug]) for slug in keys})
 
@@ -377,7 +388,13 @@ def verified_labels_and_files(reader: str, files_of: tuple[str, ...] = (PERF_ASS
     return labels, files
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, deps=[PERFORMANCES, dg.AssetKey("rudiment_audio")])
+@dg.asset(
+    owners=owners.RUDIMENTS,
+    code_version="1",
+    group_name=GROUP,
+    kinds={"parquet"},
+    deps=[PERFORMANCES, dg.AssetKey("rudiment_audio")],
+)
 def rudiment_labels(context: dg.AssetExecutionContext, config: LabelsConfig) -> dg.MaterializeResult:
     """The dataset's label files `rudiments/labels/{samples,strokes,measures,exercises}.parquet`:
     every partition's tables (samples joined with audio on sample_id), merged one partition at a time.
@@ -416,6 +433,11 @@ def rudiment_labels(context: dg.AssetExecutionContext, config: LabelsConfig) -> 
             "audio columns": ", ".join(summary.audio_columns),
             "seconds": round(time.monotonic() - t0, 2),
             "folder": dg.MetadataValue.path(str(layout.labels_dir(data_dir()))),
+            **parquet_columns(
+                {t: layout.labels_dir(data_dir()) / f"{t}.parquet" for t in layout.PARTITION_TABLES},
+                main="samples",
+                documented_as={"samples": "data", "strokes": "strokes", "measures": "measures"},
+            ),
             "dagster/row_count": summary.rows["samples"],
             "sha256": dg.MetadataValue.json({Path(k).name: v for k, v in manifest.files.items()}),
             "manifest": dg.MetadataValue.path(str(manifest.path)),

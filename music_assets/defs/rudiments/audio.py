@@ -19,10 +19,12 @@ from pydantic import Field
 from music_assets import layout
 from music_assets.audio.presets import PRESET_NAMES
 from music_assets.audio.synthesis import DEFAULT_SOUNDFONTS
+from music_assets.defs import owners
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.guards import writing
 from music_assets.defs.partitions import backfill_policy, rudiment_partitions
 from music_assets.defs.rudiments.assets import AUDIO_ASSET, verify_partition
+from music_assets.defs.table_metadata import parquet_columns
 from music_assets.paths import data_dir
 from music_assets.progress import ProgressLog
 
@@ -83,6 +85,8 @@ def _summary_table(results: dict, gates: dict) -> str:
 
 
 @dg.asset(
+    owners=owners.RUDIMENTS,
+    code_version="1",
     key=ASSET_KEY,
     group_name="rudiments",
     partitions_def=rudiment_partitions,
@@ -178,6 +182,7 @@ def rudiment_audio(context: dg.AssetExecutionContext, config: RudimentAudioConfi
     }
     if len(slugs) == 1:
         metadata["audio_table"] = dg.MetadataValue.path(str(results[slugs[0]].table_path))
+    metadata.update(parquet_columns({"audio": results[slugs[0]].table_path}, main="audio"))
     yield from materialize_with_checks(context, metadata, gates)
 
 

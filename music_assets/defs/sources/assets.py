@@ -28,11 +28,13 @@ from pydantic import Field, model_validator
 from music_assets import layout, paths
 from music_assets.audio.preparation import CHECK_DESCRIPTIONS, MIN_DURATION_SEC, PREPARATION_VERSION
 from music_assets.checks import CheckResult
+from music_assets.defs import owners
 from music_assets.defs.automation import per_source_condition, schedule_status, sensor_status
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
 from music_assets.defs.sources import keys as source_keys
+from music_assets.defs.table_metadata import parquet_columns
 from music_assets.integrity import confine, confined_child
 from music_assets.progress import ProgressLog
 
@@ -173,7 +175,7 @@ def check_error_ratio(path: Path, max_error_ratio: float) -> CheckResult:
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"parquet"}, check_specs=CATALOG_CHECKS)
+@dg.asset(owners=owners.SOURCES, code_version="1", group_name=GROUP, kinds={"parquet"}, check_specs=CATALOG_CHECKS)
 def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig, audio_roots: AudioRoots) -> Iterator:
     """Every audio file under the roots: format, duration, sample rate, channels, size, mtime, peak,
     RMS, clipped and silence ratios, EBU R128 loudness, and `ok` or the reason it is unusable;
@@ -237,6 +239,7 @@ def audio_catalog(context: dg.AssetExecutionContext, config: CatalogConfig, audi
                 or "none"
             ),
             "path": dg.MetadataValue.path(str(catalog_file())),
+            **parquet_columns({"catalog": catalog_file()}, main="catalog"),
         },
         [checks[k.name]() for k in context.selected_asset_check_keys],
     )
@@ -417,7 +420,7 @@ def record_source_versions(
         )
 
 
-@dg.asset(group_name=GROUP, deps=[audio_catalog], kinds={"parquet"})
+@dg.asset(owners=owners.SOURCES, code_version="1", group_name=GROUP, deps=[audio_catalog], kinds={"parquet"})
 def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig) -> dg.MaterializeResult:
     """Catalog rows scored by the selection rules, with the reason for every rejection; keeps the
     prepared_sources partitions (and prepared files) in step with the selection, and records a new
@@ -511,6 +514,7 @@ def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig)
                 )
             ),
             "path": dg.MetadataValue.path(str(selected_file())),
+            **parquet_columns({"selection": selected_file()}, main="selection"),
         }
     )
 
@@ -520,6 +524,7 @@ def selected_sources(context: dg.AssetExecutionContext, config: SelectionConfig)
 
 
 @dg.observable_source_asset(
+    owners=owners.SOURCES,
     key=SOURCE_FILES,
     group_name=GROUP,
     partitions_def=prepared_source_partitions,
@@ -549,6 +554,7 @@ PREPARED_CHECKS = [
 
 
 @dg.asset(
+    owners=owners.SOURCES,
     group_name=GROUP,
     deps=[selected_sources, source_files],
     partitions_def=prepared_source_partitions,

@@ -19,12 +19,14 @@ from pydantic import Field, field_validator
 
 from music_assets import layout, paths
 from music_assets.audio.textures import CHECK_DESCRIPTIONS, PROFILE_NAMES, TEXTURES_VERSION
+from music_assets.defs import owners
 from music_assets.defs.automation import per_source_condition
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
 from music_assets.defs.sources import keys as source_keys
 from music_assets.defs.sources.assets import GROUP, PREPARED_ASSET, prepared_file, prepared_sources, selected_file
+from music_assets.defs.table_metadata import parquet_columns
 from music_assets.integrity import confined_child
 
 ASSET_KEY = dg.AssetKey("texture_beds")
@@ -87,6 +89,7 @@ def _png_md(path: Path, alt: str) -> dg.MetadataValue:
 
 
 @dg.asset(
+    owners=owners.SOURCES,
     key=ASSET_KEY,
     group_name=GROUP,
     deps=[prepared_sources],
@@ -175,6 +178,7 @@ def texture_beds(context: dg.AssetExecutionContext, config: TextureConfig):
                 "preview": _png_md(preview, f"textures of {key}"),
                 "index": dg.MetadataValue.path(str(t.index_path)),
                 "path": dg.MetadataValue.path(str(t.folder)),
+                **parquet_columns({"index": t.index_path}, main="index"),
             },
         )
         results[key] = textures.check_textures(t.folder)

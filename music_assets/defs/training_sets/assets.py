@@ -21,6 +21,7 @@ import dagster as dg
 from pydantic import Field
 
 from music_assets import paths
+from music_assets.defs import owners
 from music_assets.defs.automation import per_source_condition
 from music_assets.defs.check_results import materialize_with_checks
 from music_assets.defs.partitions import SOURCE_PARTITIONS_PER_RUN, backfill_policy, prepared_source_partitions
@@ -88,6 +89,8 @@ class AnnotationConfig(dg.Config):
 
 
 @dg.asset(
+    owners=owners.TRAINING_SETS,
+    code_version="1",
     group_name=GROUP,
     deps=[prepared_sources],
     partitions_def=prepared_source_partitions,
@@ -155,7 +158,7 @@ def track_annotations(context: dg.AssetExecutionContext, config: AnnotationConfi
 # style_presets
 
 
-@dg.asset(group_name=GROUP, kinds={"yaml", "parquet"})
+@dg.asset(owners=owners.TRAINING_SETS, code_version="1", group_name=GROUP, kinds={"yaml", "parquet"})
 def style_presets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """The style taxonomy as data: 38 presets in 5 categories (the package's presets.yaml), `extends`
     resolved and validated; the resolved table as parquet."""
@@ -203,6 +206,8 @@ def style_presets(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 
 @dg.asset(
+    owners=owners.TRAINING_SETS,
+    code_version="1",
     group_name=GROUP,
     deps=[track_annotations, style_presets],
     partitions_def=prepared_source_partitions,
@@ -290,6 +295,8 @@ SET_CHECKS = _set_checks()
 
 
 @dg.asset(
+    owners=owners.TRAINING_SETS,
+    code_version="1",
     group_name=GROUP,
     deps=[track_captions],
     kinds={"huggingface", "flac"},
@@ -376,7 +383,14 @@ class SetPublishConfig(dg.Config):
     commit_message: str = Field(default="Update the training set from music_assets")
 
 
-@dg.asset(group_name=GROUP, deps=[lora_training_set], kinds={"huggingface"}, retry_policy=RETRY)
+@dg.asset(
+    owners=owners.TRAINING_SETS,
+    code_version="1",
+    group_name=GROUP,
+    deps=[lora_training_set],
+    kinds={"huggingface"},
+    retry_policy=RETRY,
+)
 def training_set_hub(
     context: dg.AssetExecutionContext, config: SetPublishConfig, training_set_hf_hub: HuggingFaceHub
 ) -> dg.MaterializeResult:
