@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from music_assets.cores import usable_cores
 from music_assets.io import remove_partials
 from music_assets.ml import checkpoints as ck
 from music_assets.ml.decoding import Prompt, perform
@@ -46,82 +46,10 @@ from music_assets.ml.generation import TorchStepper
 from music_assets.ml.grammar import mean_grammar_score
 from music_assets.ml.sampling import SamplingConfig
 from music_assets.ml.tokenizer import EVENT_LEN, HEADER_LEN, Vocab
+from music_assets.ml.train_config import MAX_AUTO_THREADS, TrainConfig
 from music_assets.seeding import stable_rng, stable_seed
 
 IGNORE = -100
-# Past this, a model of the demo size gains nothing from more threads (its matrices are small).
-MAX_AUTO_THREADS = 8
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    max_steps: int = 500
-    batch_size: int = 8
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 40
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    checkpoint_every: int = 125
-    keep_last: int = 2
-    eval_batch_size: int = 32
-    seed: int = 0
-    watch_samples: int = 8
-    watch_threshold: float = 0.8
-    watch_max_new_tokens: int = 128  # the first 32 strokes of each watched performance
-    rollback_lr_factor: float = 0.5
-    max_rollbacks: int = 3
-    save_step_zero: bool = False  # LoRA: the base itself is the first good checkpoint
-    num_threads: int = 0  # 0 = every core, up to MAX_AUTO_THREADS
-
-    def __post_init__(self) -> None:
-        problems = self.problems()
-        if problems:
-            raise ValueError("invalid training config: " + "; ".join(problems))
-
-    def problems(self) -> list[str]:
-        """Every field out of range (checked before any checkpoint is looked at, let alone touched)."""
-        ints = {
-            "max_steps": 1,
-            "batch_size": 1,
-            "warmup_steps": 0,
-            "checkpoint_every": 1,
-            "keep_last": 1,
-            "eval_batch_size": 1,
-            "watch_samples": 1,
-            "watch_max_new_tokens": 1,
-            "max_rollbacks": 0,
-            "num_threads": 0,
-        }
-        out = [
-            f"{name} must be an integer >= {low}, got {getattr(self, name)!r}"
-            for name, low in ints.items()
-            if isinstance(getattr(self, name), bool)
-            or not isinstance(getattr(self, name), int)
-            or getattr(self, name) < low
-        ]
-        floats = {  # name: (low, high, low inclusive)
-            "learning_rate": (0.0, math.inf, False),
-            "weight_decay": (0.0, math.inf, True),
-            "min_lr_ratio": (0.0, 1.0, True),
-            "grad_clip": (0.0, math.inf, False),
-            "watch_threshold": (0.0, 1.0, True),
-            "rollback_lr_factor": (0.0, 1.0, False),
-        }
-        for name, (low, high, inclusive) in floats.items():
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and math.isfinite(v) and (v >= low if inclusive else v > low) and v <= high
-            if not ok:
-                bound = f"{'[' if inclusive else '('}{low:g}, {high:g}]"
-                out.append(f"{name} must be a number in {bound}, got {v!r}")
-        return out
-
-    def fingerprint_fields(self) -> dict[str, Any]:
-        """The fields that change the trajectory (a resume must match them)."""
-        d = asdict(self)
-        for k in ("keep_last", "num_threads", "eval_batch_size"):
-            d.pop(k)
-        return d
 
 
 @dataclass
@@ -402,7 +330,7 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         cfg = self.cfg
-        torch.set_num_threads(cfg.num_threads or min(os.cpu_count() or 1, MAX_AUTO_THREADS))
+        torch.set_num_threads(cfg.num_threads or min(usable_cores(), MAX_AUTO_THREADS))
         t0 = time.monotonic()
         remove_partials(self.root)  # temp files of a killed writer (this loop is the only writer)
         skipped: list[str] = []

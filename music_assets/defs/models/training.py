@@ -29,6 +29,7 @@ from music_assets.defs.check_results import asset_check_result, materialize_with
 from music_assets.defs.guards import clear_errors, writing
 from music_assets.defs.partitions import backfill_policy, tier_partitions
 from music_assets.integrity import confine
+from music_assets.ml.train_config import BASE_TRAINING, LORA_TRAINING
 from music_assets.paths import models_dir, rudiments_dir
 from music_assets.progress import ProgressLog
 from music_assets.rudiments.constants import SKILL_TIERS, SPLITS
@@ -187,15 +188,15 @@ class TrainingRunConfig(GenerationConfig):
     """The training settings both models share; each asset sets its own defaults."""
 
     max_steps: int
-    batch_size: int = 8
+    batch_size: int = BASE_TRAINING.batch_size
     learning_rate: float
     warmup_steps: int
     grad_clip: float
     checkpoint_every: int
-    watch_samples: int = 8
-    watch_threshold: float = 0.8
-    seed: int = 0
-    num_threads: int = 0  # 0 = every core (up to 8)
+    watch_samples: int = BASE_TRAINING.watch_samples
+    watch_threshold: float = BASE_TRAINING.watch_threshold
+    seed: int = BASE_TRAINING.seed
+    num_threads: int = BASE_TRAINING.num_threads  # 0 = every core (up to 8)
     # the evaluation of every kept checkpoint (and of the promoted model) in one table: tempos per rudiment
     # and tier of the take set (0 = no table)
     compare_checkpoints: int = 1
@@ -209,7 +210,7 @@ class TrainingRunConfig(GenerationConfig):
         return self
 
     def train_config(self, **extra: Any):
-        from music_assets.ml.training import TrainConfig  # noqa: PLC0415
+        from music_assets.ml.train_config import TrainConfig  # noqa: PLC0415
 
         return TrainConfig(
             max_steps=self.max_steps,
@@ -239,11 +240,11 @@ class BaseModelConfig(TrainingRunConfig):
             raise ValueError(f"d_model {self.d_model} must be a multiple of n_heads {self.n_heads}")
         return self
 
-    max_steps: int = 1000
-    learning_rate: float = 3e-3
-    warmup_steps: int = 40
-    grad_clip: float = 1.0
-    checkpoint_every: int = 250
+    max_steps: int = BASE_TRAINING.max_steps
+    learning_rate: float = BASE_TRAINING.learning_rate
+    warmup_steps: int = BASE_TRAINING.warmup_steps
+    grad_clip: float = BASE_TRAINING.grad_clip
+    checkpoint_every: int = BASE_TRAINING.checkpoint_every
 
 
 def _sampling(config: GenerationConfig):
@@ -428,18 +429,14 @@ def _base_checkpoints(
 # --- lora_adapters ----------------------------------------------------------------------------
 class LoraAdaptersConfig(TrainingRunConfig):
     lora_config: str = "default"  # a file stem in music_assets/ml/lora_configs/ or a path to a JSON file
-    max_steps: int = 100
-    # at 3.5e-3 (the rate the take-set measures were first tuned at) the beginner and advanced adapters
-    # were worse than the base on their tier's validation players at every checkpoint after step 0
-    # (beginner 3.5912 at step 0, 3.5933 at step 25; advanced 2.8436, 2.8475), which the blocking
-    # val_loss gate stops. At 1e-3 both improve (beginner 3.5732, advanced 2.8271 at step 25; 2e-3:
-    # 3.5839, 2.8373), the best checkpoint by validation loss is kept
-    learning_rate: float = 1e-3
-    warmup_steps: int = 10
-    grad_clip: float = 0.5
-    checkpoint_every: int = 25
-    rollback_lr_factor: float = 0.5
-    max_rollbacks: int = 3
+    # the adapters' shipped settings (and why this learning rate): music_assets.ml.training.LORA_TRAINING
+    max_steps: int = LORA_TRAINING.max_steps
+    learning_rate: float = LORA_TRAINING.learning_rate
+    warmup_steps: int = LORA_TRAINING.warmup_steps
+    grad_clip: float = LORA_TRAINING.grad_clip
+    checkpoint_every: int = LORA_TRAINING.checkpoint_every
+    rollback_lr_factor: float = LORA_TRAINING.rollback_lr_factor
+    max_rollbacks: int = LORA_TRAINING.max_rollbacks
     timing_quantile_low: float = Field(default=0.05, ge=0, le=1)
     timing_quantile_high: float = Field(default=0.95, ge=0, le=1)
     listening_samples: int = 2
