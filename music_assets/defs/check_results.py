@@ -25,6 +25,7 @@ from typing import Any
 import dagster as dg
 
 from music_assets.checks import CheckResult, Markdown, Preformatted, Table
+from music_assets.defs import table_metadata
 
 SEVERITY = {"error": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 
@@ -38,10 +39,7 @@ def metadata_value(value: Any) -> Any:
     if isinstance(value, Preformatted):
         return dg.MetadataValue.md(f"```\n{value}\n```")
     if isinstance(value, Table):
-        return dg.MetadataValue.table(
-            records=[dg.TableRecord({name: row.get(name) for name, _ in value.columns}) for row in value.rows],
-            schema=dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in value.columns]),
-        )
+        return table_metadata.table(value.columns, value.rows)
     return value
 
 

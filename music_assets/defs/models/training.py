@@ -495,11 +495,10 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
     """LoRA adapters (peft) that make the base model play like one skill tier each. Written as candidates
     (`models/candidate/lora/<tier>`) on the candidate base if there is one, else on the promoted base."""
     from music_assets.io import read_json, write_json  # noqa: PLC0415
-    from music_assets.ml import promotion, timing  # noqa: PLC0415
+    from music_assets.ml import adapters, promotion  # noqa: PLC0415
     from music_assets.ml import workflows as wf  # noqa: PLC0415
     from music_assets.ml.corpus import Corpus  # noqa: PLC0415
     from music_assets.ml.lora import load_lora_settings  # noqa: PLC0415
-    from music_assets.ml.training import evaluate_loss  # noqa: PLC0415
 
     settings = load_lora_settings(config.lora_config)
     models = models_dir()
@@ -512,8 +511,18 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
     corpus_dir, base_dir = models / "corpus", promotion.effective(models, "base")
     corpus = Corpus(corpus_dir)
     base, vocab, _ = wf.load_base(base_dir)
-    train_cfg = config.train_config(
-        rollback_lr_factor=config.rollback_lr_factor, max_rollbacks=config.max_rollbacks, save_step_zero=True
+    shared = adapters.TierSettings(
+        base_dir=base_dir,
+        corpus_dir=corpus_dir,
+        lora=settings,
+        train=config.train_config(
+            rollback_lr_factor=config.rollback_lr_factor, max_rollbacks=config.max_rollbacks, save_step_zero=True
+        ),
+        sampling=_sampling(config),
+        eval_samples=config.eval_samples,
+        seed=config.seed,
+        listening_samples=config.listening_samples,
+        soundfont=config.soundfont,
     )
     ranges = wf.real_timing_ranges(corpus, (config.timing_quantile_low, config.timing_quantile_high))
     reference = None
@@ -521,86 +530,42 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
         from music_assets.ml.evaluation import load_reference  # noqa: PLC0415
 
         reference, _ = load_reference(models / "classifier")
-    tier_meta: dict[str, tuple[dict[str, Any], Any, Path]] = {}
+    runs: dict[str, adapters.TierRun] = {}
     for tier in context.partition_keys:
         out = promotion.candidate(models, "lora", tier)
         with writing(context, partitions=[tier]):
-            result = wf.train_adapter(
-                base_dir,
-                corpus_dir,
-                out,
+            run = adapters.train_tier(
+                shared,
                 tier,
-                settings,
-                train_cfg,
-                _sampling(config),
+                out,
+                base=base,
+                vocab=vocab,
+                corpus=corpus,
+                real_ranges=ranges,
                 log=lambda m, t=tier: context.log.info(f"[{t}] {m}"),
                 progress=ProgressLog(context.log.info, f"[{tier}] training", "steps"),
                 ckpt_path=ckpts.get(tier),
             )
-        model, _ = wf.load_tier_model(base_dir, out / "adapter")  # verifies the adapter's sha256
-        ev = wf.evaluate(
-            model, vocab, corpus, tier=tier, n_samples=config.eval_samples, sampling=_sampling(config), seed=config.seed
-        )
-        ev["base_val_loss"] = evaluate_loss(
-            base, corpus.split("validation").sequences(tier), vocab.pad_id, predicted=vocab.predicted
-        )
-        ev["rollbacks"] = result.rollbacks
-        ev["timing_real"] = ranges.get(tier)
-        ev["listening"] = wf.write_listening(
-            ev["sequences"], vocab, out / "listening", tier, config.listening_samples, config.soundfont
-        )
         if config.compare_checkpoints:
-            ev["checkpoints"] = _adapter_checkpoints(
-                context, config, models, base_dir, out, corpus, tier, settings, result, reference
+            run.evaluation["checkpoints"] = _adapter_checkpoints(
+                context, config, models, base_dir, out, corpus, tier, settings, run.result, reference
             )
-        write_json(out / "evaluation.json", ev)
-        tier_meta[tier] = (ev, result, out)
+        write_json(out / "evaluation.json", run.evaluation)
+        runs[tier] = run
 
-    # the ordering needs every tier: those not in this run come from their last evaluation on disk
-    medians: dict[str, float] = {}
-    for tier in SKILL_TIERS:
+    def stored(tier: str) -> dict | None:
         path = promotion.effective(models, "lora", tier) / "evaluation.json"
-        ev = tier_meta[tier][0] if tier in tier_meta else (read_json(path) if path.is_file() else None)
-        if ev and tier in ev["timing_generated"]:
-            medians[tier] = ev["timing_generated"][tier]["median_ms"]
-    ordered = timing.tiers_ordered(medians, SKILL_TIERS) and len(medians) == len(SKILL_TIERS)
+        return read_json(path) if path.is_file() else None
 
-    results: dict[str, list[CheckResult]] = {}
+    medians = adapters.generated_medians({t: r.evaluation for t, r in runs.items()}, stored, SKILL_TIERS)
+    results = {
+        tier: adapters.tier_checks(tier, run, medians, SKILL_TIERS, GRAMMAR_GATE, config.eval_samples)
+        for tier, run in runs.items()
+    }
     rows: list[list[Any]] = []
-    for tier, (ev, result, _out) in tier_meta.items():
-        gen = ev["timing_generated"].get(tier)
-        real = ev["timing_real"]
-        inside = bool(gen and real and real["low_ms"] <= gen["median_ms"] <= real["high_ms"])
-        results[tier] = [
-            CheckResult(
-                name="grammar_score",
-                passed=ev["grammar_score"] >= GRAMMAR_GATE,
-                metadata={
-                    "grammar_score": ev["grammar_score"],
-                    "threshold": GRAMMAR_GATE,
-                    "samples": config.eval_samples,
-                    "min_sequence_score": ev["grammar_min"],
-                    "rollbacks": result.rollbacks,
-                },
-            ),
-            CheckResult(
-                name="val_loss_not_worse_than_base",
-                passed=ev["val_loss"] <= ev["base_val_loss"],
-                metadata={"val_loss": ev["val_loss"], "base_val_loss": ev["base_val_loss"]},
-            ),
-            CheckResult(
-                name="timing_realism",
-                passed=inside and ordered,
-                severity="warn",
-                metadata={
-                    "inside_real_range": inside,
-                    "tiers_ordered": ordered,
-                    "generated_median_ms": gen["median_ms"] if gen else "n/a",
-                    "real_range_ms": f"{real['low_ms']:.1f}..{real['high_ms']:.1f}" if real else "n/a",
-                    "generated_medians_ms": dg.MetadataValue.json({k: round(v, 2) for k, v in medians.items()}),
-                },
-            ),
-        ]
+    for tier, run in runs.items():
+        ev, result = run.evaluation, run.result
+        gen, real = ev["timing_generated"].get(tier), ev["timing_real"]
         rows.append(
             [
                 tier,
@@ -612,7 +577,7 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
                 result.best_step,
                 gen["median_ms"] if gen else "n/a",
                 f"{real['low_ms']:.1f}..{real['high_ms']:.1f} (median {real['median_ms']:.1f})" if real else "n/a",
-                "yes" if inside else "no",
+                "yes" if adapters.timing_inside(ev, tier) else "no",
                 round(result.seconds, 1),
             ]
         )
@@ -635,20 +600,21 @@ def lora_adapters(context: dg.AssetExecutionContext, config: LoraAdaptersConfig)
     metadata: dict[str, Any] = {
         "tiers": table,
         "lora_config": dg.MetadataValue.json(settings),
-        "rollbacks": sum(r.rollbacks for _, r, _ in tier_meta.values()),
-        "grammar_score_min": min(ev["grammar_score"] for ev, _, _ in tier_meta.values()),
-        "val_perplexity_max": max(ev["val_perplexity"] for ev, _, _ in tier_meta.values()),
+        "rollbacks": sum(r.result.rollbacks for r in runs.values()),
+        "grammar_score_min": min(r.evaluation["grammar_score"] for r in runs.values()),
+        "val_perplexity_max": max(r.evaluation["val_perplexity"] for r in runs.values()),
         "path": dg.MetadataValue.path(str(promotion.candidate(models, "lora"))),
-        "listening": _listening_md([i for ev, _, _ in tier_meta.values() for i in ev["listening"]]),
+        "listening": _listening_md([i for r in runs.values() for i in r.evaluation["listening"]]),
     }
     if config.compare_checkpoints:
         ckpt_rows = [
             {**r, "checkpoint": f"{tier}: {r['checkpoint']}"}
-            for tier, (ev, _, _) in tier_meta.items()
-            for r in ev["checkpoints"]
+            for tier, run in runs.items()
+            for r in run.evaluation["checkpoints"]
         ]
         metadata["checkpoints"] = _adapter_checkpoint_table(ckpt_rows)
-    for tier, (ev, _result, out) in tier_meta.items():
+    for tier, run in runs.items():
+        ev, out = run.evaluation, run.folder
         metadata[f"{tier}/val_perplexity"] = ev["val_perplexity"]
         metadata[f"{tier}/grammar_score"] = ev["grammar_score"]
         metadata[f"{tier}/loss_curve"] = dg.MetadataValue.path(str(out / "loss_curve.png"))
