@@ -1,7 +1,7 @@
 """One skill tier's adapter from training to its gates: train, reload as it will be used, evaluate,
 render takes to listen to; then the three gates each tier's adapter must pass.
 
-`lora_adapters` (defs/models/training.py) runs `train_tier` for each tier of its run and turns
+`lora_adapters` (defs/models/lora.py) runs `train_tier` for each tier of its run and turns
 `tier_checks` into its asset checks; the order of the steps is the one the files depend on (the
 evaluation reads the adapter back from disk, so what is measured is what was saved).
 """

@@ -1,4 +1,5 @@
-"""The models group: the corpus, base model and tier adapters (`training`), their ONNX exports and
+"""The models group: the corpus (`corpus`), base model (`base`) and tier adapters (`lora`), gathered with
+their shared settings (`common`) in `training`; their ONNX exports and
 quantized variants (`export`), the rudiment classifier and model evaluation with champion/challenger
 promotion (`evaluation`), the Hub model repository (`hf_model`) and the weekly retrain (`automation`)."""
 

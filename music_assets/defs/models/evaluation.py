@@ -28,8 +28,8 @@ from music_assets.checks import CheckResult
 from music_assets.defs import owners
 from music_assets.defs import table_metadata as tm
 from music_assets.defs.check_results import materialize_with_checks
+from music_assets.defs.models.common import POOL
 from music_assets.defs.models.export import onnx_models, quantized_models
-from music_assets.defs.models.training import POOL
 from music_assets.defs.partitions import EVAL_PRECISIONS, backfill_policy, evaluation_partitions
 from music_assets.paths import data_dir, models_dir, rudiments_dir
 from music_assets.progress import ProgressLog

@@ -27,7 +27,7 @@ from music_assets.checks import CheckResult
 from music_assets.defs import owners
 from music_assets.defs import table_metadata as tm
 from music_assets.defs.check_results import materialize_with_checks
-from music_assets.defs.models.training import GRAMMAR_GATE, POOL
+from music_assets.defs.models.common import GRAMMAR_GATE, POOL
 from music_assets.defs.partitions import backfill_policy, quantized_partitions, tier_partitions
 from music_assets.paths import models_dir
 from music_assets.progress import ProgressLog
