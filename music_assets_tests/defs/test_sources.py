@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
+from music_assets.audio.preparation import CHECK_DESCRIPTIONS
 from music_assets.audio.signals import music_like, write
 from music_assets.defs.partitions import prepared_source_partitions
 from music_assets.defs.sources import assets as sources
@@ -155,7 +156,7 @@ def test_the_whole_group_over_every_bad_file(tree: Path, data_dir: Path, instanc
         assert 30.0 <= info.duration <= 34.0
         peak = np.abs(sf.read(out)[0]).max()
         assert 20 * np.log10(peak) == pytest.approx(-1.0, abs=0.01)
-        for name in sources.CHECK_DESCRIPTIONS:
+        for name in CHECK_DESCRIPTIONS:
             assert checks[(name, sid)].passed, checks[(name, sid)]
     by_partition = {m.partition: m.metadata for m in prepared.asset_materializations_for_node("prepared_sources")}
     assert set(by_partition) == ids
@@ -355,7 +356,7 @@ def test_open_files_do_not_grow_with_the_partitions_of_one_step(
         assert len(instance.get_dynamic_partitions("prepared_sources")) == 8
         result = _prepare_all(instance)
         assert result.success
-        assert len(result.get_asset_check_evaluations()) == 8 * len(sources.CHECK_DESCRIPTIONS)
+        assert len(result.get_asset_check_evaluations()) == 8 * len(CHECK_DESCRIPTIONS)
     # Each check_prepared call comes after the previous partitions' events were stored.
     assert len(counts["prepare"]) == len(counts["check"]) == 8, counts
     assert max(counts["prepare"]) - counts["prepare"][0] <= 1, counts

@@ -15,6 +15,7 @@ import pytest
 
 from music_assets.audio.signals import music_like, write
 from music_assets.definitions import defs
+from music_assets.defs.automation import per_source_condition
 from music_assets.defs.sources import assets as sources
 from music_assets.defs.sources.textures import texture_beds
 
@@ -165,7 +166,7 @@ def test_legacy_keys_are_renamed_once_and_nothing_is_made_again(
     @dg.asset(
         deps=[sources.prepared_sources],
         partitions_def=prepared_source_partitions,
-        automation_condition=sources.per_source_condition(),
+        automation_condition=per_source_condition(),
     )
     def per_source_notes() -> None:
         """An asset on the same partitions that registered no mover: made again under the new keys."""
