@@ -33,17 +33,21 @@ from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_c
 POOL_INIT_LOCK = 0x6D75_7369_6361_7373  # "musicass"
 
 
+def _settings(config_value: Any) -> dict[str, Any]:
+    """The constructor arguments dagster-postgres reads from the instance file's storage config."""
+    return {
+        "postgres_url": pg_url_from_config(config_value),
+        "should_autocreate_tables": config_value.get("should_autocreate_tables", True),
+        "token_provider": get_token_provider_from_config(config_value),
+    }
+
+
 class PoolSafePostgresEventLogStorage(PostgresEventLogStorage):
     """dagster-postgres's event log with an atomic pool-slot claim (module docstring)."""
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any):  # noqa: ANN206
-        return cls(
-            inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
-        )
+        return cls(inst_data=inst_data, **_settings(config_value))
 
     def _claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str) -> ConcurrencySlotStatus:
         free = db.and_(
@@ -107,12 +111,7 @@ class PoolSafePostgresStorage(DagsterPostgresStorage):
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any):  # noqa: ANN206
-        return cls(
-            inst_data=inst_data,
-            postgres_url=pg_url_from_config(config_value),
-            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-            token_provider=get_token_provider_from_config(config_value),
-        )
+        return cls(inst_data=inst_data, **_settings(config_value))
 
     @property
     def event_storage_data(self) -> ConfigurableClassData | None:

@@ -23,6 +23,7 @@ import yaml
 from music_assets.audio import soundfonts
 from music_assets.publish import columns as column_docs
 from music_assets.publish import layout, plots
+from music_assets.publish.markdown import md_table
 from music_assets.publish.staging import MEDIA_COLUMNS, StagedData, plan_info, write_bytes_if_changed
 from music_assets.rudiments.constants import RUDIMENT_SLUGS, SKILL_TIERS, SPLITS
 
@@ -175,15 +176,6 @@ def parse_front_matter(text: str) -> dict:
 # ---------------------------------------------------------------- text helpers
 
 
-def _md_table(header: list[str], rows: list[list[object]]) -> str:
-    def cell(v: object) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _num(x: float, digits: int = 1) -> str:
     return "–" if pd.isna(x) else f"{x:.{digits}f}"
 
@@ -209,7 +201,7 @@ def _columns_section(staged: StagedData, result: CardResult) -> str:
                 result.undocumented.append(f"{key}.{f.name}")
                 meaning = "(undocumented)"
             rows.append([f"`{f.name}`", _type_name(f.type, f.name, key), meaning])
-        out.append(f"### {title}\n\n" + _md_table(["column", "type", "meaning"], rows))
+        out.append(f"### {title}\n\n" + md_table(["column", "type", "meaning"], rows))
     return "\n\n".join(out)
 
 
@@ -233,9 +225,7 @@ def _rudiment_section(df: pd.DataFrame) -> str:
                 int(counts.get(slug, 0)),
             ]
         )
-    return _md_table(
-        ["#", "rudiment", "slug", "family", "grid", "tempo (bpm)", "sticking (one cycle)", "samples"], rows
-    )
+    return md_table(["#", "rudiment", "slug", "family", "grid", "tempo (bpm)", "sticking (one cycle)", "samples"], rows)
 
 
 def _tier_section(df: pd.DataFrame) -> str:
@@ -256,7 +246,7 @@ def _tier_section(df: pd.DataFrame) -> str:
                 _num(d["timing_error_sd_ms"].mean()) if "timing_error_sd_ms" in d else "–",
             ]
         )
-    data_table = _md_table(
+    data_table = md_table(
         [
             "tier",
             "binary class",
@@ -272,7 +262,7 @@ def _tier_section(df: pd.DataFrame) -> str:
     for t in profiles.TRAITS:
         cells = [f"{m:g} ± {s:g} [{lo:g}, {hi:g}]" for m, s, lo, hi in t.tiers]
         trait_rows.append([f"`{t.name}`", t.description, *cells])
-    traits = _md_table(["trait", "meaning", *SKILL_TIERS], trait_rows)
+    traits = md_table(["trait", "meaning", *SKILL_TIERS], trait_rows)
     left = getattr(profiles, "LEFT_HANDED_SHARE", None)
     return (
         "Players are simulated. Each belongs to one tier; its traits are drawn from a correlated normal "
@@ -298,7 +288,7 @@ def _score_section() -> str:
         "documentation:\n\n```text\n" + body + "\n```"
     )
     if weights:
-        text += "\n\nWeights of `overall_score` (renormalized over the scores that apply):\n\n" + _md_table(
+        text += "\n\nWeights of `overall_score` (renormalized over the scores that apply):\n\n" + md_table(
             ["score", "weight"], [[f"`{k}`", f"{v:g}"] for k, v in weights.items()]
         )
     return text
@@ -331,7 +321,7 @@ def _generation_section(df: pd.DataFrame) -> str:
         ]
         parts.append(
             "Soundfonts (General MIDI, rendered offline with FluidSynth):\n\n"
-            + _md_table(["soundfont", "soundfont licence", "samples"], rows)
+            + md_table(["soundfont", "soundfont licence", "samples"], rows)
         )
     if "aug_preset" in df:
         rows = [
@@ -340,7 +330,7 @@ def _generation_section(df: pd.DataFrame) -> str:
         ]
         parts.append(
             "Augmentation presets (recording situations; every parameter drawn per sample is in an "
-            "`aug_*` column):\n\n" + _md_table(["preset", "what it simulates", "samples"], rows)
+            "`aug_*` column):\n\n" + md_table(["preset", "what it simulates", "samples"], rows)
         )
     facts = [["samples", len(df)], ["players", df["profile_id"].nunique()]]
     if "tempo_bpm" in df:
@@ -359,8 +349,8 @@ def _generation_section(df: pd.DataFrame) -> str:
                 "dataset seed and the sample identity (`music_assets.seeding`)",
             ]
         )
-    parts.append(_md_table(["setting", "value"], facts))
-    parts.append("Package versions:\n\n" + _md_table(["package", "version"], _versions()))
+    parts.append(md_table(["setting", "value"], facts))
+    parts.append("Package versions:\n\n" + md_table(["package", "version"], _versions()))
     return "\n\n".join(parts)
 
 
@@ -404,7 +394,7 @@ def _bed_section(df: pd.DataFrame, provenance: dict[str, dict]) -> str:
         "Background beds (room tone, hiss, textures mixed under the drums at a low level; the "
         "`aug_bed_source` column names each sample's bed) were cut from these recordings, under "
         "these licenses:\n\n"
-        + _md_table(["source", "license", "provider", "author", "url", "bed kinds (samples)", "samples"], rows)
+        + md_table(["source", "license", "provider", "author", "url", "bed kinds (samples)", "samples"], rows)
         + "\n"
     )
 
@@ -517,11 +507,11 @@ rudiment family. {media_text}
 
 Splits are by player: no player appears in two splits.
 
-{_md_table(["split", "samples", "players", "parquet files"], split_rows)}
+{md_table(["split", "samples", "players", "parquet files"], split_rows)}
 
 Subsets (`load_dataset(repo, "<config>")`; `default` when none is named):
 
-{_md_table(["config", "what", *(f"{s} rows" for s in SPLITS), "data files"], subset_rows)}
+{md_table(["config", "what", *(f"{s} rows" for s in SPLITS), "data files"], subset_rows)}
 
 ## Rudiments
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from music_assets.publish.markdown import md_table
 from music_assets.publish.model_card.evaluations import (
     RUNNER,
     UNSET_DATASET_REPO,
@@ -26,7 +27,7 @@ from music_assets.publish.model_card.sections import (
     per_rudiment,
     training_section,
 )
-from music_assets.publish.model_card.tables import METRICS_HEADER, md_table, metric_cells
+from music_assets.publish.model_card.tables import METRICS_HEADER, metric_cells
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from music_assets.publish.markdown import md_table
 from music_assets.publish.model_card.evaluations import Evaluations, StagedModel, finite
-from music_assets.publish.model_card.tables import md_table
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from music_assets.publish.model_card.evaluations import ModelCardError
@@ -35,15 +35,6 @@ METRICS_HEADER = ("tier", "precision", *(h for h, _ in METRIC_COLUMNS))
 def metric_cells(ev: Mapping[str, Any]) -> dict[str, str]:
     """The metrics table's cells for one evaluation, by column header."""
     return {h: cell(ev) for h, cell in METRIC_COLUMNS}
-
-
-def md_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    def cell(v: object) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _split_row(line: str) -> list[str]:
